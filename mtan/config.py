@@ -1,0 +1,151 @@
+"""The configuration of one training run: a frozen dataclass, its presets, and its checks.
+
+Presets (DESIGN.md, "Training"):
+- ``paper``: Liu et al. 2019 on CityScapes, 128x256, SegNet-MTAN width 1, batch 8, 200 epochs,
+  Adam 1e-4, no weight decay, StepLR(100, 0.5), xavier init.
+- ``report``: the seed report, reduced SegNet (``segnet-basic``), 100 epochs, weight decay 1e-4,
+  StepLR(25, 0.5), He init, batch 8.
+- ``cpu``: the default, sized so that an epoch on the synthetic set takes seconds on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mtan.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines one training run; flat, so it maps one to one onto a Tune config."""
+
+    preset: str = "cpu"
+    data_root: str | None = None
+    labels: int = 7
+    image_height: int = 64
+    image_width: int = 128
+    backbone: str = "segnet"
+    width: float = 0.25
+    init: str = "xavier"
+    weighting: str = "equal"
+    temperature: float = 2.0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    step_size: int = 4
+    gamma: float = 0.5
+    epochs: int = 8
+    batch_size: int = 8
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int | None = None
+    max_train_images: int | None = 192
+    max_val_images: int | None = 64
+
+    def to_flat(self) -> dict[str, Any]:
+        """The config as a flat JSON-ready dict (the inverse of `config_from_flat`)."""
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    "cpu": TrainConfig(),
+    "paper": TrainConfig(
+        preset="paper",
+        image_height=128,
+        image_width=256,
+        backbone="segnet",
+        width=1.0,
+        init="xavier",
+        lr=1e-4,
+        weight_decay=0.0,
+        step_size=100,
+        gamma=0.5,
+        epochs=200,
+        batch_size=8,
+        max_train_images=None,
+        max_val_images=None,
+    ),
+    "report": TrainConfig(
+        preset="report",
+        image_height=128,
+        image_width=256,
+        backbone="segnet-basic",
+        width=1.0,
+        init="kaiming",
+        weighting="dwa",
+        lr=1e-4,
+        weight_decay=1e-4,
+        step_size=25,
+        gamma=0.5,
+        epochs=100,
+        batch_size=8,
+        max_train_images=None,
+        max_val_images=None,
+    ),
+}
+
+_FIELDS = {field.name for field in dataclasses.fields(TrainConfig)}
+_INITS = ("xavier", "kaiming")
+_DEVICES = ("auto", "cpu", "cuda")
+
+
+def make_config(preset: str = "cpu", **overrides: Any) -> TrainConfig:
+    """A preset with some fields replaced, checked; `ConfigError` names the bad field."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    unknown = sorted(set(overrides) - _FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+    config = dataclasses.replace(PRESETS[preset], **overrides)
+    validate(config)
+    return config
+
+
+def config_from_flat(flat: Mapping[str, Any]) -> TrainConfig:
+    """A config from a flat dict such as Tune's: ``preset`` picks the base, other keys override it."""
+    values = dict(flat)
+    return make_config(values.pop("preset", "cpu"), **values)
+
+
+def validate(config: TrainConfig) -> None:
+    """Raise `ConfigError` for the first value outside its allowed range or an unknown name."""
+    from mtan.model import BACKBONES
+    from mtan.weighting import WEIGHTINGS
+
+    checks: list[tuple[bool, str]] = [
+        (
+            config.backbone in BACKBONES,
+            f"unknown backbone {config.backbone!r}; choose one of {', '.join(BACKBONES)}",
+        ),
+        (
+            config.weighting in WEIGHTINGS,
+            f"unknown weighting {config.weighting!r}; choose one of {', '.join(WEIGHTINGS)}",
+        ),
+        (config.init in _INITS, f"unknown init {config.init!r}; choose one of {', '.join(_INITS)}"),
+        (config.device in _DEVICES, f"unknown device {config.device!r}; choose one of {', '.join(_DEVICES)}"),
+        (config.labels in (7, 19), f"labels must be 7 or 19, got {config.labels}"),
+        (config.temperature > 0, f"temperature must be > 0, got {config.temperature}"),
+        (config.lr > 0, f"lr must be > 0, got {config.lr}"),
+        (config.weight_decay >= 0, f"weight decay must be >= 0, got {config.weight_decay}"),
+        (config.step_size >= 1, f"step size must be >= 1, got {config.step_size}"),
+        (0 < config.gamma <= 1, f"gamma must be in (0, 1], got {config.gamma}"),
+        (config.epochs >= 1, f"epochs must be >= 1, got {config.epochs}"),
+        (config.batch_size >= 1, f"batch size must be >= 1, got {config.batch_size}"),
+        (config.width > 0, f"width must be > 0, got {config.width}"),
+        (
+            config.image_height % 32 == 0 and config.image_width % 32 == 0 and config.image_height > 0,
+            f"image size must be a positive multiple of 32 (five 2x poolings), "
+            f"got {config.image_height}x{config.image_width}",
+        ),
+        (config.num_threads is None or config.num_threads >= 1, "num threads must be >= 1"),
+        (
+            config.max_train_images is None or config.max_train_images >= 1,
+            "max train images must be >= 1",
+        ),
+        (config.max_val_images is None or config.max_val_images >= 1, "max val images must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)

@@ -1,0 +1,107 @@
+"""Loss weighting methods, found by name in `WEIGHTINGS`.
+
+- ``equal``: L = sum_k L_k.
+- ``dwa``: Dynamic Weight Average (MTAN Sec. 3.3, Eq. 3): lambda_k(t) = K exp(w_k(t-1)/T) /
+  sum_i exp(w_i(t-1)/T) with w_k(t-1) = L_k(t-1) / L_k(t-2), L_k the epoch's mean unweighted training
+  loss of task k; lambda_k = 1 for the first two epochs.
+- ``uncertainty``: homoscedastic uncertainty (Kendall, Gal, Cipolla, CVPR 2018, Eq. 7 and 10):
+  L = sum_k 0.5 exp(-s_k) L_k + 0.5 s_k with a learnable s_k = log sigma_k^2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from mtan.errors import ConfigError
+
+
+class Weighting(nn.Module):
+    """Combines per-task losses into one; `end_epoch` receives the epoch's mean unweighted losses."""
+
+    def __init__(self, tasks: Sequence[str]) -> None:
+        super().__init__()
+        self.tasks = list(tasks)
+
+    def weights(self) -> dict[str, float]:
+        """The current weight lambda_k of each task."""
+        return {task: 1.0 for task in self.tasks}
+
+    def combine(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The weighted total loss sum_k lambda_k L_k."""
+        weights = self.weights()
+        return sum(weights[task] * losses[task] for task in self.tasks)
+
+    def end_epoch(self, mean_losses: Mapping[str, float]) -> None:
+        """Record the epoch's mean unweighted training loss per task (used by DWA)."""
+
+
+class EqualWeighting(Weighting):
+    """lambda_k = 1 for every task."""
+
+
+class DynamicWeightAverage(Weighting):
+    """DWA (MTAN Eq. 3); its loss history is part of the state dict, so it survives a checkpoint."""
+
+    def __init__(self, tasks: Sequence[str], temperature: float = 2.0) -> None:
+        super().__init__(tasks)
+        if not temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+        self.history: list[dict[str, float]] = []
+
+    def weights(self) -> dict[str, float]:
+        if len(self.history) < 2:
+            return {task: 1.0 for task in self.tasks}
+        previous, before = self.history[-1], self.history[-2]
+        ratios = [previous[task] / before[task] for task in self.tasks]
+        top = max(ratios)  # subtracted for a numerically stable softmax; it cancels out
+        exps = [math.exp((r - top) / self.temperature) for r in ratios]
+        total = sum(exps)
+        return {task: len(self.tasks) * e / total for task, e in zip(self.tasks, exps, strict=True)}
+
+    def end_epoch(self, mean_losses: Mapping[str, float]) -> None:
+        self.history.append({task: float(mean_losses[task]) for task in self.tasks})
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"history": [dict(epoch) for epoch in self.history]}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.history = [dict(epoch) for epoch in state["history"]]
+
+
+class UncertaintyWeighting(Weighting):
+    """Kendall et al. 2018: 0.5 exp(-s_k) L_k + 0.5 s_k, s_k = log sigma_k^2 learned with the network."""
+
+    def __init__(self, tasks: Sequence[str]) -> None:
+        super().__init__(tasks)
+        self.log_variance = nn.Parameter(torch.zeros(len(self.tasks)))
+
+    def weights(self) -> dict[str, float]:
+        values = (0.5 * torch.exp(-self.log_variance.detach())).tolist()
+        return dict(zip(self.tasks, values, strict=True))
+
+    def combine(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        stacked = torch.stack([losses[task] for task in self.tasks])
+        s = self.log_variance
+        return (0.5 * torch.exp(-s) * stacked + 0.5 * s).sum()
+
+
+WEIGHTINGS: dict[str, type[Weighting]] = {
+    "equal": EqualWeighting,
+    "dwa": DynamicWeightAverage,
+    "uncertainty": UncertaintyWeighting,
+}
+
+
+def make_weighting(name: str, tasks: Sequence[str], temperature: float = 2.0) -> Weighting:
+    """The weighting method registered as `name`; `temperature` is used by DWA only."""
+    if name not in WEIGHTINGS:
+        raise ConfigError(f"unknown weighting {name!r}; choose one of {', '.join(WEIGHTINGS)}")
+    if name == "dwa":
+        return DynamicWeightAverage(tasks, temperature)
+    return WEIGHTINGS[name](tasks)

@@ -1,0 +1,137 @@
+"""One training run: outputs, resume, divergence and the command line's handling of bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mtan.errors import ConfigError
+from mtan.train import CHECKPOINT_FILE, TrainingDiverged, main, read_metrics, train
+from tests.tiny_data import tiny_config, write_tiny_set
+
+ROW_KEYS = {
+    "epoch",
+    "lr",
+    "loss/segmentation",
+    "loss/depth",
+    "weight/segmentation",
+    "weight/depth",
+    "miou",
+    "pixel_acc",
+    "miou_per_image",
+    "pixel_acc_per_image",
+    "abs_err",
+    "rel_err",
+    "abs_err_batch_mean",
+    "rel_err_batch_mean",
+    "score",
+    "seconds",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    return write_tiny_set(tmp_path_factory.mktemp("tiny"))
+
+
+def test_a_run_writes_config_metrics_baselines_and_checkpoint(tiny_root, tmp_path):
+    seen = []
+    rows = train(
+        tiny_config(tiny_root, weighting="dwa", step_size=1, gamma=0.5),
+        tmp_path,
+        on_epoch=lambda row, out: seen.append((row["epoch"], (out / CHECKPOINT_FILE).exists())),
+        progress=False,
+    )
+    assert seen == [(1, True), (2, True)]
+    assert [set(row) for row in rows] == [ROW_KEYS, ROW_KEYS]
+    assert [row["lr"] for row in rows] == pytest.approx([1e-3, 5e-4])  # StepLR stepped once per epoch
+    assert read_metrics(tmp_path) == rows
+    assert json.loads((tmp_path / "config.json").read_text())["weighting"] == "dwa"
+    assert set(json.loads((tmp_path / "baselines.json").read_text())) == ROW_KEYS - {
+        "epoch",
+        "lr",
+        "loss/segmentation",
+        "loss/depth",
+        "weight/segmentation",
+        "weight/depth",
+        "score",
+        "seconds",
+    }
+
+
+def test_resume_continues_exactly_where_it_stopped(tiny_root, tmp_path):
+    config = tiny_config(tiny_root, weighting="dwa", epochs=3)
+    straight = train(config, tmp_path / "straight", progress=False)
+    train(tiny_config(tiny_root, weighting="dwa", epochs=2), tmp_path / "resumed", progress=False)
+    resumed = train(config, tmp_path / "resumed", resume=True, progress=False)
+    assert [row["epoch"] for row in read_metrics(tmp_path / "resumed")] == [1, 2, 3]
+    # epoch 3 uses DWA weights from the losses of epochs 1 and 2: the history survived the checkpoint
+    assert resumed[2]["weight/depth"] != 1.0
+    for key in ("weight/depth", "loss/segmentation", "miou", "abs_err"):
+        assert resumed[2][key] == pytest.approx(straight[2][key], rel=1e-4)
+
+
+def test_resume_refuses_a_different_config(tiny_root, tmp_path):
+    train(tiny_config(tiny_root, epochs=1), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="lr: 0.001 -> 0.01"):
+        train(tiny_config(tiny_root, epochs=2, lr=0.01), tmp_path, resume=True, progress=False)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(tiny_config(tiny_root, epochs=2), tmp_path, progress=False)
+
+
+def test_a_diverging_loss_raises(tiny_root, tmp_path):
+    with pytest.raises(TrainingDiverged, match="loss became (nan|inf)"):
+        train(tiny_config(tiny_root, lr=1e12, epochs=3), tmp_path, progress=False)
+
+
+def test_command_line_resume_reads_the_saved_config(tiny_root, tmp_path, capsys):
+    args = [
+        "--data-root",
+        str(tiny_root),
+        "--size",
+        "32x64",
+        "--width",
+        "0.0625",
+        "--batch-size",
+        "4",
+        "--weighting",
+        "dwa",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main([*args, "--epochs", "1"]) == 0
+    assert main(["--out", str(tmp_path), "--resume", "--epochs", "2", "--quiet"]) == 0
+    assert [row["epoch"] for row in read_metrics(tmp_path)] == [1, 2]
+    assert json.loads((tmp_path / "config.json").read_text())["weighting"] == "dwa"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--data-root", "/nonexistent/cityscapes"],
+            "error: data root /nonexistent/cityscapes does not exist",
+        ),
+        (["--temperature", "0"], "error: temperature must be > 0, got 0.0"),
+        (["--batch-size", "0"], "error: batch size must be >= 1, got 0"),
+        (["--weighting", "magic"], "invalid choice: 'magic'"),
+        (["--backbone", "resnet"], "invalid choice: 'resnet'"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, flags, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "mtan.train", "--out", str(tmp_path / "run"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith(("error:", "usage:", "python -m mtan.train: error"))
+    )
