@@ -1,0 +1,571 @@
+"""``python -m study.run``: the Ray Tune study of MTAN (Optuna suggestions, ASHA early stopping).
+
+Each trial is one `mtan` training run (`study.trainable`); the study's files go to
+``STORAGE/NAME/`` next to Ray's own (docs/results.md). ``--resume`` continues an interrupted study
+with its recorded settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.metadata
+import json
+import logging
+import math
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import ray
+import torch
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+
+from mtan.config import make_config
+from mtan.data import load_data
+from mtan.errors import UserError, run_cli
+from mtan.evaluate import trivial_baselines
+from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
+from study.progress import TrialLines
+from study.results import TrialRecord, write_json_atomic, write_results
+from study.search import make_searcher
+from study.space import SearchSpace
+from study.storage import StudyLocation, read_history
+from study.trainable import TrialSettings, run_trial, trial_config
+
+DEFAULT_NUM_SAMPLES = 20
+DEFAULT_STORAGE = "./results"
+DEFAULT_METRIC = "score"
+DEFAULT_REDUCTION_FACTOR = 3
+DEFAULT_MAX_FAILURES = 2
+
+
+@dataclass(frozen=True)
+class PresetDefaults:
+    """A study's defaults for one preset where they differ from the preset's own (epochs, data size)."""
+
+    max_epochs: int
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+
+# The cpu preset's study must run 20 trials in 5 minutes on 2 cores, Ray's start included, and an epoch of
+# the full cpu preset (192 images of 64x128, batch 8) costs about 17 CPU seconds on one thread. So the
+# study's default trains the cpu preset's network on 96 images of 32x64 in batches of 4 (about 2.5 CPU
+# seconds an epoch, more steps per second of CPU, and a score of about 0.3 after 4 epochs on the
+# synthetic set), validating on 32; `--set image_height=64 ...` undoes any of it. Other presets: their
+# own epochs and all their data.
+PRESET_DEFAULTS: dict[str, PresetDefaults] = {
+    "cpu": PresetDefaults(
+        max_epochs=8,
+        overrides=(
+            ("batch_size", 4),
+            ("image_height", 32),
+            ("image_width", 64),
+            ("max_train_images", 96),
+            ("max_val_images", 32),
+        ),
+    ),
+}
+# `--set` cannot change what the study itself decides: these have their own flags or are searched.
+STUDY_FIELDS: tuple[str, ...] = (
+    "preset",
+    "data_root",
+    "epochs",
+    "seed",
+    "device",
+    "num_threads",
+    "weighting",
+    "temperature",
+    "weight_decay",
+    "step_size",
+    "gamma",
+)
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Everything that defines a study; recorded in study.json and reused by ``--resume``."""
+
+    name: str
+    storage_path: str = DEFAULT_STORAGE
+    num_samples: int = DEFAULT_NUM_SAMPLES
+    preset: str = "cpu"
+    data_root: str | None = None
+    max_epochs: int = PRESET_DEFAULTS["cpu"].max_epochs
+    grace_period: int = 1
+    reduction_factor: int = DEFAULT_REDUCTION_FACTOR
+    metric: str = DEFAULT_METRIC
+    gpus_per_trial: float = 0.0
+    cpus_per_trial: float = 1.0
+    max_concurrent: int | None = None
+    max_failures: int = DEFAULT_MAX_FAILURES
+    seed: int = 0
+    uncertainty: bool = False
+    tune_lr: bool = False
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def mode(self) -> str:
+        """``max`` or ``min``, from the metric."""
+        return "max" if HIGHER_IS_BETTER[self.metric] else "min"
+
+    @property
+    def space(self) -> SearchSpace:
+        """The search space of this study."""
+        return SearchSpace(uncertainty=self.uncertainty, tune_lr=self.tune_lr)
+
+    def trial_settings(self) -> TrialSettings:
+        """What the trials of this study share."""
+        return TrialSettings(
+            preset=self.preset,
+            data_root=self.data_root,
+            max_epochs=self.max_epochs,
+            seed=self.seed,
+            device="cuda" if self.gpus_per_trial > 0 else "cpu",
+            num_threads=max(1, math.floor(self.cpus_per_trial)),
+            overrides=self.overrides,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object (overrides as an object)."""
+        values = dataclasses.asdict(self)
+        values["overrides"] = dict(self.overrides)
+        return values
+
+    @classmethod
+    def from_json(cls, values: Mapping[str, Any]) -> StudySettings:
+        """The inverse of `to_json`."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in values.items() if k in known}
+        kwargs["overrides"] = tuple(sorted(dict(values.get("overrides") or {}).items()))
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What a call of `run_study` ended with."""
+
+    location: StudyLocation
+    finished: bool
+    table: pd.DataFrame | None  # results.csv, when finished
+
+
+def validate(settings: StudySettings) -> None:
+    """Raise `UserError` naming the flag when a setting is out of range."""
+    checks = [
+        (settings.num_samples >= 1, f"--num-samples must be at least 1, got {settings.num_samples}"),
+        (settings.max_epochs >= 1, f"--max-epochs must be at least 1, got {settings.max_epochs}"),
+        (
+            1 <= settings.grace_period <= settings.max_epochs,
+            f"--grace-period must be between 1 and --max-epochs ({settings.max_epochs}), "
+            f"got {settings.grace_period}",
+        ),
+        (
+            settings.reduction_factor >= 2,
+            f"--reduction-factor must be at least 2, got {settings.reduction_factor}",
+        ),
+        (settings.gpus_per_trial >= 0, f"--gpus-per-trial must be 0 or more, got {settings.gpus_per_trial}"),
+        (settings.cpus_per_trial > 0, f"--cpus-per-trial must be more than 0, got {settings.cpus_per_trial}"),
+        (
+            settings.max_concurrent is None or settings.max_concurrent >= 1,
+            f"--max-concurrent must be at least 1, got {settings.max_concurrent}",
+        ),
+        (settings.max_failures >= 0, f"--max-failures must be 0 or more, got {settings.max_failures}"),
+        (
+            settings.metric in METRIC_KEYS,
+            f"--metric must be one of {', '.join(METRIC_KEYS)}, got {settings.metric}",
+        ),
+        (
+            bool(settings.name) and "/" not in settings.name,
+            f"--name must be a plain folder name, got {settings.name!r}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+    fixed = sorted(set(dict(settings.overrides)) & set(STUDY_FIELDS))
+    if fixed:
+        raise UserError(f"--set cannot change {', '.join(fixed)}: the study sets it (see --help)")
+    if settings.tune_lr and "lr" in dict(settings.overrides):
+        raise UserError("--set lr=... and --tune-lr together: the learning rate is either fixed or searched")
+    settings.trial_settings().base_config()  # ConfigError (a UserError) for a bad preset or --set
+
+
+def _versions() -> dict[str, str | None]:
+    try:
+        mtan_version: str | None = importlib.metadata.version("mtan-study")
+    except importlib.metadata.PackageNotFoundError:
+        mtan_version = None
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ray": ray.__version__,
+        "optuna": optuna.__version__,
+        "mtan": mtan_version,
+    }
+
+
+def _hardware() -> dict[str, Any]:
+    resources = ray.cluster_resources()
+    accelerators = sorted(k.split(":", 1)[1] for k in resources if k.startswith("accelerator_type:"))
+    gpu_name = accelerators[0] if accelerators else None
+    if gpu_name is None and torch.cuda.is_available():
+        gpu_name = torch.cuda.get_device_name(0)
+    return {"cpus": resources.get("CPU", 0.0), "gpus": resources.get("GPU", 0.0), "gpu_name": gpu_name}
+
+
+def _summary(settings: StudySettings, data_source: str, wall_seconds: float | None) -> dict[str, Any]:
+    return {
+        "num_samples": settings.num_samples,
+        "max_epochs": settings.max_epochs,
+        "grace_period": settings.grace_period,
+        "reduction_factor": settings.reduction_factor,
+        "metric": settings.metric,
+        "mode": settings.mode,
+        "preset": settings.preset,
+        "data": settings.data_root or "synthetic",
+        "data_source": data_source,
+        "wall_seconds": wall_seconds,
+        "hardware": _hardware(),
+        "versions": _versions(),
+        "settings": settings.to_json(),
+    }
+
+
+def trial_dirname(trial: Any) -> str:
+    """Ray's folder name of a trial: ``trial_<n>_<trial_id>``, n = 1, 2, ... in the order of creation."""
+    return f"trial_{trial.experiment_tag.split('_', 1)[0]:0>3}_{trial.trial_id}"
+
+
+def _creation_order(result: tune.Result) -> int:
+    match = re.match(r"trial_(\d+)_", Path(result.path).name)
+    return int(match.group(1)) if match else sys.maxsize
+
+
+def _error_reason(error: BaseException) -> str:
+    """One line saying why a trial failed: the original exception's type and first line."""
+    cause = getattr(error, "cause", None) or error
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}".strip()
+
+
+def collect_records(grid: tune.ResultGrid, settings: StudySettings) -> list[TrialRecord]:
+    """The finished trials of a Tune run, with their histories read from their last checkpoints."""
+    records = []
+    trial_settings = settings.trial_settings()
+    for result in sorted(grid, key=_creation_order):
+        trial_id = str(result.metrics.get("trial_id") or Path(result.path).name.rsplit("_", 1)[-1])
+        history = read_history(result.checkpoint) if result.checkpoint is not None else []
+        point = dict(result.config or {})
+        records.append(
+            TrialRecord(
+                trial_id=trial_id,
+                config=trial_config(point, trial_settings).to_flat(),
+                history=tuple(history),
+                error=_error_reason(result.error) if result.error is not None else None,
+                point=point,
+            )
+        )
+    return records
+
+
+def _slots(settings: StudySettings) -> int | None:
+    """How many trials fit on the cluster now (None when none fits yet, e.g. GPU nodes scale from 0)."""
+    resources = ray.cluster_resources()
+    if settings.gpus_per_trial > 0:
+        slots = math.floor(resources.get("GPU", 0.0) / settings.gpus_per_trial + 1e-9)
+    else:
+        slots = math.floor(resources.get("CPU", 0.0) / settings.cpus_per_trial + 1e-9)
+    return slots if slots >= 1 else None
+
+
+def _tuner(
+    settings: StudySettings,
+    location: StudyLocation,
+    trainable: Any,
+    points: list[dict[str, Any]] | None,
+) -> tune.Tuner:
+    searcher = make_searcher(
+        settings.space,
+        metric=settings.metric,
+        mode=settings.mode,
+        max_epochs=settings.max_epochs,
+        study_name=settings.name,
+        journal=location.journal,
+        seed=settings.seed,
+        points=points,
+    )
+    scheduler = ASHAScheduler(
+        time_attr="epoch",
+        max_t=settings.max_epochs,
+        grace_period=settings.grace_period,
+        reduction_factor=settings.reduction_factor,
+    )
+    tune_config = tune.TuneConfig(
+        metric=settings.metric,
+        mode=settings.mode,
+        search_alg=searcher,
+        scheduler=scheduler,
+        num_samples=settings.num_samples,
+        max_concurrent_trials=settings.max_concurrent or _slots(settings),
+        reuse_actors=True,
+        trial_dirname_creator=trial_dirname,
+    )
+    run_config = tune.RunConfig(
+        name=settings.name,
+        storage_path=location.storage_path,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        callbacks=[TrialLines(settings.metric, settings.num_samples, settings.max_epochs)],
+        verbose=0,
+    )
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def run_study(
+    settings: StudySettings,
+    *,
+    resume: bool = False,
+    points: list[dict[str, Any]] | None = None,
+    started: float | None = None,
+) -> StudyOutcome:
+    """Run (or with `resume`, continue) a study on the Ray instance this process is connected to.
+
+    `points` replaces the published configurations as the first points (tests use it); `started`
+    is a ``time.monotonic()`` stamp the wall time counts from (default: now).
+    """
+    started = time.monotonic() if started is None else started
+    validate(settings)
+    # Every epoch checkpoints and only the latest checkpoint is kept, so Tune snapshots its experiment
+    # state often; that is intended here (a resume must find the kept checkpoint), not worth a warning.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if settings.gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0.0) == 0 and _is_local():
+        raise UserError(
+            f"--gpus-per-trial {settings.gpus_per_trial}: no GPU is visible to Ray on this machine"
+        )
+    location = StudyLocation.of(settings.storage_path, settings.name)
+    previous = location.read_study_json()
+    restorable = tune.Tuner.can_restore(location.experiment_uri)
+    if not resume and (previous is not None or restorable):
+        raise UserError(
+            f"{location.experiment_uri}: a study exists there; pass --resume or choose another --name"
+        )
+
+    trial_settings = settings.trial_settings()
+    data = load_data(trial_settings.base_config())
+    baselines = trivial_baselines(data, trial_settings.base_config().batch_size)
+    write_json_atomic(location.local_dir / "baselines.json", baselines)
+    spent = float((previous or {}).get("wall_seconds") or 0.0)
+    location.write_study_json(_summary(settings, data.source, spent or None))
+
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, settings=trial_settings, data=data),
+        {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
+    )
+    if resume and restorable:
+        tuner = tune.Tuner.restore(
+            location.experiment_uri,
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+        )
+    else:
+        tuner = _tuner(settings, location, trainable, points)
+    grid = tuner.fit()
+
+    wall = spent + time.monotonic() - started
+    finished = grid.num_terminated + grid.num_errors
+    if finished < settings.num_samples or len(grid) < settings.num_samples:
+        location.write_study_json(_summary(settings, data.source, wall))
+        location.publish()
+        return StudyOutcome(location, finished=False, table=None)
+    records = collect_records(grid, settings)
+    summary = _summary(settings, data.source, wall)
+    table = write_results(
+        location.local_dir,
+        records,
+        metric=settings.metric,
+        mode=settings.mode,
+        max_epochs=settings.max_epochs,
+        summary=summary,
+    )
+    location.publish()
+    return StudyOutcome(location, finished=True, table=table)
+
+
+def _is_local() -> bool:
+    """Whether this Ray instance is a single machine (no autoscaler can add GPU nodes)."""
+    return len(ray.nodes()) <= 1
+
+
+def best_trials_table(table: pd.DataFrame, metric: str, mode: str, top: int = 5) -> str:
+    """The best `top` trials by their last value of `metric`, as text."""
+    columns = [
+        "trial_id",
+        "state",
+        "epochs",
+        "weighting",
+        "temperature",
+        "weight_decay",
+        "step_size",
+        "gamma",
+    ]
+    columns += ["lr", f"last_{metric}"] + [f"last_{m}" for m in ("miou", "abs_err") if m != metric]
+    ranked = table[table["state"] != "failed"].sort_values(f"last_{metric}", ascending=mode == "min")
+    return ranked[columns].head(top).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _parse_overrides(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = _parse_value(value.strip())
+    return tuple(sorted(overrides.items()))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m study.run",
+        description="Ray Tune study of MTAN: Optuna search, ASHA early stopping; results in STORAGE/NAME.",
+    )
+    add = parser.add_argument
+    add("--num-samples", type=int, help=f"number of trials (default {DEFAULT_NUM_SAMPLES})")
+    add("--preset", help="mtan preset: cpu (default, synthetic data), report or paper")
+    add("--data-root", help="MTAN-format CityScapes root (default: the synthetic set)")
+    add("--max-epochs", type=int, help="epochs of a trial that ASHA never stops (default: by preset)")
+    add("--grace-period", type=int, help="epochs before ASHA may stop a trial (default max-epochs/9)")
+    add("--reduction-factor", type=int, help=f"ASHA's reduction factor (default {DEFAULT_REDUCTION_FACTOR})")
+    add("--metric", help=f"the objective: one of {', '.join(METRIC_KEYS)} (default {DEFAULT_METRIC})")
+    add(
+        "--gpus-per-trial",
+        type=float,
+        help="GPUs per trial, fractions allowed (default 1 if a GPU is visible, else 0)",
+    )
+    add("--cpus-per-trial", type=float, help="CPUs per trial, also torch's threads (default 1)")
+    add("--max-concurrent", type=int, help="trials at once (default: as many as fit)")
+    add(
+        "--max-failures",
+        type=int,
+        help=f"retries of a trial whose node died (default {DEFAULT_MAX_FAILURES})",
+    )
+    add("--address", help="join a running Ray cluster, e.g. auto (default: start Ray here)")
+    add("--storage-path", help=f"where studies go: a folder or s3://... (default {DEFAULT_STORAGE})")
+    add("--name", help="the study's folder name (default study-YYYYmmdd-HHMMSS; with --resume the latest)")
+    add("--seed", type=int, help="seed of the sampler and of every trial's training (default 0)")
+    add("--uncertainty", action="store_true", default=None, help="also search uncertainty weighting")
+    add("--tune-lr", action="store_true", default=None, help="also search the learning rate")
+    add("--set", action="append", default=[], metavar="KEY=VALUE", help="another TrainConfig field")
+    add("--resume", action="store_true", help="continue an interrupted study with its recorded settings")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> StudySettings:
+    """A new study's settings from the command line, with the defaults filled in."""
+    preset = args.preset or "cpu"
+    defaults = PRESET_DEFAULTS.get(preset)
+    max_epochs = args.max_epochs
+    if max_epochs is None:
+        max_epochs = defaults.max_epochs if defaults else _preset_epochs(preset)
+    overrides = {**dict(defaults.overrides if defaults else ()), **dict(_parse_overrides(args.set))}
+    reduction_factor = args.reduction_factor or DEFAULT_REDUCTION_FACTOR
+    grace_period = args.grace_period or max(1, max_epochs // reduction_factor**2)
+    gpus = args.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
+    return StudySettings(
+        name=args.name or time.strftime("study-%Y%m%d-%H%M%S"),
+        storage_path=args.storage_path or DEFAULT_STORAGE,
+        num_samples=DEFAULT_NUM_SAMPLES if args.num_samples is None else args.num_samples,
+        preset=preset,
+        data_root=args.data_root,
+        max_epochs=max_epochs,
+        grace_period=grace_period,
+        reduction_factor=reduction_factor,
+        metric=args.metric or DEFAULT_METRIC,
+        gpus_per_trial=gpus,
+        cpus_per_trial=args.cpus_per_trial or 1.0,
+        max_concurrent=args.max_concurrent,
+        max_failures=DEFAULT_MAX_FAILURES if args.max_failures is None else args.max_failures,
+        seed=args.seed or 0,
+        uncertainty=bool(args.uncertainty),
+        tune_lr=bool(args.tune_lr),
+        overrides=tuple(sorted(overrides.items())),
+    )
+
+
+def _preset_epochs(preset: str) -> int:
+    return make_config(preset).epochs
+
+
+STUDY_FLAGS = (
+    "num_samples preset data_root max_epochs grace_period reduction_factor metric gpus_per_trial "
+    "cpus_per_trial max_concurrent max_failures seed uncertainty tune_lr"
+).split()
+
+
+def settings_for_resume(args: argparse.Namespace) -> StudySettings:
+    """The recorded settings of the study to resume (``--name``, or the latest in the storage path)."""
+    storage = args.storage_path or DEFAULT_STORAGE
+    name = args.name or StudyLocation.latest_name(storage)
+    if name is None:
+        raise UserError(f"--resume: no study in {storage} (give --storage-path and --name)")
+    recorded = StudyLocation.of(storage, name).read_study_json()
+    if recorded is None or "settings" not in recorded:
+        raise UserError(f"--resume: {storage}/{name} has no study.json with the study's settings")
+    given = [f"--{flag.replace('_', '-')}" for flag in STUDY_FLAGS if getattr(args, flag) is not None]
+    given += ["--set"] if args.set else []
+    if given:
+        print(f"note: --resume uses the recorded settings; ignoring {' '.join(given)}")
+    settings = StudySettings.from_json(recorded["settings"])
+    return dataclasses.replace(settings, storage_path=storage, name=name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: parse, start or join Ray, run the study, print the best trials."""
+    started = time.monotonic()
+    args = _parser().parse_args(argv)
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        ray.init(address=args.address, include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        settings = settings_for_resume(args) if args.resume else settings_from_args(args)
+        outcome = run_study(settings, resume=args.resume, started=started)
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    where = outcome.location.experiment_uri
+    if not outcome.finished:
+        print(
+            f"study interrupted; continue it with: python -m study.run --resume --storage-path "
+            f"{settings.storage_path} --name {settings.name}",
+            file=sys.stderr,
+        )
+        return 130
+    assert outcome.table is not None
+    print(f"\nbest trials by {settings.metric} ({settings.mode}):")
+    print(best_trials_table(outcome.table, settings.metric, settings.mode))
+    print(f"\nresults: {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
