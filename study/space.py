@@ -11,7 +11,11 @@ The space is what the study varies around the chosen preset (DESIGN.md, "Trainin
 - ``gamma``: StepLR's decay factor (both published configs use 0.5);
 - ``lr``: Adam's learning rate, log scale, only behind ``tune_lr=True`` (otherwise the preset's).
 
-``train_overrides`` turns a point of this space into `TrainConfig` field values.
+Besides the searched values, a point carries ``trial_number``, Optuna's number of the trial (0, 1, ...),
+which the trainable adds to the study's seed. With one seed for all trials, the many configurations that
+train identically for their first epochs (DWA weights like equal weighting until epoch 3, StepLR is
+constant until its first step, weight decay off) would tie at ASHA's early rungs, and ties all go on, so
+ASHA would hardly stop anything. ``train_overrides`` turns a point into `TrainConfig` field values.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ STEP_FRACTION_RANGE: tuple[float, float] = (0.1, 1.0)
 GAMMA_RANGE: tuple[float, float] = (0.1, 0.9)
 LR_RANGE: tuple[float, float] = (1e-5, 1e-2)
 
+TRIAL_NUMBER = "trial_number"
 PAPER_LR = 1e-4
 # Liu et al. 2019: Adam lr 1e-4, no weight decay, StepLR(100, 0.5) over 200 epochs; equal weighting
 # (the verified row of DESIGN.md's table).
@@ -63,8 +68,9 @@ class SearchSpace:
         """The weighting methods searched over."""
         return (*WEIGHTINGS, UNCERTAINTY) if self.uncertainty else WEIGHTINGS
 
-    def __call__(self, trial: optuna.Trial) -> None:
-        """Suggest one point on `trial`; Ray's `OptunaSearch` collects the suggested values."""
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Suggest one point on `trial`; Ray's `OptunaSearch` collects the suggested values and adds the
+        returned ``trial_number`` (not a searched value: Optuna's sampler never sees it)."""
         weighting = trial.suggest_categorical("weighting", list(self.weightings))
         if weighting == "dwa":
             trial.suggest_float("temperature", *TEMPERATURE_RANGE, log=True)
@@ -74,11 +80,17 @@ class SearchSpace:
         trial.suggest_float("gamma", *GAMMA_RANGE)
         if self.tune_lr:
             trial.suggest_float("lr", *self.lr_range, log=True)
+        return {TRIAL_NUMBER: trial.number}
 
     def published_points(self) -> list[dict[str, Any]]:
         """The paper's and the seed report's configurations, as points of this space."""
         extra = {"lr": PAPER_LR} if self.tune_lr else {}
         return [{**PAPER_POINT, **extra}, {**SEED_REPORT_POINT, **extra}]
+
+
+def trial_seed(point: Mapping[str, Any], seed: int) -> int:
+    """The training seed of a trial: the study's `seed` plus the trial's number (0 when it has none)."""
+    return seed + int(point.get(TRIAL_NUMBER, 0))
 
 
 def step_size(step_fraction: float, epochs: int) -> int:

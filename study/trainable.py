@@ -27,7 +27,7 @@ from ray import tune
 from mtan.config import TrainConfig, make_config
 from mtan.data import DataBundle
 from mtan.train import train
-from study.space import train_overrides
+from study.space import train_overrides, trial_seed
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class TrialSettings:
     preset: str = "cpu"
     data_root: str | None = None
     max_epochs: int = 10
-    seed: int = 0
+    seed: int = 0  # the study's; trial n trains with seed + n
     device: str = "cpu"
     num_threads: int | None = 1
     overrides: tuple[tuple[str, Any], ...] = ()  # further `TrainConfig` fields, e.g. image size
@@ -61,8 +61,10 @@ class TrialSettings:
 
 
 def trial_config(point: Mapping[str, Any], settings: TrialSettings) -> TrainConfig:
-    """The training configuration of one trial: the shared settings plus its point of the space."""
-    return settings.config_with(train_overrides(point, settings.max_epochs))
+    """The training configuration of one trial: the shared settings plus its point of the space, with
+    the seed of its trial number (`study.space.trial_seed`)."""
+    overrides = train_overrides(point, settings.max_epochs)
+    return settings.config_with({**overrides, "seed": trial_seed(point, settings.seed)})
 
 
 def _report_epoch(row: dict[str, float], run_dir: Path) -> None:

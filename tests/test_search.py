@@ -32,7 +32,9 @@ def stored(tmp_path, name="s") -> list[optuna.trial.FrozenTrial]:
 def test_completed_stopped_and_failed_trials_reach_the_journal_as_such(tmp_path):
     search = searcher(tmp_path)
     points = [search.suggest(t) for t in ("full", "stopped", "failed")]
-    assert points[:2] == SearchSpace().published_points()  # the published points come first
+    published = [{**p, "trial_number": n} for n, p in enumerate(SearchSpace().published_points())]
+    assert points[:2] == published  # the published points come first
+    assert points[2]["trial_number"] == 2
     for epoch in (1, 2, 3):
         search.on_trial_result("full", {"score": 0.1 * epoch, "epoch": epoch, "training_iteration": epoch})
     search.on_trial_complete("full", {"score": 0.4, "epoch": 4, "training_iteration": 4})

@@ -22,8 +22,8 @@ RUN_FILES = {"checkpoint.pt", "metrics.jsonl", "config.json", "baselines.json"}
 def test_a_trial_config_is_the_preset_plus_study_settings_plus_its_point():
     settings = TrialSettings(max_epochs=10, seed=3, num_threads=2, overrides=(("image_height", 32),))
     _, report = SearchSpace().published_points()
-    config = trial_config(report, settings)
-    assert (config.epochs, config.seed, config.num_threads, config.image_height) == (10, 3, 2, 32)
+    config = trial_config({**report, "trial_number": 4}, settings)
+    assert (config.epochs, config.seed, config.num_threads, config.image_height) == (10, 3 + 4, 2, 32)
     assert (config.weighting, config.temperature, config.weight_decay) == ("dwa", 2.0, 1e-4)
     assert (config.step_size, config.gamma) == (2, 0.5)  # round(0.25 * 10)
     assert config.lr == settings.base_config().lr  # not searched: the preset's
