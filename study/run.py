@@ -45,7 +45,7 @@ from study.trainable import TrialSettings, run_trial, trial_config
 DEFAULT_NUM_SAMPLES = 20
 DEFAULT_STORAGE = "./results"
 DEFAULT_METRIC = "score"
-DEFAULT_REDUCTION_FACTOR = 3
+DEFAULT_REDUCTION_FACTOR = 4
 DEFAULT_MAX_FAILURES = 2
 
 
@@ -58,23 +58,24 @@ class PresetDefaults:
 
 
 # The cpu preset's study must run 20 trials in 5 minutes on 2 cores, Ray's start included, and an epoch of
-# the full cpu preset (192 images of 64x128, batch 8) costs about 17 CPU seconds on one thread. So the
-# study's default trains the cpu preset's network on 96 images of 32x64 in batches of 4 (about 2.5 CPU
-# seconds an epoch, more steps per second of CPU, and a score of about 0.3 after 4 epochs on the
-# synthetic set), validating on 32; `--set image_height=64 ...` undoes any of it. Other presets: their
-# own epochs and all their data.
+# the full cpu preset (192 images of 64x128) costs about 17 CPU seconds on one thread. So the study's
+# default trains the cpu preset's network on 64 images of 32x64 (about 2 CPU seconds an epoch), validating
+# on 32, for up to 24 epochs; `--set image_height=64 ...` undoes any of it. Other presets: their own epochs
+# and all their data. docs/study.md, "Budget on a CPU", has the figures.
 PRESET_DEFAULTS: dict[str, PresetDefaults] = {
     "cpu": PresetDefaults(
-        max_epochs=8,
+        max_epochs=24,
         overrides=(
-            ("batch_size", 4),
             ("image_height", 32),
             ("image_width", 64),
-            ("max_train_images", 96),
+            ("max_train_images", 64),
             ("max_val_images", 32),
         ),
     ),
 }
+# DWA weights every task 1 in its first two epochs, so before the end of epoch 3 a DWA trial trains as
+# it would with equal weighting: ASHA may not judge a trial before then.
+MIN_GRACE_PERIOD = 3
 # `--set` cannot change what the study itself decides: these have their own flags or are searched.
 STUDY_FIELDS: tuple[str, ...] = (
     "preset",
@@ -101,7 +102,7 @@ class StudySettings:
     preset: str = "cpu"
     data_root: str | None = None
     max_epochs: int = PRESET_DEFAULTS["cpu"].max_epochs
-    grace_period: int = 1
+    grace_period: int = MIN_GRACE_PERIOD
     reduction_factor: int = DEFAULT_REDUCTION_FACTOR
     metric: str = DEFAULT_METRIC
     gpus_per_trial: float = 0.0
@@ -452,7 +453,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--preset", help="mtan preset: cpu (default, synthetic data), report or paper")
     add("--data-root", help="MTAN-format CityScapes root (default: the synthetic set)")
     add("--max-epochs", type=int, help="epochs of a trial that ASHA never stops (default: by preset)")
-    add("--grace-period", type=int, help="epochs before ASHA may stop a trial (default max-epochs/9)")
+    add("--grace-period", type=int, help="epochs before ASHA may stop one (default max(3, max-epochs/f^2))")
     add("--reduction-factor", type=int, help=f"ASHA's reduction factor (default {DEFAULT_REDUCTION_FACTOR})")
     add("--metric", help=f"the objective: one of {', '.join(METRIC_KEYS)} (default {DEFAULT_METRIC})")
     add(
@@ -470,7 +471,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--address", help="join a running Ray cluster, e.g. auto (default: start Ray here)")
     add("--storage-path", help=f"where studies go: a folder or s3://... (default {DEFAULT_STORAGE})")
     add("--name", help="the study's folder name (default study-YYYYmmdd-HHMMSS; with --resume the latest)")
-    add("--seed", type=int, help="seed of the sampler and of every trial's training (default 0)")
+    add("--seed", type=int, help="the sampler's seed; trial n trains with seed + n (default 0)")
     add("--uncertainty", action="store_true", default=None, help="also search uncertainty weighting")
     add("--tune-lr", action="store_true", default=None, help="also search the learning rate")
     add("--set", action="append", default=[], metavar="KEY=VALUE", help="another TrainConfig field")
@@ -487,7 +488,8 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         max_epochs = defaults.max_epochs if defaults else _preset_epochs(preset)
     overrides = {**dict(defaults.overrides if defaults else ()), **dict(_parse_overrides(args.set))}
     reduction_factor = args.reduction_factor or DEFAULT_REDUCTION_FACTOR
-    grace_period = args.grace_period or max(1, max_epochs // reduction_factor**2)
+    grace_period = args.grace_period or max(MIN_GRACE_PERIOD, max_epochs // reduction_factor**2)
+    grace_period = min(grace_period, max_epochs)
     gpus = args.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0

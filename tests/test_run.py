@@ -148,3 +148,14 @@ def test_sigint_then_resume_keeps_finished_trials_and_duplicates_none(ray_cluste
     assert (table["state"] == "completed").all()
     trials = journal_trials(tmp_path / "intr")
     assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_defaults_by_preset(ray_cluster):
+    from study.run import _parser, settings_from_args
+
+    cpu = settings_from_args(_parser().parse_args(["--set", "max_train_images=16"]))
+    assert (cpu.num_samples, cpu.max_epochs, cpu.grace_period, cpu.reduction_factor) == (20, 24, 3, 4)
+    assert dict(cpu.overrides)["max_train_images"] == 16 and dict(cpu.overrides)["image_height"] == 32
+    assert cpu.gpus_per_trial == 0 and cpu.metric == "score" and cpu.mode == "max"
+    paper = settings_from_args(_parser().parse_args(["--preset", "paper", "--metric", "abs_err"]))
+    assert (paper.max_epochs, paper.grace_period, paper.overrides, paper.mode) == (200, 12, (), "min")
