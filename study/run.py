@@ -479,6 +479,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _or(value: Any, default: Any) -> Any:
+    """`value` unless the flag was not given (None)."""
+    return default if value is None else value
+
+
 def settings_from_args(args: argparse.Namespace) -> StudySettings:
     """A new study's settings from the command line, with the defaults filled in."""
     preset = args.preset or "cpu"
@@ -487,27 +492,26 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
     if max_epochs is None:
         max_epochs = defaults.max_epochs if defaults else _preset_epochs(preset)
     overrides = {**dict(defaults.overrides if defaults else ()), **dict(_parse_overrides(args.set))}
-    reduction_factor = args.reduction_factor or DEFAULT_REDUCTION_FACTOR
-    grace_period = args.grace_period or max(MIN_GRACE_PERIOD, max_epochs // reduction_factor**2)
-    grace_period = min(grace_period, max_epochs)
-    gpus = args.gpus_per_trial
-    if gpus is None:
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
+    reduction_factor = _or(args.reduction_factor, DEFAULT_REDUCTION_FACTOR)
+    grace_period = args.grace_period
+    if grace_period is None:
+        rungs_apart = max(reduction_factor, 2) ** 2  # a bad factor is reported by `validate`
+        grace_period = min(max_epochs, max(MIN_GRACE_PERIOD, max_epochs // rungs_apart))
     return StudySettings(
         name=args.name or time.strftime("study-%Y%m%d-%H%M%S"),
         storage_path=args.storage_path or DEFAULT_STORAGE,
-        num_samples=DEFAULT_NUM_SAMPLES if args.num_samples is None else args.num_samples,
+        num_samples=_or(args.num_samples, DEFAULT_NUM_SAMPLES),
         preset=preset,
         data_root=args.data_root,
         max_epochs=max_epochs,
         grace_period=grace_period,
         reduction_factor=reduction_factor,
         metric=args.metric or DEFAULT_METRIC,
-        gpus_per_trial=gpus,
-        cpus_per_trial=args.cpus_per_trial or 1.0,
+        gpus_per_trial=_or(args.gpus_per_trial, 0.0),  # `main` makes the default 1 when Ray sees a GPU
+        cpus_per_trial=_or(args.cpus_per_trial, 1.0),
         max_concurrent=args.max_concurrent,
-        max_failures=DEFAULT_MAX_FAILURES if args.max_failures is None else args.max_failures,
-        seed=args.seed or 0,
+        max_failures=_or(args.max_failures, DEFAULT_MAX_FAILURES),
+        seed=_or(args.seed, 0),
         uncertainty=bool(args.uncertainty),
         tune_lr=bool(args.tune_lr),
         overrides=tuple(sorted(overrides.items())),
@@ -545,11 +549,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line: parse, start or join Ray, run the study, print the best trials."""
     started = time.monotonic()
     args = _parser().parse_args(argv)
+    settings = settings_for_resume(args) if args.resume else settings_from_args(args)
+    validate(settings)  # bad flags fail before Ray starts
     owns_ray = not ray.is_initialized()
     if owns_ray:
         ray.init(address=args.address, include_dashboard=False, logging_level=logging.WARNING)
     try:
-        settings = settings_for_resume(args) if args.resume else settings_from_args(args)
+        if not args.resume and args.gpus_per_trial is None and ray.cluster_resources().get("GPU", 0.0) > 0:
+            settings = dataclasses.replace(settings, gpus_per_trial=1.0)
         outcome = run_study(settings, resume=args.resume, started=started)
     finally:
         if owns_ray:

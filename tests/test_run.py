@@ -71,9 +71,21 @@ def test_bad_flags_are_one_line_errors(ray_cluster, tmp_path):
         main(["--set", "weighting=dwa", "--storage-path", str(tmp_path)])
     with pytest.raises(UserError, match="unknown config key"):
         main(["--set", "colour=red", "--storage-path", str(tmp_path)])
+    with pytest.raises(UserError, match="--reduction-factor"):
+        main(["--reduction-factor", "0", "--storage-path", str(tmp_path)])
+    with pytest.raises(UserError, match="--cpus-per-trial"):
+        main(["--cpus-per-trial", "0", "--storage-path", str(tmp_path)])
     with pytest.raises(UserError, match="--metric"):
         main(["--metric", "accuracy", "--storage-path", str(tmp_path)])
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_the_command_line_reports_bad_flags_in_one_line_without_starting_ray(tmp_path):
+    command = [sys.executable, "-m", "study.run", "--num-samples", "0", "--storage-path", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.decode().strip() == "error: --num-samples must be at least 1, got 0"
 
 
 def test_an_existing_study_is_not_overwritten(finished_study):
@@ -150,7 +162,7 @@ def test_sigint_then_resume_keeps_finished_trials_and_duplicates_none(ray_cluste
     assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
 
 
-def test_defaults_by_preset(ray_cluster):
+def test_defaults_by_preset():
     from study.run import _parser, settings_from_args
 
     cpu = settings_from_args(_parser().parse_args(["--set", "max_train_images=16"]))
