@@ -95,6 +95,18 @@ def epochs_saved(study: Mapping[str, Any], trials: pd.DataFrame) -> tuple[float,
     return float(trained), float(budget)
 
 
+def asha_savings(study: Mapping[str, Any], trials: pd.DataFrame) -> tuple[float, float]:
+    """(epochs ASHA's early stops saved, epochs failed trials left unused): the epochs short of
+    max_epochs of the stopped-early and of the failed trials; NaN without max_epochs."""
+    top = study.get("max_epochs")
+    if top is None:
+        return math.nan, math.nan
+    short = (float(top) - pd.to_numeric(trials["epochs"], errors="coerce").fillna(0)).clip(lower=0)
+    return float(short[trials["state"] == "stopped_early"].sum()), float(
+        short[trials["state"] == "failed"].sum()
+    )
+
+
 def is_synthetic(study: Mapping[str, Any]) -> bool:
     """Whether the study ran on the generated synthetic data set rather than CityScapes."""
     return str(study.get("data", "")).strip().lower() == "synthetic"
@@ -125,14 +137,13 @@ def study_summary(study: Mapping[str, Any], trials: pd.DataFrame) -> pd.DataFram
     )
     trained, budget = epochs_saved(study, trials)
     if budget and not math.isnan(budget):
-        saved = budget - trained
-        rows.append(
-            (
-                "epochs trained",
-                f"{trained:.0f} of a full budget of {budget:.0f} ({100 * trained / budget:.0f} %); "
-                f"ASHA saved {saved:.0f} epochs ({100 * saved / budget:.0f} %)",
-            )
-        )
+        text = f"{trained:.0f} of a full budget of {budget:.0f} ({100 * trained / budget:.0f} %)"
+        stopped, unused = asha_savings(study, trials)
+        if not math.isnan(stopped):
+            text += f"; ASHA's early stops saved {stopped:.0f} epochs ({100 * stopped / budget:.0f} %)"
+            if unused:
+                text += f"; failed trials left {unused:.0f} unused"
+        rows.append(("epochs trained", text))
     else:
         rows.append(("epochs trained", f"{trained:.0f} (budget {NOT_RECORDED})"))
     wall = study.get("wall_seconds")

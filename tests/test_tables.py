@@ -196,7 +196,12 @@ def test_state_counts_epochs_and_summary() -> None:
     assert trained == 21.0 and math.isnan(budget)
     summary = tables.study_summary(study, trials).set_index("item")["value"]
     assert summary["trials"] == "4 (completed 2, stopped early 1, failed 1)"
-    assert summary["epochs trained"] == "21 of a full budget of 36 (58 %); ASHA saved 15 epochs (42 %)"
+    # t1 stopped at 3 of 9 epochs: 6 saved by ASHA; t3 failed at 0: 9 unused, not ASHA's doing
+    assert tables.asha_savings(study, trials) == (6.0, 9.0)
+    assert summary["epochs trained"] == (
+        "21 of a full budget of 36 (58 %); ASHA's early stops saved 6 epochs (17 %); "
+        "failed trials left 9 unused"
+    )
     assert summary["wall time"] == "1 h 02 min"
     assert summary["data"] == "synthetic (generated; not CityScapes)"
     assert summary["hardware"] == "not recorded"
