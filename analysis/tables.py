@@ -411,7 +411,8 @@ def weighting_summary(trials: pd.DataFrame, metrics: Sequence[str] = FIGURE_METR
             row[f"{m} median"] = display_value(m, values.median()) if len(values) else math.nan
             row[f"{m} best"] = display_value(m, best) if len(values) else math.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["weighting", "trials", "failed"] + [f"{m} {s}" for m in metrics for s in ("median", "best")]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def format_weighting_summary(table: pd.DataFrame) -> pd.DataFrame:
