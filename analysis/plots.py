@@ -391,12 +391,12 @@ def plot_dwa_weights(curve: pd.DataFrame, trial_id: str, temperature: float | No
     for task in tasks:
         ax.plot(curve["epoch"], curve[f"weight/{task}"], marker="o", markersize=4, label=task,
                 color=TASK_COLORS.get(task))  # fmt: skip
-    ax.axhline(1.0, color="#888888", linestyle=":", linewidth=1, label="equal weighting (1)")
+    ax.axhline(1.0, color="#888888", linestyle=":", linewidth=1, label="λ = 1 (equal weighting)")
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"task weight λ (weights sum to {len(tasks)})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
     if losses:
         ax = axes[0][1]
         for task in losses:
@@ -406,8 +406,9 @@ def plot_dwa_weights(curve: pd.DataFrame, trial_id: str, temperature: float | No
         ax.set_xlabel("epoch")
         ax.set_ylabel("task training loss (log scale)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
+    # one legend below both panels (same colour per task in each), clear of the curves
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), frameon=False)
     t_text = f", T = {temperature:.3g}" if temperature is not None and not pd.isna(temperature) else ""
     fig.suptitle(f"DWA weights of trial {trial_id}{t_text} (λ = 1 for the first two epochs)")
     return fig

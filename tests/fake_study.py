@@ -130,7 +130,7 @@ def trial_metrics(trial: FakeTrial) -> list[dict[str, float]]:
 
 
 def _write_optuna_journal(
-    path: Path, name: str, ids: Sequence[str], trials: Sequence[FakeTrial], scores
+    path: Path, name: str, ids: Sequence[str], trials: Sequence[FakeTrial], scores: Sequence[Sequence[float]]
 ) -> None:
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution

@@ -160,6 +160,11 @@ def test_dwa_weights(tmp_path: Path) -> None:
     assert fig is not None and len(fig.axes) == 2
     _assert_labelled(fig)
     weights = {line.get_label(): list(line.get_ydata()) for line in fig.axes[0].get_lines()}
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "segmentation",
+        "depth",
+        "λ = 1 (equal weighting)",
+    ]
     assert weights["segmentation"] == [1.0, 1.0, 0.9] and weights["depth"] == [1.0, 1.0, 1.1]
     assert fig.axes[1].get_yscale() == "log"
     assert "T = 0.5" in fig._suptitle.get_text()
