@@ -361,8 +361,11 @@ def protocol_differences(
                 return str(config[key])
         return NOT_RECORDED
 
-    height, width = config.get("height"), config.get("width")
-    resolution = f"{height}x{width}" if height and width else first("resolution", "size")
+    height, width = config.get("image_height"), config.get("image_width")
+    resolution = f"{height}x{width}" if height and width else NOT_RECORDED
+    backbone = first("backbone")
+    if backbone != NOT_RECORDED and config.get("width") not in (None, ""):
+        backbone = f"{backbone}, width x{config['width']}"
     data = (
         "synthetic, generated in the MTAN layout (not CityScapes)"
         if is_synthetic(study)
@@ -373,7 +376,7 @@ def protocol_differences(
         "data set": data,
         "resolution": resolution,
         "epochs": epochs,
-        "backbone": first("backbone", "model"),
+        "backbone": backbone,
         "segmentation metric convention": "both: accumulated and per-image (separate columns)",
         "depth error averaging": "both: per-pixel mean and per-batch mean (separate columns)",
         "evaluation": "final epoch of the trial on the validation split",

@@ -223,7 +223,16 @@ def write_fake_study(
     if finished:
         row, trial = max(finished, key=lambda pair: pair[0]["last_score"])
         config = {k: row[k] for k in ("weighting", "temperature", "weight_decay", "step_size", "gamma", "lr")}
-        config.update({"epochs": max_epochs, "height": 128, "width": 256, "backbone": "segnet", "seed": 0})
+        config.update(
+            {
+                "epochs": max_epochs,
+                "image_height": 128,
+                "image_width": 256,
+                "width": 1.0,
+                "backbone": "segnet",
+                "seed": 0,
+            }
+        )
         best = {
             "trial_id": row["trial_id"],
             "metric": "score",

@@ -121,7 +121,7 @@ def test_format_comparison_text() -> None:
 
 
 def test_protocol_differences_one_line_per_aspect() -> None:
-    config = {"height": 128, "width": 256, "backbone": "segnet"}
+    config = {"image_height": 128, "image_width": 256, "width": 0.25, "backbone": "segnet"}
     table = tables.protocol_differences({"data": "synthetic", "max_epochs": 30}, config).set_index("aspect")
     assert list(table.columns) == [
         "this study",
@@ -134,6 +134,7 @@ def test_protocol_differences_one_line_per_aspect() -> None:
     )
     assert "not CityScapes" in table.loc["data set", "this study"]
     assert table.loc["resolution", "this study"] == "128x256"
+    assert table.loc["backbone", "this study"] == "segnet, width x0.25"
     assert table.loc["epochs", "seed report"] == "100"
     assert table.loc["segmentation metric convention", "paper (Liu et al. 2019)"] == "per-image"
     unknown = tables.protocol_differences({"data": "/data/cityscapes"}, None).set_index("aspect")
