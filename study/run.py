@@ -30,6 +30,7 @@ import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+import mtan
 from mtan.config import make_config
 from mtan.data import load_data
 from mtan.errors import UserError, run_cli
@@ -204,8 +205,8 @@ def validate(settings: StudySettings) -> None:
 def _versions() -> dict[str, str | None]:
     try:
         mtan_version: str | None = importlib.metadata.version("mtan-study")
-    except importlib.metadata.PackageNotFoundError:
-        mtan_version = None
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        mtan_version = mtan.__version__
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
