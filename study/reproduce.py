@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,7 @@ def seed_configs(best: dict[str, Any], settings: ReproduceSettings) -> list[Trai
 
 def _train_seed(config: TrainConfig, out_dir: Path, data: DataBundle) -> list[dict[str, float]]:
     """One seed's run (a Ray task); continues a run already in `out_dir`."""
-    logging.getLogger("ray").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")  # zero-copy data
     return train(config, out_dir, resume=(out_dir / CHECKPOINT_FILE).exists(), data=data, progress=False)
 
 

@@ -17,8 +17,9 @@ import pytest
 from optuna.trial import TrialState
 
 from mtan.errors import UserError
-from study.run import StudySettings, main, run_study
+from study.run import _parser, main, run_study, settings_from_args
 from study.search import journal_storage
+from study.settings import StudySettings
 from study.space import SearchSpace
 from tests.conftest import TINY_SET, tiny_study_args
 
@@ -163,7 +164,6 @@ def test_sigint_then_resume_keeps_finished_trials_and_duplicates_none(ray_cluste
 
 
 def test_defaults_by_preset():
-    from study.run import _parser, settings_from_args
 
     cpu = settings_from_args(_parser().parse_args(["--set", "max_train_images=16"]))
     assert (cpu.num_samples, cpu.max_epochs, cpu.grace_period, cpu.reduction_factor) == (20, 24, 3, 4)
