@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from mtan.data import DataBundle, load_data
 from mtan.errors import UserError, run_cli
 from mtan.metrics import METRIC_KEYS
 from mtan.train import CHECKPOINT_FILE, train
+from study.connect import connect
 from study.results import write_text_atomic
 
 REPRODUCE_DIR = "reproduce"
@@ -137,9 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line: parse, start or join Ray, retrain, print the table."""
     args = _parser().parse_args(argv)
     read_best_config(args.results_dir)  # fail before starting Ray
-    owns_ray = not ray.is_initialized()
-    if owns_ray:
-        ray.init(address=args.address, include_dashboard=False, logging_level=logging.WARNING)
+    owns_ray = connect(args.address)
     try:
         gpus = args.gpus_per_task
         if gpus is None:

@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import importlib.metadata
 import json
-import logging
 import math
 import os
 import platform
@@ -35,6 +34,7 @@ from mtan.data import load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
 from mtan.metrics import METRIC_KEYS
+from study.connect import connect
 from study.progress import TrialLines
 from study.results import TrialRecord, write_json_atomic, write_results
 from study.search import make_searcher
@@ -121,6 +121,16 @@ def _error_reason(error: BaseException) -> str:
     return f"{type(cause).__name__}: {lines[0] if lines else ''}".strip()
 
 
+def _read_params(result: tune.Result) -> dict[str, Any]:
+    """A trial's point from its ``params.json`` when it never reported (empty if there is none)."""
+    path = f"{result.path.rstrip('/')}/params.json"
+    try:
+        with result.filesystem.open_input_stream(path) as stream:
+            return json.loads(stream.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def collect_records(grid: tune.ResultGrid, settings: StudySettings) -> list[TrialRecord]:
     """The finished trials of a Tune run, with their histories read from their last checkpoints."""
     records = []
@@ -128,11 +138,11 @@ def collect_records(grid: tune.ResultGrid, settings: StudySettings) -> list[Tria
     for result in sorted(grid, key=_creation_order):
         trial_id = str(result.metrics.get("trial_id") or Path(result.path).name.rsplit("_", 1)[-1])
         history = read_history(result.checkpoint) if result.checkpoint is not None else []
-        point = dict(result.config or {})
+        point = dict(result.config or _read_params(result))
         records.append(
             TrialRecord(
                 trial_id=trial_id,
-                config=trial_config(point, trial_settings).to_flat(),
+                config=trial_config(point, trial_settings).to_flat() if "weighting" in point else {},
                 history=tuple(history),
                 error=_error_reason(result.error) if result.error is not None else None,
                 point=point,
@@ -409,9 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = settings_for_resume(args) if args.resume else settings_from_args(args)
     validate(settings)  # bad flags fail before Ray starts
-    owns_ray = not ray.is_initialized()
-    if owns_ray:
-        ray.init(address=args.address, include_dashboard=False, logging_level=logging.WARNING)
+    owns_ray = connect(args.address)
     try:
         if not args.resume and args.gpus_per_trial is None and ray.cluster_resources().get("GPU", 0.0) > 0:
             settings = dataclasses.replace(settings, gpus_per_trial=1.0)

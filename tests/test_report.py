@@ -157,27 +157,14 @@ def _has_study_run() -> bool:
 
 
 @pytest.mark.skipif(not _has_study_run(), reason="study.run is not merged yet")
-def test_report_on_a_small_real_study(tmp_path: Path) -> None:
-    """A real (tiny) study through `study.run`, then the report. The integrator may need to adapt the
-    flags that keep it small (docs/results.md names --storage-path and --name)."""
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "study.run",
-            "--num-samples",
-            "2",
-            "--storage-path",
-            str(tmp_path),
-            "--name",
-            "s",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
+def test_report_on_a_small_real_study(ray_cluster, tiny_root, tmp_path: Path) -> None:
+    """A real (tiny) study through `study.run`, on the test session's Ray and the tiny data set, then the
+    report."""
+    from study.run import main as run_study_main
+    from tests.conftest import tiny_study_args
+
+    args = tiny_study_args(tiny_root, tmp_path, "s", "--num-samples", "3", "--max-epochs", "3")
+    assert run_study_main([*args, "--grace-period", "1", "--reduction-factor", "2"]) == 0
     files = write_report(tmp_path / "s")
     assert files.figures
     for path in files.figures:
