@@ -358,7 +358,8 @@ def prepare(raw: Path, out: Path, size: tuple[int, int] = (128, 256), workers: i
                     prepare_item(job)
                     bar.update()
             else:
-                with multiprocessing.get_context().Pool(min(workers, len(jobs))) as pool:
+                # spawn, not fork: a forked child of a process with threads (Ray, torch) can deadlock
+                with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
                     for _ in pool.imap_unordered(prepare_item, jobs, chunksize=1):
                         bar.update()
         seconds = time.perf_counter() - start
