@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,10 +40,9 @@ def trivial_baselines(
     """Metrics on the validation split of the trivial predictors: the training set's majority class
     everywhere, and its mean valid depth everywhere."""
     device = device or torch.device("cpu")
-    labels = torch.from_numpy(data.train.labels).long()
-    majority = int(torch.bincount(labels[labels >= 0], minlength=data.num_classes).argmax())
-    depth = torch.from_numpy(data.train.depth)
-    mean_depth = float(depth[depth > 0].double().mean())
+    labels = data.train.labels  # numpy: may be a read-only view of Ray's object store
+    majority = int(np.bincount(labels[labels >= 0], minlength=data.num_classes).argmax())
+    mean_depth = float(data.train.depth[data.train.depth > 0].mean(dtype=np.float64))
 
     def predict(batch: Batch) -> dict[str, torch.Tensor]:
         n, h, w = batch.labels.shape
