@@ -69,7 +69,7 @@ class _TaskLinear(torch.autograd.Function):
             first = shared_rows if shared_rows is not None else x
             torch.addmm(b, first, w[:, : first.shape[1]].t(), out=y)
             if shared_rows is not None and x is not None:
-                y.addmm_(x, w[:, split:].t())
+                torch.addmm(y, x, w[:, split:].t(), out=y)  # (out= variants are what FLOP counters see)
         ctx.save_for_backward(shared, stacked, weight)
         ctx.tasks, ctx.split = tasks, split
         return unrows(out, tasks * batch, height, width)
@@ -98,7 +98,7 @@ class _TaskLinear(torch.autograd.Function):
             if shared_rows is not None:
                 torch.mm(g_t.t(), shared_rows, out=grad_weight[block, :split])
                 if grad_shared is not None:
-                    grad_shared.addmm_(g_t, matrix[block, :split])
+                    torch.addmm(grad_shared, g_t, matrix[block, :split], out=grad_shared)
             if x is not None:
                 torch.mm(g_t.t(), x, out=grad_weight[block, split:])
                 if gx is not None:
