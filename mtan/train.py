@@ -74,6 +74,15 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
         raise ConfigError(f"cannot resume with a different config ({details})")
 
 
+def make_adam(parameters: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam with its fused kernel (the same update in one pass over each parameter), or the default
+    implementation where this torch build has no fused kernel for the parameters' device."""
+    try:
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=True)
+    except RuntimeError:
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+
+
 def task_losses(outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
     """Each task's unweighted training loss on `batch`."""
     return {
@@ -86,8 +95,7 @@ class Run:
     """The state of one run: model, weighting, optimizer, scheduler and the shuffling generator.
 
     `network` is what the training step calls: the model itself, or its `torch.compile` with
-    ``config.compile``. On a GPU, cuDNN picks its fastest algorithms (`cudnn.benchmark`) and Adam runs
-    fused.
+    ``config.compile``. On a GPU, cuDNN picks its fastest algorithms (`cudnn.benchmark`).
     """
 
     def __init__(self, config: TrainConfig, num_classes: int, device: torch.device) -> None:
@@ -102,11 +110,8 @@ class Run:
             device
         )
         parameters = [*self.model.parameters(), *self.weighting.parameters()]
-        cuda = device.type == "cuda"
-        torch.backends.cudnn.benchmark = cuda
-        self.optimizer = torch.optim.Adam(
-            parameters, lr=config.lr, weight_decay=config.weight_decay, fused=True if cuda else None
-        )
+        torch.backends.cudnn.benchmark = device.type == "cuda"
+        self.optimizer = make_adam(parameters, config.lr, config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, config.step_size, config.gamma)
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.device = device
