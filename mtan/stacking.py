@@ -10,6 +10,8 @@ products on each task's rows (`task_linear`), and batch norm keeps per-task stat
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,17 +50,28 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def compute_dtype(tensors: list[torch.Tensor]) -> torch.dtype:
+    """The dtype of a matrix product on `tensors`: autocast's where it is on, else their common dtype."""
+    device = tensors[0].device.type
+    if torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return functools.reduce(torch.promote_types, (x.dtype for x in tensors))
+
+
 class _TaskLinear(torch.autograd.Function):
     """Per task t: a 1x1 conv of concat(shared, task t's block of stacked) with task t's weight block,
     as matrix products that read and write each task's contiguous rows in place (no concatenation)."""
 
     @staticmethod
     def forward(ctx, shared, stacked, weight, bias, tasks):  # noqa: ANN001, ANN205 (autograd signature)
+        dtype = compute_dtype([x for x in (shared, stacked) if x is not None])
+        shared = shared.to(dtype) if shared is not None else None
+        stacked = stacked.to(dtype) if stacked is not None else None
         like = shared if shared is not None else stacked
         batch = like.shape[0] if shared is not None else like.shape[0] // tasks
         height, width = like.shape[2:]
-        matrix = weight.flatten(1).to(like.dtype)  # (T*C_out, C_shared + C_task)
-        bias = bias.to(like.dtype)
+        matrix = weight.flatten(1).to(dtype)  # (T*C_out, C_shared + C_task)
+        bias = bias.to(dtype)
         split = shared.shape[1] if shared is not None else 0
         out_size = matrix.shape[0] // tasks
         out = like.new_empty(tasks * batch * height * width, out_size)
@@ -78,15 +91,16 @@ class _TaskLinear(torch.autograd.Function):
     def backward(ctx, grad):  # noqa: ANN001, ANN205 (autograd signature)
         shared, stacked, weight = ctx.saved_tensors
         tasks, split = ctx.tasks, ctx.split
-        g = rows(channels_last(grad))
-        matrix = weight.flatten(1).to(g.dtype)
+        dtype = (shared if shared is not None else stacked).dtype
+        g = rows(channels_last(grad.to(dtype)))
+        matrix = weight.flatten(1).to(dtype)
         out_size = matrix.shape[0] // tasks
         grad_weight = torch.empty_like(matrix)
         grad_bias = torch.empty(matrix.shape[0], dtype=g.dtype, device=g.device)
         shared_rows = rows(shared) if shared is not None else None
         task_rows = rows(stacked).chunk(tasks) if stacked is not None else [None] * tasks
         grad_shared = (
-            torch.zeros_like(shared_rows) if shared is not None and ctx.needs_input_grad[0] else None
+            torch.empty_like(shared_rows) if shared is not None and ctx.needs_input_grad[0] else None
         )
         grad_stacked = (
             torch.empty_like(rows(stacked)) if stacked is not None and ctx.needs_input_grad[1] else None
@@ -97,7 +111,9 @@ class _TaskLinear(torch.autograd.Function):
             torch.sum(g_t, 0, out=grad_bias[block])
             if shared_rows is not None:
                 torch.mm(g_t.t(), shared_rows, out=grad_weight[block, :split])
-                if grad_shared is not None:
+                if grad_shared is not None and t == 0:
+                    torch.mm(g_t, matrix[block, :split], out=grad_shared)
+                elif grad_shared is not None:
                     torch.addmm(grad_shared, g_t, matrix[block, :split], out=grad_shared)
             if x is not None:
                 torch.mm(g_t.t(), x, out=grad_weight[block, split:])
@@ -115,9 +131,24 @@ def task_linear(conv: TaskConv2d, shared: torch.Tensor | None, stacked: torch.Te
     """The 1x1 `TaskConv2d` on channels-last input; task t's conv sees concat(shared, task t's block).
 
     `shared` (N,C_s,H,W) is the same for all tasks, `stacked` (T*N,C_t,H,W) holds each task's own input;
-    either may be None. Returns (T*N,C_out,H,W), task t's output in its block.
+    either may be None. Returns (T*N,C_out,H,W), task t's output in its block. Under `torch.compile`
+    (which cannot trace the strided in-place products) it is written as plain products, concatenated.
     """
-    return _TaskLinear.apply(shared, stacked, conv.weight, conv.bias, conv.tasks)
+    if not torch.compiler.is_compiling():
+        return _TaskLinear.apply(shared, stacked, conv.weight, conv.bias, conv.tasks)
+    blocks = stacked.chunk(conv.tasks) if stacked is not None else [None] * conv.tasks
+    outputs = []
+    for t, x in enumerate(blocks):
+        weight, bias = conv.task_parameters(t)
+        weight = weight.flatten(1)
+        if shared is None:
+            outputs.append(F.linear(rows(x), weight, bias))
+            continue
+        y = F.linear(rows(shared), weight[:, : shared.shape[1]], bias)
+        outputs.append(y if x is None else y + F.linear(rows(x), weight[:, shared.shape[1] :]))
+    batch = stacked.shape[0] if stacked is not None else conv.tasks * shared.shape[0]
+    size = (stacked if stacked is not None else shared).shape[2:]
+    return unrows(torch.cat(outputs), batch, *size)
 
 
 class _TimesShared(torch.autograd.Function):
@@ -133,13 +164,13 @@ class _TimesShared(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # noqa: ANN001, ANN205 (autograd signature)
         stacked, shared = ctx.saved_tensors
-        grads = channels_last(grad).chunk(ctx.tasks)
+        grad = channels_last(grad)
         grad_stacked = grad_shared = None
         if ctx.needs_input_grad[0]:
             grad_stacked = (grad.unflatten(0, (ctx.tasks, -1)) * shared).flatten(0, 1)
         if ctx.needs_input_grad[1]:
             grad_shared = torch.empty_like(shared)
-            for t, (g_t, x_t) in enumerate(zip(grads, stacked.chunk(ctx.tasks), strict=True)):
+            for t, (g_t, x_t) in enumerate(zip(grad.chunk(ctx.tasks), stacked.chunk(ctx.tasks), strict=True)):
                 if t == 0:
                     torch.mul(g_t, x_t, out=grad_shared)
                 else:
@@ -149,6 +180,8 @@ class _TimesShared(torch.autograd.Function):
 
 def times_shared(stacked: torch.Tensor, shared: torch.Tensor, tasks: int) -> torch.Tensor:
     """Each task's block (N,C,H,W) of `stacked` times the same `shared` (N,C,H,W): the attention product."""
+    if torch.compiler.is_compiling():
+        return (stacked.unflatten(0, (tasks, -1)) * shared).flatten(0, 1)
     return _TimesShared.apply(stacked, shared, tasks)
 
 
@@ -203,19 +236,23 @@ def batch_norm_per_task(bn: nn.BatchNorm2d, stacked: torch.Tensor, tasks: int) -
     shared = bn.num_features == channels
     if bn.training:
         bn.num_batches_tracked.add_(tasks if shared else 1)
-        return _BatchNormPerTask.apply(
-            stacked, bn.weight, bn.bias, bn.running_mean, bn.running_var, tasks, bn.momentum, bn.eps
-        )
-    if shared:
+        if not torch.compiler.is_compiling():
+            return _BatchNormPerTask.apply(
+                stacked, bn.weight, bn.bias, bn.running_mean, bn.running_var, tasks, bn.momentum, bn.eps
+            )
+    elif shared:
         return F.batch_norm(stacked, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+    # One call per block: in eval mode with per-task parameters, and under torch.compile (which cannot
+    # trace the in-place native calls and fuses the concatenation itself).
     blocks = []
     for t, block in enumerate(stacked.chunk(tasks)):
-        p = slice(t * channels, (t + 1) * channels)
+        p = slice(None) if shared else slice(t * channels, (t + 1) * channels)
         blocks.append(
             F.batch_norm(
-                block, bn.running_mean[p], bn.running_var[p], bn.weight[p], bn.bias[p], False, 0.0, bn.eps
+                block, bn.running_mean[p], bn.running_var[p], bn.weight[p], bn.bias[p], bn.training,
+                bn.momentum, bn.eps,
             )
-        )
+        )  # fmt: skip
     return channels_last(torch.cat(blocks))
 
 

@@ -112,3 +112,35 @@ def test_xavier_init_of_stacked_convs_uses_each_tasks_own_fan_out():
     assert conv.weight.shape == (256, 64, 3, 3)
     fan = 64 * 9
     assert conv.weight.std().item() == pytest.approx((2 / (fan + fan)) ** 0.5, rel=0.02)
+
+
+def test_under_torch_compile_it_computes_the_same_function():
+    # torch.compile cannot trace the in-place native calls, so the fast network switches to plain
+    # per-task ops there (what a GPU run with --compile uses); aot_eager traces it without code generation.
+    fast, reference = twin_models(TASK_SETS[0], "segnet")
+    x = torch.rand(2, 3, 32, 64, dtype=torch.float64)
+    fast_out = torch.compile(fast, backend="aot_eager", fullgraph=True)(x)
+    reference_out = reference_forward(reference, x)
+    for task in fast_out:
+        torch.testing.assert_close(fast_out[task], reference_out[task], rtol=1e-10, atol=1e-12)
+    loss_of(fast_out.values()).backward()
+    loss_of(reference_out.values()).backward()
+    assert_gradients_close(fast, reference, rtol=1e-9)
+    for (name, b), c in zip(fast.named_buffers(), reference.buffers(), strict=True):
+        if "running" in name:
+            torch.testing.assert_close(b, c, rtol=1e-12, atol=1e-14, msg=name)
+
+
+def test_under_bf16_autocast_it_matches_the_per_task_loop_under_autocast():
+    # Both deviate from float32 alike (bf16 batch norm over a tiny batch); they agree with each other.
+    fast, reference = twin_models(TASK_SETS[0], "segnet", torch.float32)
+    x = torch.rand(2, 3, 32, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast_out = fast(x)
+        reference_out = reference_forward(reference, x)
+    for task, out in fast_out.items():
+        assert out.dtype == torch.bfloat16
+        scale = reference_out[task].abs().max().item()
+        torch.testing.assert_close(out.float(), reference_out[task].float(), rtol=0, atol=0.03 * scale)
+    loss_of([o.float() for o in fast_out.values()]).backward()
+    assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all() for p in fast.parameters())
