@@ -32,7 +32,7 @@ class TrainConfig:
     init: str = "xavier"
     weighting: str = "equal"
     temperature: float = 2.0
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.0
     step_size: int = 4
     gamma: float = 0.5

@@ -113,3 +113,9 @@ def test_bad_data_is_one_clear_data_error(tiny_root, tmp_path, action, message):
 def test_missing_data_root_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_data(tiny_config(tmp_path / "nowhere"))
+
+
+def test_an_unfinished_preparation_is_refused(tiny_root, tmp_path):
+    broken = corrupt(tiny_root, tmp_path, lambda r: (r / "prepare.json").write_text('{"complete": false}'))
+    with pytest.raises(DataError, match="preparation did not finish"):
+        load_data(tiny_config(broken))

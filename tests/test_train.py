@@ -46,7 +46,7 @@ def test_a_run_writes_config_metrics_baselines_and_checkpoint(tiny_root, tmp_pat
     )
     assert seen == [(1, True), (2, True)]
     assert [set(row) for row in rows] == [ROW_KEYS, ROW_KEYS]
-    assert [row["lr"] for row in rows] == pytest.approx([1e-3, 5e-4])  # StepLR stepped once per epoch
+    assert [row["lr"] for row in rows] == pytest.approx([2e-3, 1e-3])  # StepLR stepped once per epoch
     assert read_metrics(tmp_path) == rows
     assert json.loads((tmp_path / "config.json").read_text())["weighting"] == "dwa"
     assert set(json.loads((tmp_path / "baselines.json").read_text())) == ROW_KEYS - {
@@ -75,7 +75,7 @@ def test_resume_continues_exactly_where_it_stopped(tiny_root, tmp_path):
 
 def test_resume_refuses_a_different_config(tiny_root, tmp_path):
     train(tiny_config(tiny_root, epochs=1), tmp_path, progress=False)
-    with pytest.raises(ConfigError, match="lr: 0.001 -> 0.01"):
+    with pytest.raises(ConfigError, match="lr: 0.002 -> 0.01"):
         train(tiny_config(tiny_root, epochs=2, lr=0.01), tmp_path, resume=True, progress=False)
     with pytest.raises(ConfigError, match="already holds a run"):
         train(tiny_config(tiny_root, epochs=2), tmp_path, progress=False)

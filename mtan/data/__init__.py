@@ -22,6 +22,7 @@ from mtan.data.layout import (
     check_depth,
     check_image,
     check_label,
+    check_prepared,
     count_split,
     label_folder,
     load_array,
@@ -108,6 +109,7 @@ def load_data(config: TrainConfig) -> DataBundle:
         root, source = Path(config.data_root), str(config.data_root)
         if not root.is_dir():
             raise DataError(f"data root {root} does not exist or is not a folder")
+        check_prepared(root)
     limits = {"train": config.max_train_images, "val": config.max_val_images}
     splits = {
         name: resize_split(

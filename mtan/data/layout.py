@@ -7,6 +7,8 @@ Layout (DESIGN.md, "Data"): ``root/{train,val}/{image,label_7,label_19,depth}/{i
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 from pathlib import Path
 
@@ -106,3 +108,46 @@ def check_depth(path: Path, depth: np.ndarray, shape: tuple[int, int]) -> np.nda
     if depth.min() < 0:
         raise DataError(f"{path}: depth has negative values (min {depth.min():g}); 0 marks invalid pixels")
     return depth.astype(np.float32)
+
+
+PREPARE_FILE = "prepare.json"  # written by mtan.data.prepare: {"complete": false} until it finished
+INDEX_FILE = "index.csv"  # per split, written by mtan.data.prepare: columns index,source
+
+
+def check_prepared(root: Path) -> None:
+    """Reject a set whose `prepare.json` says that `mtan.data.prepare` has not finished writing it.
+
+    A set without `prepare.json` (e.g. the published MTAN download) passes.
+    """
+    path = Path(root) / PREPARE_FILE
+    if not path.exists():
+        return
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: unreadable ({error})") from None
+    if not isinstance(state, dict) or state.get("complete") is not True:
+        raise DataError(
+            f"{path}: the preparation did not finish; run python -m mtan.data.prepare again with the same "
+            "--raw and --out to complete it"
+        )
+
+
+def read_index(root: Path, split: str) -> list[str] | None:
+    """The source image of each index i from `root/split/index.csv`, or None when there is no index file."""
+    path = Path(root) / split / INDEX_FILE
+    if not path.exists():
+        return None
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: unreadable ({error})") from None
+    if not rows or rows[0] != ["index", "source"]:
+        raise DataError(f"{path}: expected the header 'index,source'")
+    sources = []
+    for number, row in enumerate(rows[1:]):
+        if len(row) != 2 or row[0] != str(number):
+            raise DataError(f"{path}: row {number + 2} is not '{number},<source image>'")
+        sources.append(row[1])
+    return sources

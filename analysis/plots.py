@@ -1,0 +1,414 @@
+"""The report's figures. Each function takes DataFrames and returns a matplotlib Figure, or None when
+there is nothing to draw; `save_figure` writes one and closes it. Agg backend, no display needed.
+
+Metric axes are in display units (percent for mIoU and pixel accuracy) and name their convention.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib import MatplotlibDeprecationWarning  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
+
+from analysis.columns import (  # noqa: E402
+    FIGURE_METRICS,
+    HYPERPARAMETER_LABELS,
+    NUMERIC_HYPERPARAMETERS,
+    TASKS,
+    display_value,
+    label,
+)
+from analysis.tables import pareto_front  # noqa: E402
+
+DPI = 90
+WEIGHTING_COLORS = {"equal": "#1f77b4", "dwa": "#d62728"}
+STATE_MARKERS = {"completed": "o", "stopped_early": "X", "failed": "s"}
+STATE_LABELS = {"completed": "completed (full budget)", "stopped_early": "stopped early by ASHA"}
+TASK_COLORS = {"segmentation": "#2ca02c", "depth": "#9467bd"}
+
+
+def _color(weighting: str) -> str:
+    return WEIGHTING_COLORS.get(weighting, "#7f7f7f")
+
+
+def _finished(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials.loc[trials["state"] != "failed"]
+
+
+def _weighting_order(trials: pd.DataFrame) -> list[str]:
+    present = trials["weighting"].dropna().astype(str).unique().tolist()
+    return [w for w in WEIGHTING_COLORS if w in present] + sorted(
+        w for w in present if w not in WEIGHTING_COLORS
+    )
+
+
+def _legend_handles(weightings: Sequence[str], states: Sequence[str]) -> list[Line2D]:
+    handles = [
+        Line2D([], [], color=_color(w), marker="o", linestyle="", label=f"weighting: {w}") for w in weightings
+    ]
+    handles += [
+        Line2D(
+            [],
+            [],
+            color="#444444",
+            marker=STATE_MARKERS.get(s, "o"),
+            linestyle="",
+            label=STATE_LABELS.get(s, s),
+        )
+        for s in states
+    ]
+    return handles
+
+
+def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> Path:
+    """Write `fig` as a PNG at `path` and close it."""
+    fig.savefig(path, dpi=dpi, format="png")
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------- equal against DWA
+
+
+def plot_weighting_distributions(
+    trials: pd.DataFrame, metrics: Sequence[str] = FIGURE_METRICS
+) -> Figure | None:
+    """Box plot and one dot per trial of each final metric, per weighting method."""
+    data = _finished(trials)
+    metrics = [m for m in metrics if f"last_{m}" in data.columns and data[f"last_{m}"].notna().any()]
+    if data.empty or not metrics:
+        return None
+    order = _weighting_order(data)
+    states = [s for s in STATE_MARKERS if s in set(data["state"])]
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(3.2 * len(metrics), 3.9), layout="constrained", squeeze=False
+    )
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        frame = pd.DataFrame(
+            {
+                "weighting": data["weighting"].astype(str),
+                "state": data["state"],
+                "value": data[f"last_{metric}"].map(lambda v, m=metric: display_value(m, v)),
+            }
+        ).dropna()
+        with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11's deprecated `vert`
+            warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
+            sns.boxplot(
+                data=frame, x="weighting", y="value", order=order, hue="weighting", hue_order=order,
+                palette={w: _color(w) for w in order}, showfliers=False, width=0.5, ax=ax, legend=False,
+                boxprops={"alpha": 0.35},
+            )  # fmt: skip
+        for state in states:
+            subset = frame.loc[frame["state"] == state]
+            sns.stripplot(
+                data=subset, x="weighting", y="value", order=order, color="#222222", size=5, jitter=0.12,
+                marker=STATE_MARKERS.get(state, "o"), ax=ax, legend=False,
+            )  # fmt: skip
+        ax.set_xlabel("weighting method")
+        ax.set_ylabel(label(metric))
+        ax.set_title(label(metric).split(" (")[0].split(",")[0], fontsize=10)
+    fig.legend(
+        handles=_legend_handles([], states), loc="outside lower center", ncol=len(states), frameon=False
+    )
+    fig.suptitle("Final metrics per weighting method (each mark is one trial, last epoch it trained)")
+    return fig
+
+
+# ---------------------------------------------------------------- metrics against hyperparameters
+
+
+def _zero_position(values: np.ndarray) -> float:
+    positive = values[values > 0]
+    return 10 ** (math.floor(math.log10(positive.min())) - 1)
+
+
+def _tick_text(value: float, _position: object = None) -> str:
+    return f"{value:.0e}".replace("e-0", "e-") if 0 < value < 0.01 else f"{value:g}"
+
+
+def _log_x_axis(ax: plt.Axes, values: np.ndarray) -> None:
+    """A log x axis with few, plainly written ticks (1, 2, 5 per decade when the values span about one)."""
+    ax.set_xscale("log")
+    positive = values[values > 0]
+    span = math.log10(positive.max() / positive.min()) if len(positive) else 0.0
+    ax.xaxis.set_major_locator(
+        LogLocator(base=10, subs=(1.0, 2.0, 5.0) if span < 1.3 else (1.0,), numticks=6)
+    )
+    ax.xaxis.set_major_formatter(FuncFormatter(_tick_text))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _mark_zero_on_log_axis(ax: plt.Axes, position: float, positive: np.ndarray) -> None:
+    """Label the decades of the positive values and `position` as '0', with a dotted break between."""
+    low = math.ceil(math.log10(positive.min())) if len(positive) else math.log10(position) + 1
+    high = math.floor(math.log10(positive.max())) if len(positive) else low
+    decades = [10.0**k for k in range(low, high + 1)]
+    step = max(1, math.ceil(len(decades) / 3))
+    ticks = decades[::step]
+    ax.set_xticks([position, *ticks], ["0", *[_tick_text(t) for t in ticks]])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.axvline(position * 10**0.5, color="#bbbbbb", linestyle=":", linewidth=1)
+
+
+def plot_metrics_vs_hyperparameters(
+    trials: pd.DataFrame,
+    scales: Mapping[str, str],
+    metrics: Sequence[str] = FIGURE_METRICS,
+    params: Sequence[str] = NUMERIC_HYPERPARAMETERS,
+) -> Figure | None:
+    """A grid: each final metric (rows) against each numeric hyperparameter (columns), one mark per
+    trial coloured by weighting. Log axes where the search was log-scale; a value 0 on such an axis
+    (weight decay 'none') is drawn one decade left of the smallest non-zero value and labelled 0."""
+    data = _finished(trials)
+    metrics = [m for m in metrics if f"last_{m}" in data.columns and data[f"last_{m}"].notna().any()]
+    if data.empty or not metrics:
+        return None
+    weightings = _weighting_order(data)
+    states = [s for s in STATE_MARKERS if s in set(data["state"])]
+    fig, axes = plt.subplots(
+        len(metrics), len(params), figsize=(2.9 * len(params), 2.35 * len(metrics) + 0.8),
+        layout="constrained", sharey="row", squeeze=False,
+    )  # fmt: skip
+    for col, param in enumerate(params):
+        values = (
+            pd.to_numeric(data[param], errors="coerce") if param in data else pd.Series(np.nan, data.index)
+        )
+        present = values.notna().to_numpy()
+        x = values.to_numpy(dtype=float)
+        log = scales.get(param) == "log" and (x[present] > 0).any()
+        zero = present & (x == 0)
+        position = _zero_position(x[present]) if log and zero.any() else None
+        if position is not None:
+            x = np.where(zero, position, x)
+        for row, metric in enumerate(metrics):
+            ax = axes[row][col]
+            y = data[f"last_{metric}"].map(lambda v, m=metric: display_value(m, v)).to_numpy(dtype=float)
+            if not present.any():
+                why = "DWA only; no DWA trial" if param == "temperature" else "not recorded"
+                ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color="#666666")
+            for state in states:
+                for weighting in weightings:
+                    mask = (
+                        present
+                        & (data["state"] == state).to_numpy()
+                        & (data["weighting"] == weighting).to_numpy()
+                    )
+                    if mask.any():
+                        ax.scatter(
+                            x[mask], y[mask], s=26, color=_color(weighting), alpha=0.8,
+                            marker=STATE_MARKERS.get(state, "o"), linewidths=0.4, edgecolors="white",
+                        )  # fmt: skip
+            if log:
+                _log_x_axis(ax, x[present])
+                if position is not None:
+                    _mark_zero_on_log_axis(ax, position, x[present & ~zero])
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(4))
+            name = HYPERPARAMETER_LABELS.get(param, param)
+            ax.set_xlabel(f"{name} (log scale)" if log else name, fontsize=9)
+            if col == 0:
+                ax.set_ylabel(label(metric), fontsize=9)
+            ax.tick_params(labelsize=8)
+            ax.grid(alpha=0.3)
+    fig.legend(
+        handles=_legend_handles(weightings, states), loc="outside lower center",
+        ncol=len(weightings) + len(states), frameon=False,
+    )  # fmt: skip
+    fig.suptitle("Final metrics against each hyperparameter (DWA temperature: DWA trials only)")
+    return fig
+
+
+# ---------------------------------------------------------------- learning curves
+
+
+def plot_learning_curves(
+    curves: pd.DataFrame,
+    trials: pd.DataFrame,
+    metrics: Sequence[str] = ("score", "miou", "abs_err"),
+    rungs: Sequence[int] = (),
+) -> Figure | None:
+    """Each metric over the epochs for every trial, coloured by weighting; an X where ASHA stopped a
+    trial, a dot where a trial finished its budget, dotted lines at the ASHA rungs."""
+    metrics = [m for m in metrics if m in curves.columns and curves[m].notna().any()]
+    if curves.empty or not metrics:
+        return None
+    info = trials.set_index(trials["trial_id"].astype(str))
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(5.0 * len(metrics), 4.2), layout="constrained", squeeze=False
+    )
+    weightings = _weighting_order(trials.loc[trials["trial_id"].astype(str).isin(curves["trial_id"])])
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for trial_id, curve in curves.groupby("trial_id", sort=True):
+            weighting = str(info.at[trial_id, "weighting"]) if trial_id in info.index else "?"
+            state = str(info.at[trial_id, "state"]) if trial_id in info.index else "?"
+            y = curve[metric].map(lambda v, m=metric: display_value(m, v))
+            ax.plot(
+                curve["epoch"],
+                y,
+                color=_color(weighting),
+                alpha=0.55,
+                linewidth=1.2,
+                marker=".",
+                markersize=3,
+            )
+            end_marker = "X" if state == "stopped_early" else "o"
+            ax.plot(curve["epoch"].iloc[-1], y.iloc[-1], marker=end_marker, color=_color(weighting),
+                    markersize=7, markeredgecolor="black", markeredgewidth=0.6, linestyle="")  # fmt: skip
+        for rung in rungs:
+            ax.axvline(rung, color="#888888", linestyle=":", linewidth=1)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label(metric))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=_color(w), label=f"weighting: {w}") for w in weightings]
+    handles += [
+        Line2D(
+            [],
+            [],
+            marker="X",
+            color="#555555",
+            markeredgecolor="black",
+            linestyle="",
+            label="stopped by ASHA",
+        ),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            color="#555555",
+            markeredgecolor="black",
+            linestyle="",
+            label="finished budget",
+        ),
+    ]
+    if rungs:
+        handles.append(Line2D([], [], color="#888888", linestyle=":", label="ASHA rung (comparison epoch)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    fig.suptitle(
+        f"Learning curves of all {curves['trial_id'].nunique()} trials with metrics (validation split)"
+    )
+    return fig
+
+
+# ---------------------------------------------------------------- importance
+
+
+def plot_importance(importances: pd.Series, evaluator: str) -> Figure | None:
+    """Horizontal bars of the hyperparameter importances, largest on top."""
+    if importances is None or importances.empty:
+        return None
+    ordered = importances.sort_values(ascending=True)
+    fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(ordered) + 1.6), layout="constrained")
+    ax.barh(
+        [HYPERPARAMETER_LABELS.get(str(p), str(p)) for p in ordered.index],
+        ordered.to_numpy(),
+        color="#4c72b0",
+    )
+    for y, value in enumerate(ordered.to_numpy()):
+        ax.text(value, y, f" {value:.2f}", va="center", fontsize=9)
+    ax.set_xlabel("importance (normalised, sums to 1)")
+    ax.set_ylabel("hyperparameter")
+    ax.set_xlim(0, max(1e-9, float(ordered.max())) * 1.18)
+    ax.set_title(
+        f"Hyperparameter importance for the objective\n{evaluator}, completed trials only", fontsize=10
+    )
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+# ---------------------------------------------------------------- the trade-off between the tasks
+
+
+def plot_tradeoff(trials: pd.DataFrame, x_metric: str = "miou", y_metric: str = "abs_err") -> Figure | None:
+    """Final mIoU against final depth abs error per trial, with the Pareto front (higher mIoU and
+    lower error) marked and its trials named."""
+    data = _finished(trials)
+    x_col, y_col = f"last_{x_metric}", f"last_{y_metric}"
+    if x_col not in data or y_col not in data:
+        return None
+    data = data.loc[data[x_col].notna() & data[y_col].notna()]
+    if data.empty:
+        return None
+    front = pareto_front(data, maximize=x_col, minimize=y_col)
+    x = data[x_col].map(lambda v: display_value(x_metric, v)).to_numpy(dtype=float)
+    y = data[y_col].map(lambda v: display_value(y_metric, v)).to_numpy(dtype=float)
+    weightings = _weighting_order(data)
+    states = [s for s in STATE_MARKERS if s in set(data["state"])]
+    fig, ax = plt.subplots(figsize=(7.5, 5.4), layout="constrained")
+    for state in states:
+        for weighting in weightings:
+            mask = ((data["state"] == state) & (data["weighting"] == weighting)).to_numpy()
+            if mask.any():
+                marker = STATE_MARKERS.get(state, "o")
+                ax.scatter(x[mask], y[mask], color=_color(weighting), marker=marker, s=40,
+                           alpha=0.85, edgecolors="white", linewidths=0.5)  # fmt: skip
+    on = front.to_numpy()
+    order = np.argsort(x[on])
+    fx, fy = x[on][order], y[on][order]
+    ax.step(fx, fy, where="post", color="black", linewidth=1.2, alpha=0.7)
+    ax.scatter(fx, fy, s=140, facecolors="none", edgecolors="black", linewidths=1.2)
+    for tx, ty, trial_id in zip(fx, fy, data.loc[on, "trial_id"].astype(str).to_numpy()[order], strict=True):
+        ax.annotate(trial_id, (tx, ty), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_xlabel(label(x_metric) + "  (higher is better →)")
+    ax.set_ylabel(label(y_metric) + "  (lower is better ↓)")
+    ax.grid(alpha=0.3)
+    handles = _legend_handles(weightings, states) + [
+        Line2D([], [], marker="o", markerfacecolor="none", markeredgecolor="black", color="black",
+               label=f"Pareto front ({int(on.sum())} trial{'s' if on.sum() != 1 else ''})"),
+    ]  # fmt: skip
+    ax.legend(handles=handles, loc="best", fontsize=8)
+    ax.set_title("Trade-off between the tasks (final epoch of each trial)")
+    return fig
+
+
+# ---------------------------------------------------------------- DWA weights
+
+
+def plot_dwa_weights(curve: pd.DataFrame, trial_id: str, temperature: float | None = None) -> Figure | None:
+    """One trial's DWA task weights over the epochs, beside the per-task training losses they are
+    computed from."""
+    tasks = [t for t in TASKS if f"weight/{t}" in curve.columns and curve[f"weight/{t}"].notna().any()]
+    if curve.empty or not tasks:
+        return None
+    losses = [t for t in TASKS if f"loss/{t}" in curve.columns and curve[f"loss/{t}"].notna().any()]
+    panels = 2 if losses else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.6 * panels, 4.0), layout="constrained", squeeze=False)
+    ax = axes[0][0]
+    for task in tasks:
+        ax.plot(curve["epoch"], curve[f"weight/{task}"], marker="o", markersize=4, label=task,
+                color=TASK_COLORS.get(task))  # fmt: skip
+    ax.axhline(1.0, color="#888888", linestyle=":", linewidth=1, label="λ = 1 (equal weighting)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"task weight λ (weights sum to {len(tasks)})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if losses:
+        ax = axes[0][1]
+        for task in losses:
+            ax.plot(curve["epoch"], curve[f"loss/{task}"], marker="o", markersize=4, label=task,
+                    color=TASK_COLORS.get(task))  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("task training loss (log scale)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    # one legend below both panels (same colour per task in each), clear of the curves
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), frameon=False)
+    t_text = f", T = {temperature:.3g}" if temperature is not None and not pd.isna(temperature) else ""
+    fig.suptitle(f"DWA weights of trial {trial_id}{t_text} (λ = 1 for the first two epochs)")
+    return fig

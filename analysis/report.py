@@ -1,0 +1,466 @@
+"""`python -m analysis.report RESULTS_DIR [--out DIR]`: the comparison report of a study.
+
+Writes `report.md`, a self-contained `report.html` and the figures as PNG beside them (default
+`RESULTS_DIR/report/`). A directory that is missing or is not a study is one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis import plots, tables
+from analysis.columns import HYPERPARAMETER_LABELS, HYPERPARAMETERS, NUMERIC_HYPERPARAMETERS, label
+from analysis.load import StudyResults, load_optuna_study, load_results
+from analysis.optuna_study import Importance, param_importances, search_scales
+from analysis.reference import DEFAULT_BASELINE, REFERENCES, reference
+from analysis.render import Banner, Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
+from mtan.errors import UserError, run_cli
+
+FIGURE_FILES: dict[str, str] = {
+    "weighting": "fig_equal_vs_dwa.png",
+    "hyperparameters": "fig_metrics_vs_hyperparameters.png",
+    "curves": "fig_learning_curves.png",
+    "importance": "fig_importance.png",
+    "tradeoff": "fig_tradeoff.png",
+    "dwa": "fig_dwa_weights.png",
+}
+FIGURE_TITLES: dict[str, str] = {
+    "weighting": "Final metrics, equal against DWA",
+    "hyperparameters": "Final metrics against each hyperparameter",
+    "curves": "Learning curves with ASHA stopping points",
+    "importance": "Hyperparameter importance",
+    "tradeoff": "mIoU against depth abs err with the Pareto front",
+    "dwa": "DWA weights over the epochs",
+}
+UNITS_NOTE = (
+    "Values in the results files are fractions; this report shows mIoU and pixel accuracy in percent, "
+    "depth abs err in the data's units (inverse depth), and depth rel err as a plain ratio, each with its "
+    "convention."
+)
+NOT_REPRODUCED = (
+    "Not reproduced yet: `python -m study.reproduce RESULTS_DIR` retrains the best config with several seeds "
+    "and gives the mean ± std this report then shows."
+)
+COMPARISON_CAPTION = (
+    "Each number sits under the convention its source used; '-' where the source used the other one. '?' "
+    "marks a number whose convention the source does not state. The score is this study's objective (0 = "
+    "trivial predictors, 1 = perfect); the trivial predictors (majority class everywhere, mean depth "
+    "everywhere) show what no learning gets on this study's data."
+)
+CONVENTION_NOTES = (
+    "mIoU: accumulated = one confusion matrix over the validation set; per-image = mean over images of the "
+    "IoU over the classes present (the paper's 2019 convention, 8 to 20 points lower).",
+    "Depth errors over valid pixels: per-pixel mean over the whole split, or the mean of per-batch means "
+    "(the official code). Rel err is a plain ratio: the paper's 33.63 is not a percentage.",
+    "This study's rows are the last epoch of one run; the published rows average the last 10 epochs.",
+)
+SYNTHETIC_WARNING = (
+    "This study ran on the synthetic data set (generated, not CityScapes). Its numbers are not comparable "
+    "with the CityScapes numbers of the paper, the seed report or the single-task baseline; they stand side "
+    "by side below only to show the protocol, and Delta_m is not computed for them."
+)
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What `write_report` wrote."""
+
+    markdown: Path
+    html: Path
+    figures: tuple[Path, ...]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _config_text(row: Mapping[str, Any]) -> str:
+    parts = []
+    for name in HYPERPARAMETERS:
+        text = tables.format_hyperparameter(name, row.get(name))
+        if text != "-":
+            parts.append(f"{HYPERPARAMETER_LABELS[name]} {text}")
+    return ", ".join(parts)
+
+
+def _epochs(count: float) -> str:
+    return f"{count:.0f} epoch" + ("" if count == 1 else "s")
+
+
+class _Report:
+    """Builds the report's blocks and figures for one study."""
+
+    def __init__(self, results: StudyResults, out: Path, baseline_key: str) -> None:
+        self.results, self.out = results, out
+        self.baseline = reference(baseline_key)
+        self.study = results.study
+        self.trials = results.trials
+        self.metric = str(self.study.get("metric") or (results.best or {}).get("metric") or "score")
+        self.mode = str(self.study.get("mode") or (results.best or {}).get("mode") or "max")
+        self.column = tables.ranking_column(self.trials, self.metric, results.best)
+        self.ranked = tables.ranked_trials(self.trials, self.column, self.mode)
+        self.synthetic = tables.is_synthetic(self.study)
+        self.figures: list[Path] = []
+        self.best_row = self._best_row()
+        self.optuna_study, self.optuna_error = self._optuna()
+
+    def _best_row(self) -> pd.Series | None:
+        best_id = (self.results.best or {}).get("trial_id")
+        rows = (
+            self.trials.loc[self.trials["trial_id"] == str(best_id)]
+            if best_id is not None
+            else self.trials[:0]
+        )
+        if len(rows) == 1:
+            return rows.iloc[0]
+        return self.ranked.iloc[0] if len(self.ranked) else None
+
+    def _optuna(self) -> tuple[Any | None, str]:
+        if self.results.journal is None:
+            return None, "no optuna.journal in the results directory"
+        try:
+            return load_optuna_study(self.results.journal, self.results.name), ""
+        except UserError as error:
+            return None, str(error)
+
+    def _figure(self, key: str, fig: Any, caption: str) -> Figure | None:
+        if fig is None:
+            return None
+        path = plots.save_figure(fig, self.out / FIGURE_FILES[key])
+        self.figures.append(path)
+        return Figure(path, caption, FIGURE_TITLES[key])
+
+    # ------------------------------------------------------------ sections
+
+    def header(self) -> list[Block]:
+        blocks: list[Block] = [
+            Heading(1, f"MTAN study report: {self.results.name}"),
+            Paragraph(
+                f"Results directory {self.results.path}; report written "
+                f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}. {UNITS_NOTE}"
+            ),
+        ]
+        if self.synthetic:
+            blocks.append(Banner(SYNTHETIC_WARNING))
+        counts = tables.state_counts(self.trials)
+        if self.trials.empty:
+            blocks.append(
+                Banner("results.csv lists no trial: the study ran none, or was stopped before any.")
+            )
+        elif counts.get("failed", 0) == len(self.trials):
+            blocks.append(
+                Banner(f"every one of the {len(self.trials)} trials failed: there is no result to compare.")
+            )
+        elif counts.get("failed", 0):
+            blocks.append(
+                Banner(f"{counts['failed']} of {len(self.trials)} trials failed (listed in the summary).")
+            )
+        blocks += [Heading(2, "Key findings"), Bullets(tuple(self.findings()))]
+        return blocks
+
+    def findings(self) -> list[str]:
+        items = []
+        if self.best_row is None:
+            return ["No trial finished, so there is no best configuration."]
+        row = self.best_row
+        items.append(
+            f"Best trial {row['trial_id']}: {_config_text(row)}; {label(self.metric)} "
+            f"{tables.format_metric(self.metric, row.get(self.column))} after {_epochs(row['epochs'])} "
+            f"({str(row['state']).replace('_', ' ')})."
+        )
+        by_weighting = {w: g for w, g in self.ranked.groupby("weighting")}
+        if "equal" in by_weighting and "dwa" in by_weighting:
+            e, d = by_weighting["equal"].iloc[0], by_weighting["dwa"].iloc[0]
+            fmt = tables.format_metric
+            items.append(
+                f"Best equal trial {e['trial_id']}: {fmt(self.metric, e[self.column])}; "
+                f"best DWA trial {d['trial_id']}: {fmt(self.metric, d[self.column])} ({self.metric}; "
+                f"{len(by_weighting['equal'])} equal and {len(by_weighting['dwa'])} DWA trials finished)."
+            )
+        else:
+            missing = "DWA" if "dwa" not in by_weighting else "equal"
+            items.append(f"No {missing} trial finished, so equal and DWA cannot be compared in this study.")
+        top = self.ranked.head(5)[self.column]
+        if len(top) > 1:
+            low, high = (tables.format_metric(self.metric, v) for v in (top.min(), top.max()))
+            items.append(
+                f"The top {len(top)} trials span {self.metric} {low} to {high}: single runs, one seed each."
+            )
+        reproduce = self.results.reproduce
+        if reproduce is not None and self.metric in reproduce.index:
+            r = reproduce.loc[self.metric]
+            n = "" if pd.isna(r["n"]) else f" over {int(r['n'])} seeds"
+            items.append(
+                f"Reproduced from scratch{n}: {self.metric} {tables.format_metric(self.metric, r['mean'])} ± "
+                f"{tables.format_metric(self.metric, r['std'])} (mean ± sample std)."
+            )
+        else:
+            items.append(NOT_REPRODUCED)
+        trained, budget = tables.epochs_saved(self.study, self.trials)
+        stopped, _ = tables.asha_savings(self.study, self.trials)
+        if budget and not math.isnan(budget) and not math.isnan(stopped):
+            items.append(
+                f"The study trained {trained:.0f} of a full budget of {budget:.0f} epochs; ASHA's early "
+                f"stops saved {stopped:.0f} ({100 * stopped / budget:.0f} %)."
+            )
+        return items
+
+    def summary(self) -> list[Block]:
+        blocks: list[Block] = [
+            Heading(2, "Study summary"),
+            Table(tables.study_summary(self.study, self.trials)),
+        ]
+        failed = tables.failed_trials(self.trials)
+        if len(failed):
+            blocks += [
+                Paragraph(f"{len(failed)} failed trial(s), with the reason recorded:"),
+                Table(failed.rename(columns={"trial_id": "trial", "error": "reason"})),
+            ]
+        return blocks
+
+    def best_configs(self) -> list[Block]:
+        blocks: list[Block] = [Heading(2, "Best configurations")]
+        if self.ranked.empty:
+            return blocks + [Paragraph("No trial finished with a value of the objective: nothing to rank.")]
+        top = tables.top_configs(self.trials, self.column, self.mode)
+        caption = (
+            f"Top {len(top)} of {len(self.ranked)} finished trials by {self.column} ({self.mode}). "
+            "Metrics are the last epoch each trial trained; a trial stopped early by ASHA is ranked at the "
+            "epoch it reached. mIoU and pixel accuracy in percent."
+        )
+        return blocks + [Table(tables.format_top_configs(top, self.column), caption)]
+
+    def comparison(self) -> list[Block]:
+        blocks: list[Block] = [Heading(2, "Comparison with the published numbers")]
+        if self.synthetic:
+            blocks.append(Banner(SYNTHETIC_WARNING))
+        best = tables.best_metrics(self.trials, self.results.best)
+        if best is None and self.best_row is not None:
+            best = {c.removeprefix("last_"): float(v) for c, v in self.best_row.items()
+                    if str(c).startswith("last_") and pd.notna(v)}  # fmt: skip
+        weighting = ""
+        if self.best_row is not None:
+            weighting = str(self.best_row["weighting"])
+            if weighting == "dwa" and pd.notna(self.best_row.get("temperature")):
+                weighting += f" (T={self.best_row['temperature']:.3g})"
+        table = tables.comparison_table(
+            best,
+            self.results.reproduce,
+            REFERENCES,
+            best_weighting=weighting,
+            best_epochs=float(self.best_row["epochs"]) if self.best_row is not None else math.nan,
+            trivial=self.results.baselines,
+        )
+        delta = tables.delta_m_column(table, self.baseline.label)
+        if self.synthetic:
+            delta[table["kind"].isin(["study", "reproduce", "trivial"]).to_numpy()] = math.nan
+        delta.name = f"Delta_m % vs {self.baseline.label}"
+        blocks.append(Table(tables.format_comparison(table, delta), COMPARISON_CAPTION))
+        if best is None:
+            blocks.append(
+                Paragraph("This study has no finished trial, so only the published rows are shown.")
+            )
+        blocks.append(
+            Bullets(
+                (
+                    f"Delta_m (Maninis et al. 2019) against '{self.baseline.label}': the mean over its "
+                    f"{len(self.baseline.values)} metrics of the relative gain in percent, sign flipped for "
+                    "errors; '-' where a row lacks one of those metrics in the same convention "
+                    "(not comparable)"
+                    + (" and for this study's rows (synthetic data)." if self.synthetic else "."),
+                    *CONVENTION_NOTES,
+                    *[f"{ref.label}: {ref.source}." for ref in REFERENCES],
+                )
+            )
+        )
+        config = (self.results.best or {}).get("config")
+        blocks += [
+            Heading(3, "Protocol differences"),
+            Table(tables.protocol_differences(self.study, config, REFERENCES)),
+        ]
+        return blocks
+
+    def weighting(self) -> list[Block]:
+        blocks: list[Block] = [Heading(2, "Equal against DWA")]
+        present = set(self.trials["weighting"].dropna().astype(str))
+        if not present:
+            return blocks + [Paragraph("No trial ran: nothing to compare.")]
+        if "dwa" not in present:
+            blocks.append(Paragraph("No DWA trial ran in this study: only equal weighting is shown."))
+        elif "equal" not in present:
+            blocks.append(Paragraph("No equal-weighting trial ran in this study: only DWA is shown."))
+        blocks.append(
+            Table(
+                tables.format_weighting_summary(tables.weighting_summary(self.trials)),
+                "Final metrics over the trials that did not fail, per weighting (median and best).",
+            )
+        )
+        figure = self._figure(
+            "weighting",
+            plots.plot_weighting_distributions(self.trials),
+            "Distribution of each final metric per weighting: box = quartiles of the finished trials, "
+            "marks = single trials (dot: full budget, X: stopped early by ASHA, so trained fewer epochs).",
+        )
+        return blocks + [figure or Paragraph("No finished trial: nothing to plot.")]
+
+    def hyperparameters(self) -> list[Block]:
+        scales = search_scales(self.optuna_study)
+        log = [HYPERPARAMETER_LABELS[p] for p in NUMERIC_HYPERPARAMETERS if scales.get(p) == "log"]
+        figure = self._figure(
+            "hyperparameters",
+            plots.plot_metrics_vs_hyperparameters(self.trials, scales),
+            f"Each final metric against each hyperparameter, one mark per trial. Log x axes: "
+            f"{', '.join(log)} (searched on a log scale). A weight decay of 0 ('none') cannot sit on a log "
+            "axis: it is drawn at the tick labelled 0, left of the dotted break.",
+        )
+        return [
+            Heading(2, "Metrics against hyperparameters"),
+            figure or Paragraph("No finished trial: nothing to plot."),
+        ]
+
+    def curves(self) -> list[Block]:
+        rungs = tables.asha_rungs(self.study)
+        rung_text = ", ".join(map(str, rungs)) or "none"
+        figure = self._figure(
+            "curves",
+            plots.plot_learning_curves(self.results.curves, self.trials, rungs=rungs),
+            "Validation metrics per epoch for every trial; X marks where ASHA stopped a trial, a dot where "
+            f"a trial finished its budget; dotted lines are the ASHA rungs ({rung_text}).",
+        )
+        return [
+            Heading(2, "Learning curves"),
+            figure or Paragraph("No trial recorded any epoch: nothing to plot."),
+        ]
+
+    def importance(self) -> list[Block]:
+        blocks: list[Block] = [Heading(2, "Hyperparameter importance")]
+        if self.optuna_study is None:
+            return blocks + [Paragraph(f"Not computed: {self.optuna_error}.")]
+        result: Importance = param_importances(self.optuna_study)
+        if result.values is None:
+            return blocks + [Paragraph(f"{result.message[0].upper()}{result.message[1:]}.")]
+        blocks.append(Paragraph(f"Importance of each hyperparameter for the objective: {result.message}."))
+        if result.values is not None:
+            figure = self._figure(
+                "importance",
+                plots.plot_importance(result.values, result.evaluator),
+                f"Hyperparameter importance, {result.evaluator}, from the Optuna journal "
+                f"({result.complete} completed trials; the DWA temperature is rated over the DWA "
+                "trials only).",
+            )
+            if figure is not None:
+                blocks.append(figure)
+        return blocks
+
+    def tradeoff(self) -> list[Block]:
+        blocks: list[Block] = [Heading(2, "Trade-off between the tasks")]
+        figure = self._figure(
+            "tradeoff",
+            plots.plot_tradeoff(self.trials),
+            "Final mIoU (accumulated, %) against final depth abs err (per-pixel mean) per trial; circled and "
+            "joined: the Pareto front (no other trial has both a higher mIoU and a lower error).",
+        )
+        if figure is None:
+            return blocks + [Paragraph("No finished trial with both metrics: nothing to plot.")]
+        finished = self.trials.loc[(self.trials["state"] != "failed")].dropna(
+            subset=["last_miou", "last_abs_err"]
+        )
+        front = finished.loc[tables.pareto_front(finished, "last_miou", "last_abs_err")]
+        front = front.sort_values("last_miou", ascending=False)
+        rows = pd.DataFrame(
+            {
+                "trial": front["trial_id"].astype(str),
+                "weighting": front["weighting"].astype(str),
+                "epochs": front["epochs"].map(lambda v: f"{v:.0f}"),
+                label("miou"): front["last_miou"].map(lambda v: tables.format_metric("miou", v)),
+                label("abs_err"): front["last_abs_err"].map(lambda v: tables.format_metric("abs_err", v)),
+            }
+        )
+        return blocks + [figure, Table(rows, f"The {len(rows)} trial(s) on the Pareto front.")]
+
+    def dwa(self) -> list[Block]:
+        blocks: list[Block] = [Heading(2, "DWA weights of the best DWA trial")]
+        dwa = self.ranked.loc[self.ranked["weighting"] == "dwa"]
+        if dwa.empty:
+            ran = (self.trials["weighting"] == "dwa").any()
+            why = "every DWA trial failed" if ran else "no DWA trial ran in this study"
+            return blocks + [Paragraph(f"Not shown: {why}.")]
+        row = dwa.iloc[0]
+        curve = self.results.curves.loc[self.results.curves["trial_id"] == str(row["trial_id"])]
+        figure = self._figure(
+            "dwa",
+            plots.plot_dwa_weights(curve, str(row["trial_id"]), row.get("temperature")),
+            f"Task weights of trial {row['trial_id']} (best DWA trial by {self.column}) per epoch, and the "
+            "per-task training losses whose epoch-to-epoch ratios set them.",
+        )
+        return blocks + [figure or Paragraph(f"Trial {row['trial_id']} recorded no weight/<task> values.")]
+
+    def blocks(self) -> list[Block]:
+        return [
+            *self.header(),
+            *self.summary(),
+            *self.best_configs(),
+            *self.comparison(),
+            *self.weighting(),
+            *self.hyperparameters(),
+            *self.curves(),
+            *self.importance(),
+            *self.tradeoff(),
+            *self.dwa(),
+        ]
+
+
+def write_report(
+    results_dir: str | Path, out_dir: str | Path | None = None, baseline: str = DEFAULT_BASELINE
+) -> ReportFiles:
+    """Load a results directory and write report.md, report.html and the figures into `out_dir`
+    (default RESULTS_DIR/report)."""
+    results = load_results(results_dir)
+    out = Path(out_dir) if out_dir is not None else results.path / "report"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{out}: cannot create the report folder ({error.strerror})") from None
+    report = _Report(results, out, baseline)
+    try:
+        blocks = report.blocks()
+        for stale in set(FIGURE_FILES.values()) - {p.name for p in report.figures}:
+            (out / stale).unlink(missing_ok=True)
+        title = f"MTAN study report: {results.name}"
+        _atomic_write(out / "report.md", to_markdown(blocks))
+        _atomic_write(out / "report.html", to_html(blocks, title))
+    except PermissionError as error:
+        raise UserError(f"{out}: cannot write the report ({error.strerror})") from None
+    return ReportFiles(out / "report.md", out / "report.html", tuple(report.figures))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: write the report of one study."""
+    parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
+    parser.add_argument("results_dir", metavar="RESULTS_DIR", help="a study's results directory")
+    parser.add_argument("--out", metavar="DIR", help="where to write the report (default RESULTS_DIR/report)")
+    parser.add_argument(
+        "--baseline",
+        default=DEFAULT_BASELINE,
+        choices=[r.key for r in REFERENCES],
+        help=f"published row Delta_m is computed against (default {DEFAULT_BASELINE})",
+    )
+    args = parser.parse_args(argv)
+    files = write_report(args.results_dir, args.out, args.baseline)
+    print(f"wrote {files.markdown}, {files.html} and {len(files.figures)} figure(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,1 @@
+"""The Ray Tune study of MTAN: search space, trainable, the study command and its results files."""

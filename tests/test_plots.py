@@ -1,0 +1,196 @@
+"""Figures on hand-built DataFrames: drawn, every axis labelled, log axes where searched on a log
+scale (with weight decay 0 kept visible), nothing drawn from nothing, a non-empty PNG written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import plots
+
+SCALES = {"temperature": "log", "weight_decay": "log", "step_size": "linear", "gamma": "linear", "lr": "log"}
+
+
+def _trials(dwa: bool = True) -> pd.DataFrame:
+    weighting = ["equal", "dwa", "dwa", "equal"] if dwa else ["equal"] * 4
+    return pd.DataFrame(
+        {
+            "trial_id": ["a", "b", "c", "d"],
+            "state": ["completed", "stopped_early", "completed", "failed"],
+            "epochs": [3, 1, 3, 0],
+            "weighting": weighting,
+            "temperature": [np.nan, 2.0, 0.5, np.nan] if dwa else [np.nan] * 4,
+            "weight_decay": [0.0, 1e-4, 1e-5, 0.0],
+            "step_size": [50, 25, 100, 10],
+            "gamma": [0.5, 0.1, 0.9, 0.5],
+            "lr": [1e-4, 3e-4, 2e-5, 1e-3],
+            "last_score": [0.40, 0.55, 0.50, np.nan],
+            "last_miou": [0.50, 0.60, 0.70, np.nan],
+            "last_pixel_acc": [0.80, 0.85, 0.90, np.nan],
+            "last_abs_err": [0.020, 0.018, 0.025, np.nan],
+            "last_rel_err": [0.40, 0.30, 0.35, np.nan],
+        }
+    )
+
+
+def _curves() -> pd.DataFrame:
+    rows = []
+    for trial_id, epochs, weighting in (("a", 3, "equal"), ("b", 1, "dwa"), ("c", 3, "dwa")):
+        for epoch in range(1, epochs + 1):
+            dwa = weighting == "dwa" and epoch > 2
+            rows.append(
+                {
+                    "trial_id": trial_id,
+                    "epoch": epoch,
+                    "score": 0.1 * epoch,
+                    "miou": 0.2 * epoch,
+                    "abs_err": 0.05 / epoch,
+                    "weight/segmentation": 0.9 if dwa else 1.0,
+                    "weight/depth": 1.1 if dwa else 1.0,
+                    "loss/segmentation": 2.0 / epoch,
+                    "loss/depth": 0.05 / epoch,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _assert_labelled(fig) -> None:
+    """Every drawn axes has an x label; the first axes of each row has a y label."""
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert axes
+    for ax in axes:
+        assert ax.get_xlabel().strip()
+    rows: dict[float, list] = {}
+    for ax in axes:
+        rows.setdefault(round(ax.get_position().y0, 3), []).append(ax)
+    for row in rows.values():
+        assert min(row, key=lambda a: a.get_position().x0).get_ylabel().strip()
+
+
+def _saved(fig, tmp_path: Path, name: str) -> Path:
+    path = plots.save_figure(fig, tmp_path / name)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    return path
+
+
+def test_weighting_distributions(tmp_path: Path) -> None:
+    fig = plots.plot_weighting_distributions(_trials())
+    assert fig is not None and len(fig.axes) == 5
+    _assert_labelled(fig)
+    assert fig.axes[1].get_ylabel() == "mIoU % (accumulated)"
+    # values are plotted in percent: the mIoU axis spans 50..70, not 0.5..0.7
+    low, high = fig.axes[1].get_ylim()
+    assert low < 50 < 70 < high and high < 100
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["equal", "dwa"]
+    _saved(fig, tmp_path, "w.png")
+
+
+def test_metrics_against_hyperparameters_log_axes_and_zero(tmp_path: Path) -> None:
+    fig = plots.plot_metrics_vs_hyperparameters(_trials(), SCALES)
+    assert fig is not None and len(fig.axes) == 5 * 5
+    _assert_labelled(fig)
+    top = fig.axes[:5]  # first metric row, one axes per hyperparameter
+    assert [ax.get_xscale() for ax in top] == ["log", "log", "linear", "linear", "log"]
+    assert top[1].get_xlabel() == "weight decay (log scale)"
+    labels = [t.get_text() for t in top[1].get_xticklabels()]
+    assert labels[0] == "0"  # weight decay 0 drawn at its own tick left of the positive values
+    assert "1e-4" in labels or "1e-5" in labels
+    _saved(fig, tmp_path, "h.png")
+
+
+def test_metrics_against_hyperparameters_without_dwa_says_so() -> None:
+    fig = plots.plot_metrics_vs_hyperparameters(_trials(dwa=False), SCALES)
+    assert fig is not None
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["DWA only; no DWA trial"]
+
+
+def test_learning_curves_mark_asha_stops(tmp_path: Path) -> None:
+    fig = plots.plot_learning_curves(_curves(), _trials(), rungs=[1, 3])
+    assert fig is not None and len(fig.axes) == 3
+    _assert_labelled(fig)
+    ax = fig.axes[0]
+    stops = [line for line in ax.get_lines() if line.get_marker() == "X"]
+    assert len(stops) == 1  # trial b, stopped by ASHA after 1 epoch
+    assert list(stops[0].get_xdata()) == [1]
+    rungs = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert sorted(line.get_xdata()[0] for line in rungs) == [1, 3]
+    assert fig.axes[1].get_ylabel() == "mIoU % (accumulated)"
+    _saved(fig, tmp_path, "c.png")
+
+
+def test_importance_bars(tmp_path: Path) -> None:
+    values = pd.Series({"lr": 0.6, "gamma": 0.3, "temperature": 0.1})
+    fig = plots.plot_importance(values, "PedAnovaImportanceEvaluator")
+    assert fig is not None
+    _assert_labelled(fig)
+    widths = sorted(patch.get_width() for patch in fig.axes[0].patches)
+    assert widths == pytest.approx([0.1, 0.3, 0.6])
+    assert "PedAnovaImportanceEvaluator" in fig.axes[0].get_title()
+    _saved(fig, tmp_path, "i.png")
+
+
+def test_tradeoff_marks_the_front(tmp_path: Path) -> None:
+    fig = plots.plot_tradeoff(_trials())
+    assert fig is not None
+    _assert_labelled(fig)
+    ax = fig.axes[0]
+    assert "mIoU % (accumulated)" in ax.get_xlabel() and "abs err (per-pixel mean)" in ax.get_ylabel()
+    # b (60 %, 0.018) and c (70 %, 0.025) are on the front; a (50 %, 0.020) is beaten by b
+    names = sorted(t.get_text() for t in ax.texts)
+    assert names == ["b", "c"]
+    assert any("Pareto front (2 trials)" in t.get_text() for t in ax.get_legend().get_texts())
+    _saved(fig, tmp_path, "t.png")
+
+
+def test_dwa_weights(tmp_path: Path) -> None:
+    curve = _curves().query("trial_id == 'c'")
+    fig = plots.plot_dwa_weights(curve, "c", 0.5)
+    assert fig is not None and len(fig.axes) == 2
+    _assert_labelled(fig)
+    weights = {line.get_label(): list(line.get_ydata()) for line in fig.axes[0].get_lines()}
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "segmentation",
+        "depth",
+        "λ = 1 (equal weighting)",
+    ]
+    assert weights["segmentation"] == [1.0, 1.0, 0.9] and weights["depth"] == [1.0, 1.0, 1.1]
+    assert fig.axes[1].get_yscale() == "log"
+    assert "T = 0.5" in fig._suptitle.get_text()
+    _saved(fig, tmp_path, "d.png")
+
+
+def test_nothing_to_draw_gives_none() -> None:
+    failed = _trials().assign(state="failed")
+    assert plots.plot_weighting_distributions(failed) is None
+    assert plots.plot_metrics_vs_hyperparameters(failed, SCALES) is None
+    assert plots.plot_tradeoff(failed) is None
+    assert plots.plot_learning_curves(_curves().iloc[0:0], _trials()) is None
+    assert plots.plot_importance(pd.Series(dtype=float), "x") is None
+    assert (
+        plots.plot_dwa_weights(_curves().drop(columns=["weight/segmentation", "weight/depth"]), "a") is None
+    )
+
+
+def test_single_trial_single_epoch(tmp_path: Path) -> None:
+    trials = _trials().iloc[[1]]
+    curves = _curves().query("trial_id == 'b'")
+    for fig in (
+        plots.plot_weighting_distributions(trials),
+        plots.plot_metrics_vs_hyperparameters(trials, SCALES),
+        plots.plot_learning_curves(curves, trials),
+        plots.plot_tradeoff(trials),
+    ):
+        assert fig is not None
+        _saved(fig, tmp_path, "one.png")

@@ -1,0 +1,171 @@
+"""The report end to end on fake studies in the documented format, its edge cases, and the CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.render import Banner, Figure, Heading, Paragraph, Table, to_html, to_markdown
+from analysis.report import FIGURE_FILES, main, write_report
+from tests.fake_study import FakeTrial, default_trials, write_fake_study
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _report(tmp_path: Path, **kwargs) -> tuple[Path, str, str]:
+    study = write_fake_study(tmp_path, **kwargs)
+    files = write_report(study)
+    return study / "report", files.markdown.read_text(), files.html.read_text()
+
+
+def test_full_report(tmp_path: Path) -> None:
+    out, md, html = _report(tmp_path, trials=default_trials(12, failed=1))  # 3 completed: importance
+    for name in FIGURE_FILES.values():
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 10_000, name
+        assert f"]({name})" in md
+    # the HTML stands alone: every figure embedded, nothing loaded from beside it
+    assert html.count('src="data:image/png;base64,') == len(FIGURE_FILES)
+    assert not re.search(r'src="(?!data:)', html)
+    # the comparison table holds the best trial's final mIoU in percent and the published rows
+    best = json.loads((out.parent / "best_config.json").read_text())
+    row = next(line for line in md.splitlines() if line.startswith("| this study: best trial"))
+    assert f"| {100 * best['metrics']['miou']:.2f} |" in row
+    assert f"| {best['metrics']['score']:.3f} |" in row
+    for published in ("| 53.04 |", "| 33.63 |", "| 68.09 ? |", "| 74.01 |", "| -19.30 |"):
+        assert published in md
+    assert "mean ± std of 3 seeds" in md
+    assert "synthetic data set (generated, not CityScapes)" in md
+    assert "### Protocol differences" in md
+    assert "PedAnovaImportanceEvaluator" in md and "pruned" in md
+    # the failed trial: a banner and its reason
+    assert "1 of 12 trials failed" in md
+    assert "| 00011 | RuntimeError: CUDA out of memory |" in md
+
+
+def test_no_dwa_trial_says_so(tmp_path: Path) -> None:
+    out, md, _ = _report(tmp_path, trials=default_trials(5, failed=0, dwa=False))
+    assert "No DWA trial ran in this study" in md
+    assert "Not shown: no DWA trial ran in this study." in md
+    assert not (out / FIGURE_FILES["dwa"]).exists()
+    assert "No DWA trial finished, so equal and DWA cannot be compared" in md
+
+
+def test_all_trials_failed(tmp_path: Path) -> None:
+    trials = [
+        FakeTrial("equal", 1e-4, 0.0, 50, 0.5, epochs=0, state="failed", error="ValueError: bad config"),
+        FakeTrial("dwa", 1e-4, 0.0, 50, 0.5, temperature=2.0, epochs=0, state="failed"),
+    ]
+    out, md, _ = _report(tmp_path, trials=trials)
+    assert "every one of the 2 trials failed" in md
+    assert "ValueError: bad config" in md and "no reason recorded" in md
+    assert "| paper, MTAN equal |" in md
+    assert not list(out.glob("*.png"))
+
+
+def test_no_trial_at_all(tmp_path: Path) -> None:
+    trials = [FakeTrial("equal", 1e-4, 0.0, 50, 0.5, epochs=0, state="failed")]
+    study = write_fake_study(tmp_path, trials=trials, journal=False)
+    header = (study / "results.csv").read_text().splitlines()[0]
+    (study / "results.csv").write_text(header + "\n")
+    md = write_report(study).markdown.read_text()
+    assert "results.csv lists no trial" in md
+    assert "No trial ran: nothing to compare." in md
+
+
+def test_one_trial_of_one_epoch(tmp_path: Path) -> None:
+    trials = [FakeTrial("dwa", 1e-4, 0.0, 50, 0.5, temperature=2.0, epochs=1, state="stopped_early")]
+    out, md, _ = _report(tmp_path, trials=trials)
+    assert "after 1 epoch (stopped early)" in md
+    assert "No equal trial finished" in md
+    assert (out / FIGURE_FILES["curves"]).read_bytes().startswith(PNG)
+    assert "Not computed: 0 completed trial(s)" in md
+
+
+def test_cityscapes_study_without_reproduce_or_journal(tmp_path: Path) -> None:
+    _, md, _ = _report(tmp_path, data="/data/cityscapes", reproduce=False, journal=False)
+    assert "synthetic" not in md
+    row = next(line for line in md.splitlines() if line.startswith("| this study: best trial"))
+    assert re.search(r"\| [+-]\d+\.\d\d \|$", row)  # Delta_m against the single-task row
+    assert "Not reproduced yet" in md
+    assert "best config reproduced" not in md
+    assert "Not computed: no optuna.journal in the results directory." in md
+
+
+def test_main_writes_into_out_and_removes_stale_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trials = [FakeTrial("equal", 1e-4, 0.0, 50, 0.5, epochs=0, state="failed")]
+    study = write_fake_study(tmp_path, trials=trials)
+    out = tmp_path / "r"
+    out.mkdir()
+    stale = out / FIGURE_FILES["dwa"]
+    stale.write_bytes(PNG)  # from an earlier report of another study
+    assert main([str(study), "--out", str(out), "--baseline", "seed_equal"]) == 0
+    assert "report.html" in capsys.readouterr().out
+    assert "Delta_m % vs seed report, equal" in (out / "report.md").read_text()
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "not_a_study"])
+def test_bad_results_dir_is_one_line_and_exit_2(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / "results"
+    if kind == "not_a_study":
+        target.mkdir()
+        (target / "notes.txt").write_text("hello")
+    done = subprocess.run(
+        [sys.executable, "-m", "analysis.report", str(target)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"},
+        check=False,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(target) in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_render_escapes_and_embeds(tmp_path: Path) -> None:
+    png = tmp_path / "f.png"
+    png.write_bytes(PNG + b"0" * 10)
+    blocks = [
+        Heading(1, "T <1>"),
+        Banner("careful"),
+        Paragraph("a < b"),
+        Table(pd.DataFrame({"a|b": ["x|y"], "c": ["<z>"]}), "cap"),
+        Figure(png, "caption", "alt"),
+    ]
+    md = to_markdown(blocks)
+    assert "| a\\|b | c |" in md and "| x\\|y | <z> |" in md and "![alt](f.png)" in md
+    html = to_html(blocks, "title")
+    assert "<h1>T &lt;1&gt;</h1>" in html and "<td>&lt;z&gt;</td>" in html and "a &lt; b" in html
+    assert 'src="data:image/png;base64,iVBORw0KGgo' in html
+
+
+def _has_study_run() -> bool:
+    return importlib.util.find_spec("study") is not None and importlib.util.find_spec("study.run") is not None
+
+
+@pytest.mark.skipif(not _has_study_run(), reason="study.run is not merged yet")
+def test_report_on_a_small_real_study(ray_cluster, tiny_root, tmp_path: Path) -> None:
+    """A real (tiny) study through `study.run`, on the test session's Ray and the tiny data set, then the
+    report."""
+    from study.run import main as run_study_main
+    from tests.conftest import tiny_study_args
+
+    args = tiny_study_args(tiny_root, tmp_path, "s", "--num-samples", "3", "--max-epochs", "3")
+    assert run_study_main([*args, "--grace-period", "1", "--reduction-factor", "2"]) == 0
+    files = write_report(tmp_path / "s")
+    assert files.figures
+    for path in files.figures:
+        assert path.read_bytes().startswith(PNG) and path.stat().st_size > 0

@@ -1,0 +1,173 @@
+"""`python -m study.run`: a whole small study, bad flags, a diverging trial, SIGINT then --resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from mtan.errors import UserError
+from study.run import _parser, main, run_study, settings_from_args
+from study.search import journal_storage
+from study.settings import StudySettings
+from study.space import SearchSpace
+from tests.conftest import TINY_SET, tiny_study_args
+
+REPO = Path(__file__).resolve().parents[1]
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def journal_trials(study_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    storage = journal_storage(study_dir / "optuna.journal")
+    return optuna.load_study(study_name=study_dir.name, storage=storage).trials
+
+
+def test_a_small_study_writes_every_trial_with_its_state(finished_study):
+    table = pd.read_csv(finished_study / "results.csv")
+    study = json.loads((finished_study / "study.json").read_text())
+    assert len(table) == 5 and table["trial_id"].is_unique
+    assert set(table["state"]) <= {"completed", "stopped_early"}
+    # the two published configurations are the first two trials
+    first = table.iloc[:2]
+    assert list(first["weighting"]) == ["equal", "dwa"] and list(first["weight_decay"]) == [0.0, 1e-4]
+    assert study["states"]["completed"] == (table["epochs"] == 4).sum() >= 1
+    assert study["epochs_trained"] == table["epochs"].sum() <= study["epochs_budget"] == 20
+    for trial_id, epochs in zip(table["trial_id"], table["epochs"], strict=True):
+        lines = (finished_study / "trials" / trial_id / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(line)["epoch"] for line in lines] == list(range(1, epochs + 1))
+
+
+def test_best_config_is_the_best_completed_trial(finished_study):
+    table = pd.read_csv(finished_study / "results.csv")
+    best = json.loads((finished_study / "best_config.json").read_text())
+    completed = table[table["state"] == "completed"]
+    assert best["trial_id"] == completed.loc[completed["last_score"].idxmax(), "trial_id"]
+    assert best["metric"] == "score" and best["mode"] == "max" and best["config"]["epochs"] == 4
+
+
+def test_optuna_sees_stopped_trials_as_pruned(finished_study):
+    table = pd.read_csv(finished_study / "results.csv")
+    trials = journal_trials(finished_study)
+    expected = {"completed": TrialState.COMPLETE, "stopped_early": TrialState.PRUNED}
+    assert sorted(t.state for t in trials) == sorted(expected[s] for s in table["state"])
+    assert all(len(t.intermediate_values) > 0 for t in trials)
+
+
+def test_bad_flags_are_one_line_errors(ray_cluster, tmp_path):
+    with pytest.raises(UserError, match="--num-samples"):
+        main(["--num-samples", "0", "--storage-path", str(tmp_path)])
+    with pytest.raises(UserError, match="--grace-period"):
+        main(["--max-epochs", "2", "--grace-period", "3", "--storage-path", str(tmp_path)])
+    with pytest.raises(UserError, match="--set cannot change weighting"):
+        main(["--set", "weighting=dwa", "--storage-path", str(tmp_path)])
+    with pytest.raises(UserError, match="unknown config key"):
+        main(["--set", "colour=red", "--storage-path", str(tmp_path)])
+    with pytest.raises(UserError, match="--reduction-factor"):
+        main(["--reduction-factor", "0", "--storage-path", str(tmp_path)])
+    with pytest.raises(UserError, match="--cpus-per-trial"):
+        main(["--cpus-per-trial", "0", "--storage-path", str(tmp_path)])
+    with pytest.raises(UserError, match="--metric"):
+        main(["--metric", "accuracy", "--storage-path", str(tmp_path)])
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_the_command_line_reports_bad_flags_in_one_line_without_starting_ray(tmp_path):
+    command = [sys.executable, "-m", "study.run", "--num-samples", "0", "--storage-path", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.decode().strip() == "error: --num-samples must be at least 1, got 0"
+
+
+def test_an_existing_study_is_not_overwritten(finished_study):
+    before = (finished_study / "results.csv").read_text()
+    with pytest.raises(UserError, match="a study exists there"):
+        main(["--storage-path", str(finished_study.parent), "--name", finished_study.name])
+    assert (finished_study / "results.csv").read_text() == before
+
+
+@pytest.mark.filterwarnings("ignore:Fixed parameter lr")
+def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(ray_cluster, tiny_root, tmp_path):
+    overrides = tuple(sorted((k, json.loads(v)) for k, v in (item.split("=") for item in TINY_SET)))
+    settings = StudySettings(
+        name="nan",
+        storage_path=str(tmp_path),
+        num_samples=3,
+        data_root=str(tiny_root),
+        max_epochs=2,
+        grace_period=2,
+        tune_lr=True,
+        overrides=overrides,
+    )
+    paper, report = SearchSpace(tune_lr=True).published_points()
+    outcome = run_study(settings, points=[{**paper, "lr": 1e12}, report])  # the first one diverges
+    table = outcome.table.set_index("trial_id")
+    assert len(table) == 3
+    failed = table[table["state"] == "failed"]
+    assert len(failed) >= 1 and (table["state"] == "completed").sum() >= 1
+    first = table.iloc[0]
+    assert first["state"] == "failed" and first["lr"] == 1e12
+    assert "TrainingDiverged" in first["error"] and "loss became" in first["error"]
+    states = [t.state for t in journal_trials(tmp_path / "nan")]
+    assert states.count(TrialState.FAIL) == len(failed)
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_sigint_then_resume_keeps_finished_trials_and_duplicates_none(ray_cluster, tiny_root, tmp_path):
+    args = tiny_study_args(tiny_root, tmp_path, "intr", "--num-samples", "6", "--max-epochs", "3")
+    args += ["--grace-period", "3", "--max-concurrent", "1", "--address", ray_cluster.address]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "study.run", *args]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    lines: list[str] = []
+    try:
+        while sum("completed after" in line for line in lines) < 2:
+            line = process.stdout.readline().decode()
+            assert line, "the study ended before it was interrupted:\n" + "".join(lines)
+            lines.append(line)
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=120)[0].decode()
+    finally:
+        process.kill()
+    assert process.returncode == 130, "".join(lines) + output
+    assert "--resume" in output
+    assert not (tmp_path / "intr" / "results.csv").exists()
+    finished_before = {m.group(1) for line in lines if (m := re.search(r"trial (\w+) completed after", line))}
+    assert len(finished_before) == 2
+
+    assert main(["--resume", "--storage-path", str(tmp_path), "--name", "intr"]) == 0
+    table = pd.read_csv(tmp_path / "intr" / "results.csv")
+    assert len(table) == 6 and table["trial_id"].is_unique
+    assert finished_before <= set(table["trial_id"])
+    assert (table["state"] == "completed").all()
+    trials = journal_trials(tmp_path / "intr")
+    assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_defaults_by_preset():
+
+    cpu = settings_from_args(_parser().parse_args(["--set", "max_train_images=16"]))
+    assert (cpu.num_samples, cpu.max_epochs, cpu.grace_period, cpu.reduction_factor) == (20, 24, 3, 4)
+    assert dict(cpu.overrides)["max_train_images"] == 16 and dict(cpu.overrides)["image_height"] == 32
+    assert cpu.gpus_per_trial == 0 and cpu.metric == "score" and cpu.mode == "max"
+    paper = settings_from_args(_parser().parse_args(["--preset", "paper", "--metric", "abs_err"]))
+    assert (paper.max_epochs, paper.grace_period, paper.overrides, paper.mode) == (200, 12, (), "min")

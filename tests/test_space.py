@@ -1,0 +1,99 @@
+"""The search space: conditional parameters, ranges, the published points, and their meaning."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from mtan.config import PRESETS
+from mtan.weighting import WEIGHTINGS as MTAN_WEIGHTINGS
+from study.space import (
+    GAMMA_RANGE,
+    LR_RANGE,
+    STEP_FRACTION_RANGE,
+    TEMPERATURE_RANGE,
+    WEIGHT_DECAY_RANGE,
+    SearchSpace,
+    step_size,
+    train_overrides,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def sample(space: SearchSpace, n: int, seed: int = 0) -> list[dict]:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    points = []
+    for _ in range(n):
+        trial = study.ask()
+        space(trial)
+        points.append(dict(trial.params))
+        study.tell(trial, 0.0)
+    return points
+
+
+def test_temperature_only_with_dwa_and_weight_decay_only_when_switched_on():
+    points = sample(SearchSpace(), 200)
+    assert {p["weighting"] for p in points} == {"equal", "dwa"}
+    for p in points:
+        assert ("temperature" in p) == (p["weighting"] == "dwa")
+        assert ("weight_decay" in p) == p["use_weight_decay"]
+        assert "lr" not in p
+    assert any(not p["use_weight_decay"] for p in points) and any(p["use_weight_decay"] for p in points)
+
+
+def test_values_stay_in_their_ranges():
+    points = sample(SearchSpace(tune_lr=True), 200, seed=1)
+    for key, (low, high) in {
+        "temperature": TEMPERATURE_RANGE,
+        "weight_decay": WEIGHT_DECAY_RANGE,
+        "step_fraction": STEP_FRACTION_RANGE,
+        "gamma": GAMMA_RANGE,
+        "lr": LR_RANGE,
+    }.items():
+        values = [p[key] for p in points if key in p]
+        assert values and all(low <= v <= high for v in values), key
+    assert TEMPERATURE_RANGE[0] < 2.0 < TEMPERATURE_RANGE[1]  # around the paper's T = 2
+    assert WEIGHT_DECAY_RANGE[0] < 1e-4 < WEIGHT_DECAY_RANGE[1]  # the seed report's value
+    assert LR_RANGE[0] < 1e-4 < LR_RANGE[1]  # the paper's value
+
+
+def test_uncertainty_only_behind_its_flag_and_every_weighting_exists_in_mtan():
+    assert "uncertainty" not in {p["weighting"] for p in sample(SearchSpace(), 100)}
+    assert "uncertainty" in {p["weighting"] for p in sample(SearchSpace(uncertainty=True), 100)}
+    assert set(SearchSpace(uncertainty=True).weightings) <= set(MTAN_WEIGHTINGS)
+
+
+@pytest.mark.parametrize("tune_lr", [False, True])
+def test_published_points_are_valid_points_that_optuna_replays_first(tune_lr):
+    space = SearchSpace(tune_lr=tune_lr)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    for point in space.published_points():
+        study.enqueue_trial(point)
+    for point in space.published_points():
+        trial = study.ask()
+        space(trial)
+        assert trial.params == point  # nothing missing, nothing extra
+        study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize("preset, weighting", [("paper", "equal"), ("report", "dwa")])
+def test_published_points_give_the_published_training_at_their_epoch_budget(preset, weighting):
+    """At the preset's own epoch budget, the point reproduces the preset (DESIGN.md's numbers)."""
+    paper, report = SearchSpace().published_points()
+    point = paper if preset == "paper" else report
+    reference = PRESETS[preset]
+    overrides = train_overrides(point, reference.epochs)
+    assert overrides["weighting"] == weighting
+    assert overrides["step_size"] == reference.step_size  # 100 of 200, 25 of 100
+    assert overrides["gamma"] == reference.gamma == 0.5
+    assert overrides["weight_decay"] == reference.weight_decay  # 0 (paper), 1e-4 (report)
+    if weighting == "dwa":
+        assert overrides["temperature"] == 2.0
+
+
+def test_step_size_scales_with_the_budget_and_is_at_least_one():
+    assert step_size(0.5, 200) == 100
+    assert step_size(0.25, 8) == 2
+    assert step_size(0.1, 3) == 1
+    assert train_overrides({**SearchSpace().published_points()[0], "lr": 3e-4}, 10)["lr"] == 3e-4
