@@ -4,8 +4,9 @@ It times `Run.step` (forward, weighted loss, backward, Adam) on a fixed batch af
 network's training FLOPs with `torch.utils.flop_counter`, and measures a square matrix product's FLOP/s on
 the same device and dtype in the same run (before and after the steps; the higher of the two is the peak,
 which keeps `mfu` conservative). `mfu` = model FLOP/s / GEMM FLOP/s. It also times the data loader alone.
-With ``--compare`` it times the plain per-task reference (`mtan.reference`, contiguous memory format)
-interleaved with the fast network, so both see the same machine load.
+With ``--compare`` it times the plain per-task reference (`mtan.reference`; by default in the contiguous
+memory format, the straightforward implementation) interleaved with the fast network, so both see the
+same machine load.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from mtan.reference import PerTaskMTAN
 from mtan.train import Run, parse_size, resolve_device, task_losses
 
 GEMM_SIZE = {"cpu": 2048, "cuda": 8192}
+FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+FORMATS_BY_VALUE = {value: name for name, value in FORMATS.items()}
 
 
 def synchronize(device: torch.device) -> None:
@@ -119,18 +122,28 @@ def peak_memory_bytes(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def make_run(config: TrainConfig, device: torch.device, reference: bool) -> Run:
-    """A training run of `config`; with `reference` its network runs the plain per-task loop in the
-    contiguous memory format (the straightforward implementation) on the same parameters."""
+def make_run(
+    config: TrainConfig,
+    device: torch.device,
+    reference: bool,
+    reference_format: torch.memory_format = torch.contiguous_format,
+) -> Run:
+    """A training run of `config`; with `reference` its network runs the plain per-task loop on the same
+    parameters, in `reference_format`."""
     run = Run(config, num_classes=config.labels, device=device)
     if reference:
-        run.model = PerTaskMTAN(run.model.to(memory_format=torch.contiguous_format))
+        run.model = PerTaskMTAN(run.model.to(memory_format=reference_format))
         run.network = torch.compile(run.model) if config.compile else run.model
     return run
 
 
 def benchmark(
-    config: TrainConfig, steps: int, warmup: int, compare: bool = False, reference: bool = False
+    config: TrainConfig,
+    steps: int,
+    warmup: int,
+    compare: bool = False,
+    reference: bool = False,
+    reference_format: torch.memory_format = torch.contiguous_format,
 ) -> dict[str, Any]:
     """Time `steps` training steps of `config` after `warmup` ones; return the figures (see module doc)."""
     device = resolve_device(config.device)
@@ -142,9 +155,9 @@ def benchmark(
     load_before = os.getloadavg()
     gemm_before = gemm_flops_per_s(device, dtype)
 
-    runs = {"ours": make_run(config, device, reference)}
+    runs = {"ours": make_run(config, device, reference, reference_format)}
     if compare:
-        runs["reference"] = make_run(config, device, reference=True)
+        runs["reference"] = make_run(config, device, True, reference_format)
     batch = random_batch(config, config.batch_size, device)
     flops = training_flops(runs["ours"].model, batch)
     for run in runs.values():
@@ -168,6 +181,7 @@ def benchmark(
         "loader_images_per_s": loader_images_per_s(config, config.batch_size, device),
         "step_s_all": times["ours"],
         "network": "reference" if reference else "fast",
+        "reference_format": FORMATS_BY_VALUE[reference_format],
     }
     if compare:
         reference_step = statistics.median(times["reference"])
@@ -211,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--compare", action="store_true", help="also time the plain per-task reference, interleaved"
     )
     network.add_argument("--reference", action="store_true", help="time the plain per-task reference only")
+    parser.add_argument(
+        "--reference-format",
+        choices=list(FORMATS),
+        default="contiguous",
+        help="memory format of the reference (default contiguous, as the official code)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return parser
 
@@ -227,7 +247,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.size is not None:
         overrides["image_height"], overrides["image_width"] = args.size
     config = make_config(args.preset, amp=args.amp, compile=args.compile, **overrides)
-    result = benchmark(config, args.steps, args.warmup, compare=args.compare, reference=args.reference)
+    result = benchmark(
+        config,
+        args.steps,
+        args.warmup,
+        compare=args.compare,
+        reference=args.reference,
+        reference_format=FORMATS[args.reference_format],
+    )
     lines = [
         f"{result['network']} network, {config.preset} preset, {config.image_height}x{config.image_width}, "
         f"width {config.width}, batch {config.batch_size}, {result['device']} ({result['threads']} threads), "
@@ -242,7 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     if args.compare:
         lines.append(
-            f"reference (per-task loop, contiguous): step {result['reference_step_s_median'] * 1e3:.1f} ms, "
+            f"reference (per-task loop, {args.reference_format}): "
+            f"step {result['reference_step_s_median'] * 1e3:.1f} ms, "
             f"mfu {result['reference_mfu']:.3f}; speed-up {result['speedup']:.2f}x"
         )
     lines.append(

@@ -27,11 +27,17 @@ KEYS = {
 def test_the_command_writes_every_figure_to_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     argv = ["--size", "32x64", "--width", "0.0625", "--batch-size", "2", "--steps", "2", "--warmup", "1"]
-    assert main([*argv, "--threads", "1", "--compare", "--json", str(out)]) == 0
+    assert (
+        main(
+            [*argv, "--threads", "1", "--compare", "--reference-format", "channels_last", "--json", str(out)]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert KEYS <= set(result)
     assert {"reference_step_s_median", "reference_mfu", "speedup"} <= set(result)
     assert result["config"]["image_height"] == 32 and result["config"]["batch_size"] == 2
+    assert result["reference_format"] == "channels_last"
     assert len(result["step_s_all"]) == 2
     assert result["mfu"] == pytest.approx(result["model_flops_per_s"] / result["gemm_flops_per_s"])
     assert result["images_per_s"] == pytest.approx(2 / result["step_s_median"])
