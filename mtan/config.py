@@ -41,6 +41,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_threads: int | None = None
+    amp: bool = False  # bf16 autocast of forward and loss (GPU speed; not the paper's float32 math)
+    compile: bool = False  # torch.compile the network (same math; pays a compile at the start)
     max_train_images: int | None = 192
     max_val_images: int | None = 64
 

@@ -34,15 +34,39 @@ def evaluate_model(
     return evaluate_predictor(lambda batch: model(batch.images), split, num_classes, batch_size, device)
 
 
+# Images per chunk of the statistics below: they run on the (possibly shared, read-only) training set
+# without a full-size temporary (an int64 copy of CityScapes' labels alone would be 780 MB).
+CHUNK = 64
+
+
+def majority_class(labels: np.ndarray, num_classes: int) -> int:
+    """The most frequent class of `labels` (N,H,W), void (-1) excluded; ties go to the lower class."""
+    counts = np.zeros(num_classes, np.int64)
+    for start in range(0, len(labels), CHUNK):
+        chunk = labels[start : start + CHUNK].ravel()
+        counts += np.bincount(chunk[chunk >= 0], minlength=num_classes)
+    return int(counts.argmax())
+
+
+def mean_valid_depth(depth: np.ndarray) -> float:
+    """The mean of `depth` over its valid pixels (> 0), summed in float64."""
+    total, count = 0.0, 0
+    for start in range(0, len(depth), CHUNK):
+        chunk = depth[start : start + CHUNK]
+        valid = chunk[chunk > 0]
+        total += float(valid.sum(dtype=np.float64))
+        count += valid.size
+    return total / count
+
+
 def trivial_baselines(
     data: DataBundle, batch_size: int, device: torch.device | None = None
 ) -> dict[str, float]:
     """Metrics on the validation split of the trivial predictors: the training set's majority class
     everywhere, and its mean valid depth everywhere."""
     device = device or torch.device("cpu")
-    labels = data.train.labels  # numpy: may be a read-only view of Ray's object store
-    majority = int(np.bincount(labels[labels >= 0], minlength=data.num_classes).argmax())
-    mean_depth = float(data.train.depth[data.train.depth > 0].mean(dtype=np.float64))
+    majority = majority_class(data.train.labels, data.num_classes)
+    mean_depth = mean_valid_depth(data.train.depth)
 
     def predict(batch: Batch) -> dict[str, torch.Tensor]:
         n, h, w = batch.labels.shape

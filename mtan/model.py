@@ -11,7 +11,9 @@ Architecture of the official SegNet-MTAN (lorenmt/mtan, im2im_pred/model_segnet_
 - per task a head: 3x3 conv then 1x1 conv.
 
 The network is generic over tasks: ``MTAN({"segmentation": 7, "depth": 1})`` returns a dict of task name
-to output (segmentation logits, raw depth).
+to output (segmentation logits, raw depth). For speed the tasks' branches run stacked along channels
+(`mtan.stacking`) and tensors are channels-last; `mtan.reference` holds the plain per-task loop over the
+same parameters, which computes the same function.
 """
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtan.errors import ConfigError
+from mtan.stacking import (
+    TaskConv2d,
+    batch_norm_per_task,
+    channels_last,
+    rows,
+    shared_conv_bn_relu,
+    task_linear,
+    times_shared,
+    unrows,
+)
 
 
 @dataclass(frozen=True)
@@ -52,24 +64,24 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-def attention_mask(in_channels: int, channels: int) -> nn.Sequential:
-    """The task-specific attention module g (Eq. 1/2): 1x1 conv-BN-ReLU, 1x1 conv-BN-sigmoid."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, channels, kernel_size=1),
-        nn.BatchNorm2d(channels),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(channels, channels, kernel_size=1),
-        nn.BatchNorm2d(channels),
-        nn.Sigmoid(),
-    )
+class TaskAttention(nn.Module):
+    """The attention modules g of all tasks at one level (Eq. 1/2): per task, 1x1 conv-BN-ReLU then 1x1
+    conv-BN-sigmoid on concat(an input shared by all tasks, the task's own input); parameters stacked by
+    task along channels, activations by task along the batch (`mtan.stacking`)."""
 
+    def __init__(self, tasks: int, shared_channels: int, task_channels: int, channels: int) -> None:
+        super().__init__()
+        self.tasks = tasks
+        self.conv1 = TaskConv2d(tasks, shared_channels + task_channels, channels, 1)
+        self.bn1 = nn.BatchNorm2d(tasks * channels)
+        self.conv2 = TaskConv2d(tasks, channels, channels, 1)
+        self.bn2 = nn.BatchNorm2d(tasks * channels)
 
-def prediction_head(channels: int, out_channels: int) -> nn.Sequential:
-    """A task head: 3x3 conv then 1x1 conv, no normalisation between them (official)."""
-    return nn.Sequential(
-        nn.Conv2d(channels, channels, kernel_size=3, padding=1),
-        nn.Conv2d(channels, out_channels, kernel_size=1),
-    )
+    def forward(self, shared: torch.Tensor, stacked: torch.Tensor | None = None) -> torch.Tensor:
+        """Every task's mask (T*N,C,H,W) from the shared input (N,C_s,H,W) and the tasks' own inputs
+        (T*N,C_t,H,W), or the shared input alone."""
+        h = batch_norm_per_task(self.bn1, task_linear(self.conv1, shared, stacked), self.tasks).relu_()
+        return batch_norm_per_task(self.bn2, task_linear(self.conv2, None, h), self.tasks).sigmoid_()
 
 
 class ConvLevel(nn.Module):
@@ -85,8 +97,25 @@ class ConvLevel(nn.Module):
         return first, self.rest(first)
 
 
+@dataclass(frozen=True)
+class SharedFeatures:
+    """What the attention branches read from the shared SegNet, per level (encoder top-down, decoder
+    bottom-up): each encoder level's first and last conv output, each decoder level's unpooled input and
+    its output."""
+
+    firsts: list[torch.Tensor]
+    lasts: list[torch.Tensor]
+    unpooled: list[torch.Tensor]
+    decoded: list[torch.Tensor]
+
+
 class MTAN(nn.Module):
-    """Multi-Task Attention Network over a shared SegNet, generic over a mapping task -> channels."""
+    """Multi-Task Attention Network over a shared SegNet, generic over a mapping task -> channels.
+
+    The task-specific branches of all tasks run together, stacked along channels (`mtan.stacking`);
+    `mtan.reference.reference_forward` computes the same function with one loop per task. Parameters and
+    activations are channels-last.
+    """
 
     def __init__(
         self,
@@ -104,6 +133,7 @@ class MTAN(nn.Module):
         widths = [max(1, round(c * width)) for c in spec.widths]
         levels = len(widths)
         self.tasks = dict(tasks)
+        n = len(self.tasks)
 
         encoder_in = [3, *widths[:-1]]
         # Decoder level j (bottom-up) restores encoder level levels-1-j; it outputs the width of the level
@@ -125,58 +155,58 @@ class MTAN(nn.Module):
         self.decoder_attention_conv = nn.ModuleList(
             conv_bn_relu(decoder_attention_in[j], decoder_out[j]) for j in range(levels)
         )
-        self.encoder_masks = nn.ModuleDict(
-            {
-                task: nn.ModuleList(
-                    attention_mask(widths[i] if i == 0 else 2 * widths[i], widths[i]) for i in range(levels)
-                )
-                for task in tasks
-            }
+        # The first encoder level's masks read only the shared first conv output; later ones read it
+        # concatenated with the task's previous attention output.
+        self.encoder_masks = nn.ModuleList(
+            TaskAttention(n, widths[i], 0 if i == 0 else widths[i], widths[i]) for i in range(levels)
         )
-        self.decoder_masks = nn.ModuleDict(
-            {
-                task: nn.ModuleList(
-                    attention_mask(decoder_in[j] + decoder_out[j], decoder_out[j]) for j in range(levels)
-                )
-                for task in tasks
-            }
+        self.decoder_masks = nn.ModuleList(
+            TaskAttention(n, decoder_in[j], decoder_out[j], decoder_out[j]) for j in range(levels)
         )
-        self.heads = nn.ModuleDict(
-            {task: prediction_head(decoder_out[-1], channels) for task, channels in tasks.items()}
+        # Heads (3x3 conv then 1x1 conv per task): the 3x3 convs stacked, the 1x1 convs one per task since
+        # their output widths differ.
+        self.head_conv = TaskConv2d(n, decoder_out[-1], decoder_out[-1], 3)
+        self.head_out = nn.ModuleDict(
+            {task: nn.Conv2d(decoder_out[-1], channels, kernel_size=1) for task, channels in tasks.items()}
         )
         initialise(self, init)
+        self.to(memory_format=torch.channels_last)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Map a batch of images (N,3,H,W) to a dict task -> output (N,C_task,H,W)."""
-        firsts, lasts, indices = [], [], []
+    def shared_features(self, x: torch.Tensor) -> SharedFeatures:
+        """Run the shared SegNet on images (N,3,H,W)."""
+        features = SharedFeatures([], [], [], [])
+        indices = []
         h = x
         for level in self.encoder:
             first, last = level(h)
             h, index = F.max_pool2d(last, kernel_size=2, stride=2, return_indices=True)
-            firsts.append(first)
-            lasts.append(last)
+            features.firsts.append(first)
+            features.lasts.append(last)
             indices.append(index)
-        unpooled, decoded = [], []
         for level, index in zip(self.decoder, reversed(indices), strict=True):
             up = F.max_unpool2d(h, index, kernel_size=2, stride=2)
             _, h = level(up)
-            unpooled.append(up)
-            decoded.append(h)
+            features.unpooled.append(up)
+            features.decoded.append(h)
+        return features
 
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Map a batch of images (N,3,H,W) to a dict task -> output (N,C_task,H,W)."""
+        shared = self.shared_features(channels_last(x))
+        n = len(self.tasks)
+        a = None  # every task's attention output, stacked along the batch
+        for i, (masks, conv) in enumerate(zip(self.encoder_masks, self.encoder_attention_conv, strict=True)):
+            masked = times_shared(masks(shared.firsts[i], a), shared.lasts[i], n)
+            a = F.max_pool2d(shared_conv_bn_relu(conv, masked, n), kernel_size=2, stride=2)
+        for j, (masks, conv) in enumerate(zip(self.decoder_masks, self.decoder_attention_conv, strict=True)):
+            up = F.interpolate(a, scale_factor=2, mode="bilinear", align_corners=True)
+            mask = masks(shared.unpooled[j], shared_conv_bn_relu(conv, up, n))
+            a = times_shared(mask, shared.decoded[j], n)
         outputs = {}
-        for task in self.tasks:
-            a = None
-            for i, (mask, conv) in enumerate(
-                zip(self.encoder_masks[task], self.encoder_attention_conv, strict=True)
-            ):
-                mask_input = firsts[i] if a is None else torch.cat((firsts[i], a), dim=1)
-                a = F.max_pool2d(conv(mask(mask_input) * lasts[i]), kernel_size=2, stride=2)
-            for j, (mask, conv) in enumerate(
-                zip(self.decoder_masks[task], self.decoder_attention_conv, strict=True)
-            ):
-                shared = conv(F.interpolate(a, scale_factor=2, mode="bilinear", align_corners=True))
-                a = mask(torch.cat((unpooled[j], shared), dim=1)) * decoded[j]
-            outputs[task] = self.heads[task](a)
+        for t, ((task, head), block) in enumerate(zip(self.head_out.items(), a.chunk(n), strict=True)):
+            features = F.conv2d(block, *self.head_conv.task_parameters(t), padding=self.head_conv.padding)
+            out = F.linear(rows(features), head.weight.flatten(1), head.bias)
+            outputs[task] = unrows(out, *block.shape[:1], *block.shape[2:])
         return outputs
 
 
@@ -185,11 +215,13 @@ def initialise(module: nn.Module, init: str) -> None:
     if init not in ("xavier", "kaiming"):
         raise ConfigError(f"unknown init {init!r}; choose xavier or kaiming")
     for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            if init == "xavier":
-                nn.init.xavier_normal_(m.weight)
-            else:
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        if isinstance(m, (nn.Conv2d, TaskConv2d)):
+            # Each task's block of a stacked conv is initialised as the separate conv it stands for.
+            for weight in m.weight.chunk(m.tasks) if isinstance(m, TaskConv2d) else (m.weight,):
+                if init == "xavier":
+                    nn.init.xavier_normal_(weight)
+                else:
+                    nn.init.kaiming_normal_(weight, nonlinearity="relu")
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)

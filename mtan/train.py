@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from mtan.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
 from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config
-from mtan.data import DataBundle, iterate_batches, load_data
+from mtan.data import Batch, DataBundle, iterate_batches, load_data
 from mtan.errors import ConfigError, run_cli
 from mtan.evaluate import evaluate_model, trivial_baselines
 from mtan.losses import TASK_LOSSES
@@ -36,7 +36,7 @@ CONFIG_FILE, METRICS_FILE, BASELINES_FILE, CHECKPOINT_FILE = (
     "checkpoint.pt",
 )
 # Fields that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_CHANGES = {"epochs", "device", "num_threads"}
+RESUMABLE_CHANGES = {"epochs", "device", "num_threads", "compile"}
 
 
 class TrainingDiverged(Exception):
@@ -74,18 +74,44 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
         raise ConfigError(f"cannot resume with a different config ({details})")
 
 
+def make_adam(parameters: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam with its fused kernel (the same update in one pass over each parameter), or the default
+    implementation where this torch build has no fused kernel for the parameters' device."""
+    try:
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=True)
+    except RuntimeError:
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+
+
+def task_losses(outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
+    """Each task's unweighted training loss on `batch`."""
+    return {
+        "segmentation": TASK_LOSSES["segmentation"](outputs["segmentation"], batch.labels),
+        "depth": TASK_LOSSES["depth"](outputs["depth"], batch.depth),
+    }
+
+
 class Run:
-    """The state of one run: model, weighting, optimizer, scheduler and the shuffling generator."""
+    """The state of one run: model, weighting, optimizer, scheduler and the shuffling generator.
+
+    `network` is what the training step calls: the model itself, or its `torch.compile` with
+    ``config.compile``. On a GPU, cuDNN picks its fastest algorithms (`cudnn.benchmark`).
+    """
 
     def __init__(self, config: TrainConfig, num_classes: int, device: torch.device) -> None:
         torch.manual_seed(config.seed)
         self.tasks = {"segmentation": num_classes, "depth": 1}
         self.model = MTAN(self.tasks, config.backbone, config.width, config.init).to(device)
+        self.network: Callable[[torch.Tensor], dict[str, torch.Tensor]] = (
+            torch.compile(self.model) if config.compile else self.model
+        )
+        self.amp = config.amp
         self.weighting: Weighting = make_weighting(config.weighting, list(self.tasks), config.temperature).to(
             device
         )
         parameters = [*self.model.parameters(), *self.weighting.parameters()]
-        self.optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        torch.backends.cudnn.benchmark = device.type == "cuda"
+        self.optimizer = make_adam(parameters, config.lr, config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, config.step_size, config.gamma)
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.device = device
@@ -117,6 +143,15 @@ class Run:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         return int(state["epoch"])
 
+    def step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One training step: forward, weighted loss, backward, optimizer; returns the unweighted losses."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            losses = task_losses(self.network(batch.images), batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.weighting.combine(losses).backward()
+        self.optimizer.step()
+        return {task: loss.detach() for task, loss in losses.items()}
+
     def train_epoch(self, data: DataBundle, batch_size: int, epoch: int, progress: bool) -> dict[str, float]:
         """One pass over the training split; returns each task's mean unweighted loss."""
         self.model.train()
@@ -127,16 +162,8 @@ class Run:
         for batch in tqdm(
             batches, total=total_steps, desc=f"epoch {epoch}", leave=False, disable=None if progress else True
         ):
-            outputs = self.model(batch.images)
-            losses = {
-                "segmentation": TASK_LOSSES["segmentation"](outputs["segmentation"], batch.labels),
-                "depth": TASK_LOSSES["depth"](outputs["depth"], batch.depth),
-            }
-            self.optimizer.zero_grad(set_to_none=True)
-            self.weighting.combine(losses).backward()
-            self.optimizer.step()
-            for task, loss in losses.items():
-                sums[task] += loss.detach()
+            for task, loss in self.step(batch).items():
+                sums[task] += loss
             steps += 1
         means = {task: float(total) / steps for task, total in sums.items()}
         for task, value in means.items():
@@ -246,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--threads", type=int, dest="num_threads", help="torch CPU threads")
+    parser.add_argument(
+        "--amp", action="store_true", default=None, help="bf16 autocast (for GPUs; changes the numerics)"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", default=None, help="torch.compile the network (for GPUs)"
+    )
     parser.add_argument("--max-train-images", type=int, help="use only the first N training images")
     parser.add_argument("--max-val-images", type=int, help="use only the first N validation images")
     parser.add_argument("--out", type=Path, help="output folder (default: runs/<preset>-<time>)")

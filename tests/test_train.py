@@ -5,9 +5,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from mtan.errors import ConfigError
-from mtan.train import CHECKPOINT_FILE, TrainingDiverged, main, read_metrics, train
+from mtan.train import CHECKPOINT_FILE, TrainingDiverged, main, make_adam, read_metrics, train
 from tests.tiny_data import tiny_config, write_tiny_set
 
 ROW_KEYS = {
@@ -135,3 +136,22 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, flags, message):
     assert (
         result.stderr.strip().splitlines()[-1].startswith(("error:", "usage:", "python -m mtan.train: error"))
     )
+
+
+def test_the_fused_adam_of_a_run_makes_the_same_updates_as_plain_adam():
+    torch.manual_seed(0)
+    start = [torch.randn(5, 3), torch.randn(7)]
+    fast = [torch.nn.Parameter(p.clone()) for p in start]
+    plain = [torch.nn.Parameter(p.clone()) for p in start]
+    optimizers = (
+        make_adam(fast, 1e-2, 1e-4),
+        torch.optim.Adam(plain, lr=1e-2, weight_decay=1e-4, foreach=False),
+    )
+    for _ in range(3):
+        grads = [torch.randn_like(p) for p in start]
+        for params, optimizer in zip((fast, plain), optimizers, strict=True):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g.clone()
+            optimizer.step()
+    for p, q in zip(fast, plain, strict=True):
+        torch.testing.assert_close(p, q)

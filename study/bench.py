@@ -1,0 +1,292 @@
+"""``python -m study.bench``: what the study costs besides training.
+
+``overhead``: runs the cpu-preset study with its defaults (`study.run`) and splits each trial's time in
+its trainable (Ray's ``time_total_s`` at its last report) into the work, the epochs' training and
+validation (their ``seconds``), and the overhead: the start (the data from the object store, the model,
+the trivial baselines, imports in a fresh worker) and, every epoch, the metrics file, the checkpoint and
+the report with Ray's copy of the checkpoint. The study's wall time against the trials' time gives what
+Tune itself adds (scheduling, workers starting).
+
+``memory``: runs K trials of one configuration at once on this node, all reading one data set from Ray's
+object store (`tune.with_parameters`, as the study does), and samples the proportional set size (PSS) of
+Ray's processes: shared pages, such as the object store's copy of the data, count once in total. Linux
+only (``/proc/<pid>/smaps_rollup``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+from ray import tune
+
+from mtan.data import DataBundle, Split, load_data
+from mtan.errors import UserError, run_cli
+from mtan.train import parse_size
+from study.run import _parser as study_parser
+from study.run import run_study, settings_from_args
+from study.space import TRIAL_NUMBER, SearchSpace
+from study.trainable import TrialSettings, run_trial
+
+
+def trial_times(trial_dir: Path) -> dict[str, float]:
+    """A finished trial's times from Ray's ``result.json``: in its trainable, in training and
+    validation, before its first epoch began, and between its epochs (metrics, checkpoint, report)."""
+    rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line]
+    if not rows:
+        return {}
+    total = rows[-1]["time_total_s"]
+    work = sum(row["seconds"] for row in rows)
+    per_epoch = [row["time_this_iter_s"] - row["seconds"] for row in rows[1:]]
+    per_epoch_overhead = float(np.median(per_epoch)) if per_epoch else 0.0
+    return {
+        "epochs": len(rows),
+        "trial_s": total,
+        "work_s": work,
+        "overhead_s": total - work,
+        "start_s": rows[0]["time_this_iter_s"] - rows[0]["seconds"] - per_epoch_overhead,
+        "per_epoch_overhead_s": per_epoch_overhead,
+        "epoch_s_median": float(np.median([row["seconds"] for row in rows])),
+    }
+
+
+def study_overhead(num_samples: int, storage: Path, extra_args: Sequence[str] = ()) -> dict[str, Any]:
+    """Run a cpu-preset study of `num_samples` trials with its defaults; the overhead figures."""
+    args = study_parser().parse_args(
+        ["--num-samples", str(num_samples), "--storage-path", str(storage), "--name", "bench", *extra_args]
+    )
+    settings = settings_from_args(args)
+    started = time.monotonic()
+    outcome = run_study(settings)
+    wall = time.monotonic() - started
+    trials = [trial_times(path) for path in sorted(outcome.location.local_dir.glob("trial_*"))]
+    trials = [t for t in trials if t]
+    total = sum(t["trial_s"] for t in trials)
+    overhead = sum(t["overhead_s"] for t in trials)
+    slots = settings.max_concurrent or max(
+        1, int(ray.cluster_resources().get("CPU", 1) // settings.cpus_per_trial)
+    )
+    return {
+        "trials": trials,
+        "num_trials": len(trials),
+        "epochs": sum(t["epochs"] for t in trials),
+        "trial_s_total": total,
+        "overhead_s_total": overhead,
+        "overhead_share": overhead / total,
+        "start_s_median": float(np.median([t["start_s"] for t in trials])),
+        "per_epoch_overhead_s_median": float(np.median([t["per_epoch_overhead_s"] for t in trials])),
+        "epoch_s_median": float(np.median([t["epoch_s_median"] for t in trials])),
+        "study_wall_s": wall,
+        "slots": slots,
+        "tune_share": 1 - total / (slots * wall),  # slot time in no trainable: scheduling, workers starting
+        "settings": settings.to_json(),
+    }
+
+
+def tiled(split: Split, count: int) -> Split:
+    """`split` repeated to `count` samples (a larger data set of the same kind)."""
+    index = np.arange(count) % len(split)
+    return Split(split.images[index], split.labels[index], split.depth[index])
+
+
+def data_bytes(data: DataBundle) -> int:
+    """Bytes of a data set's arrays."""
+    return sum(a.nbytes for s in (data.train, data.val) for a in (s.images, s.labels, s.depth))
+
+
+def _children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                ppid = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes started by `pid`, recursively (Ray's processes for the driver that started Ray)."""
+    children, found, todo = _children(), [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """Pss and private (Private_Clean + Private_Dirty) of a process, in kB (empty if it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return {}
+    fields = dict(line.split(":", 1) for line in text.splitlines()[1:] if ":" in line)
+    kb = {key: int(value.split()[0]) for key, value in fields.items()}
+    return {"pss": kb.get("Pss", 0), "private": kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)}
+
+
+def is_trial_worker(pid: int) -> bool:
+    """Whether process `pid` is a Ray worker running a Tune trial."""
+    try:
+        return "ImplicitFunc" in Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return False
+
+
+class MemorySampler(threading.Thread):
+    """Samples the total PSS of this process's descendants and the private memory of trial workers."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.stop = threading.Event()
+        self.peak_pss_kb = 0
+        self.peak_trial_private_kb: dict[int, int] = {}
+
+    def sample(self) -> int:
+        pids = descendants(os.getpid())
+        memory = {pid: memory_kb(pid) for pid in pids}
+        for pid in pids:
+            if memory[pid] and is_trial_worker(pid):
+                previous = self.peak_trial_private_kb.get(pid, 0)
+                self.peak_trial_private_kb[pid] = max(previous, memory[pid]["private"])
+        return sum(m.get("pss", 0) for m in memory.values())
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            self.peak_pss_kb = max(self.peak_pss_kb, self.sample())
+
+
+def concurrent_trials_memory(
+    settings: TrialSettings, data: DataBundle, trials: int, seconds: float, storage: Path
+) -> dict[str, Any]:
+    """Peak memory of Ray's processes while `trials` trials of the paper's configuration run at once
+    for `seconds` on the shared `data` (on a Ray instance of this process with one CPU per trial)."""
+    ray.init(num_cpus=trials, include_dashboard=False, logging_level="WARNING")
+    try:
+        sampler = MemorySampler()
+        baseline_kb = sampler.sample()
+        point = {**SearchSpace().published_points()[0], TRIAL_NUMBER: 0}
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, settings=settings, data=data), {"cpu": 1}
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space=point,
+            tune_config=tune.TuneConfig(
+                num_samples=trials, max_concurrent_trials=trials, time_budget_s=seconds
+            ),
+            run_config=tune.RunConfig(name=f"memory-{trials}", storage_path=str(storage), verbose=0),
+        )
+        sampler.start()
+        tuner.fit()
+        sampler.stop.set()
+        sampler.join()
+    finally:
+        ray.shutdown()
+    private = list(sampler.peak_trial_private_kb.values())
+    return {
+        "trials": trials,
+        "baseline_pss_bytes": baseline_kb * 1024,
+        "peak_pss_bytes": sampler.peak_pss_kb * 1024,
+        "trial_workers_seen": len(private),
+        "trial_private_bytes_median": float(np.median(private)) * 1024 if private else None,
+    }
+
+
+def memory_figures(
+    counts: Sequence[int], train_images: int, size: tuple[int, int] | None, seconds: float, storage: Path
+) -> dict[str, Any]:
+    """Peak memory for each number of concurrent trials, against one trial and the data set."""
+    args = study_parser().parse_args([])
+    base = settings_from_args(args).trial_settings()
+    overrides = dict(base.overrides)
+    if size is not None:
+        overrides.update(image_height=size[0], image_width=size[1])
+    settings = replace(base, max_epochs=1000, overrides=tuple(sorted(overrides.items())))
+    config = settings.base_config()
+    data = load_data(replace(config, max_train_images=None, max_val_images=None))
+    data = replace(data, train=tiled(data.train, train_images))
+    runs = [concurrent_trials_memory(settings, data, k, seconds, storage) for k in counts]
+    result: dict[str, Any] = {"data_bytes": data_bytes(data), "runs": runs, "config": config.to_flat()}
+    one = next((r for r in runs if r["trials"] == 1), None)
+    if one is not None:
+        trial = one["peak_pss_bytes"] - one["baseline_pss_bytes"]
+        result["one_trial_bytes"] = trial
+        for run in runs:
+            # Against the target: memory of the node's trials < 1.5 x one trial's + the data set once
+            run["ratio_to_one_trial"] = (run["peak_pss_bytes"] - run["baseline_pss_bytes"]) / trial
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m study.bench", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    over = sub.add_parser("overhead", help="per-trial overhead in the cpu-preset study")
+    over.add_argument("--num-samples", type=int, default=4, help="trials (default 4)")
+    over.add_argument("--study-arg", action="append", default=[], help="a further study.run flag")
+    mem = sub.add_parser("memory", help="memory of concurrent trials sharing one data set")
+    mem.add_argument("--trials", default="1,4", help="numbers of concurrent trials (default 1,4)")
+    mem.add_argument("--train-images", type=int, default=2975, help="data set size (default CityScapes')")
+    mem.add_argument("--size", type=parse_size, help="image size HxW (default: the cpu-preset study's)")
+    mem.add_argument("--seconds", type=float, default=60, help="how long the trials run (default 60)")
+    for sub_parser in (over, mem):
+        sub_parser.add_argument("--storage-path", type=Path, help="where the runs go (default: a temp dir)")
+        sub_parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="mtan-study-bench-") as scratch:
+        storage = (args.storage_path or Path(scratch)).resolve()
+        if args.mode == "overhead":
+            if args.num_samples < 1:
+                raise UserError("--num-samples must be at least 1")
+            ray.init(include_dashboard=False, logging_level="WARNING")
+            try:
+                result = study_overhead(args.num_samples, storage, args.study_arg)
+            finally:
+                ray.shutdown()
+            print(
+                f"{result['num_trials']} trials, {result['epochs']} epochs, "
+                f"{result['trial_s_total']:.1f} s in trials: overhead {result['overhead_s_total']:.1f} s = "
+                f"{result['overhead_share']:.1%} (start {result['start_s_median']:.2f} s, per epoch "
+                f"{result['per_epoch_overhead_s_median']:.3f} s against {result['epoch_s_median']:.2f} s of "
+                f"work); Tune between trials {result['tune_share']:.1%} of {result['slots']} slots x "
+                f"{result['study_wall_s']:.1f} s"
+            )
+        else:
+            counts = sorted({int(k) for k in args.trials.split(",")})
+            if not counts or counts[0] < 1:
+                raise UserError(f"--trials must list positive numbers, got {args.trials!r}")
+            result = memory_figures(counts, args.train_images, args.size, args.seconds, storage)
+            print(f"data set {result['data_bytes'] / 2**20:.0f} MiB")
+            for run in result["runs"]:
+                private = run["trial_private_bytes_median"]
+                print(
+                    f"{run['trials']} trials: Ray's processes {run['baseline_pss_bytes'] / 2**20:.0f} MiB "
+                    f"before, peak {run['peak_pss_bytes'] / 2**20:.0f} MiB (PSS); private memory per trial "
+                    f"{(private or 0) / 2**20:.0f} MiB; trials' memory / one trial's "
+                    f"{run.get('ratio_to_one_trial', float('nan')):.2f}"
+                )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,46 @@
+"""The study benchmark's accounting: trial times from Ray's records, processes and their memory."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtan.data import Split
+from study.bench import descendants, memory_kb, tiled, trial_times
+
+
+def test_a_trials_time_splits_into_work_and_overhead(finished_study):
+    table = pd.read_csv(finished_study / "results.csv").set_index("trial_id")
+    for trial_dir in finished_study.glob("trial_*"):
+        times = trial_times(trial_dir)
+        checkpoint = next(trial_dir.glob("checkpoint_*"))
+        rows = [json.loads(line) for line in (checkpoint / "metrics.jsonl").read_text().splitlines()]
+        # the work is what mtan.train measured itself, epoch by epoch (its own metrics file)
+        assert times["work_s"] == pytest.approx(sum(row["seconds"] for row in rows))
+        assert times["epochs"] == len(rows) == table.loc[trial_dir.name.rsplit("_", 1)[-1], "epochs"]
+        assert times["work_s"] + times["overhead_s"] == pytest.approx(times["trial_s"])
+        assert 0 < times["overhead_s"] < times["trial_s"]
+
+
+def test_a_started_process_is_a_descendant_with_memory():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in descendants(os.getpid())
+        memory = memory_kb(child.pid)
+        assert 0 < memory["private"] and 0 < memory["pss"]
+    finally:
+        child.kill()
+        child.wait()
+    assert child.pid not in descendants(os.getpid())
+    assert memory_kb(child.pid) == {}
+
+
+def test_tiled_repeats_the_samples_in_order():
+    split = Split(np.arange(3)[:, None], np.arange(3)[:, None] + 10, np.arange(3)[:, None] + 20.0)
+    bigger = tiled(split, 7)
+    assert bigger.images[:, 0].tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert bigger.depth[:, 0].tolist() == [20, 21, 22, 20, 21, 22, 20]
