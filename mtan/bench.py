@@ -12,7 +12,6 @@ same machine load.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from mtan.checkpoint import atomic_write_json
 from mtan.config import PRESETS, TrainConfig, make_config
 from mtan.data import Batch, Split, iterate_batches
 from mtan.errors import ConfigError, run_cli
@@ -279,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(lines))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_json(args.json, result)
     return 0
 
 

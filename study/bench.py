@@ -30,6 +30,7 @@ import numpy as np
 import ray
 from ray import tune
 
+from mtan.checkpoint import atomic_write_json
 from mtan.data import DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
 from mtan.train import parse_size
@@ -284,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_json(args.json, result)
     return 0
 
 
