@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
+
 TASKS = ("segmentation", "depth")
 BASELINES = {
     "miou": 0.08,
@@ -28,18 +30,7 @@ BASELINES = {
     "rel_err_batch_mean": 0.91,
     "score": 0.0,
 }
-METRIC_KEYS = (
-    "miou",
-    "pixel_acc",
-    "miou_per_image",
-    "pixel_acc_per_image",
-    "abs_err",
-    "rel_err",
-    "abs_err_batch_mean",
-    "rel_err_batch_mean",
-    "score",
-)
-HIGHER = {"miou", "pixel_acc", "miou_per_image", "pixel_acc_per_image", "score"}
+HIGHER = {m for m, higher in HIGHER_IS_BETTER.items() if higher}
 
 
 @dataclass(frozen=True)
