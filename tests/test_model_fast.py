@@ -33,6 +33,20 @@ def assert_gradients_close(fast, reference, rtol):
         torch.testing.assert_close(p.grad, q.grad, rtol=rtol, atol=rtol * scale, msg=name)
 
 
+def assert_float64_twins_agree(fast, reference, fast_out, reference_out):
+    """Outputs, gradients of a loss of them, and batch norm running statistics (including those of the
+    shared attention convs, updated once per task) agree to float64 rounding."""
+    assert list(fast_out) == list(reference_out)
+    for task in fast_out:
+        torch.testing.assert_close(fast_out[task], reference_out[task], rtol=1e-10, atol=1e-12)
+    loss_of(fast_out.values()).backward()
+    loss_of(reference_out.values()).backward()
+    assert_gradients_close(fast, reference, rtol=1e-9)
+    for (name, b), c in zip(fast.named_buffers(), reference.buffers(), strict=True):
+        if "running" in name:
+            torch.testing.assert_close(b, c, rtol=1e-12, atol=1e-14, msg=name)
+
+
 @pytest.mark.parametrize("backbone", ["segnet", "segnet-basic"])
 @pytest.mark.parametrize("tasks", TASK_SETS, ids=["2 tasks", "3 tasks"])
 def test_outputs_gradients_and_running_statistics_match_the_per_task_loop(tasks, backbone):
@@ -41,15 +55,7 @@ def test_outputs_gradients_and_running_statistics_match_the_per_task_loop(tasks,
 
     fast_out, reference_out = fast(x), reference_forward(reference, x)
     assert list(fast_out) == list(tasks)
-    for task in tasks:
-        torch.testing.assert_close(fast_out[task], reference_out[task], rtol=1e-10, atol=1e-12)
-    loss_of(fast_out.values()).backward()
-    loss_of(reference_out.values()).backward()
-    assert_gradients_close(fast, reference, rtol=1e-9)
-    # Batch norm running statistics, including those of the shared attention convs (updated once per task)
-    for (name, b), c in zip(fast.named_buffers(), reference.buffers(), strict=True):
-        if "running" in name:
-            torch.testing.assert_close(b, c, rtol=1e-12, atol=1e-14, msg=name)
+    assert_float64_twins_agree(fast, reference, fast_out, reference_out)
 
     fast.eval()
     reference.eval()
@@ -121,14 +127,7 @@ def test_under_torch_compile_it_computes_the_same_function():
     x = torch.rand(2, 3, 32, 64, dtype=torch.float64)
     fast_out = torch.compile(fast, backend="aot_eager", fullgraph=True)(x)
     reference_out = reference_forward(reference, x)
-    for task in fast_out:
-        torch.testing.assert_close(fast_out[task], reference_out[task], rtol=1e-10, atol=1e-12)
-    loss_of(fast_out.values()).backward()
-    loss_of(reference_out.values()).backward()
-    assert_gradients_close(fast, reference, rtol=1e-9)
-    for (name, b), c in zip(fast.named_buffers(), reference.buffers(), strict=True):
-        if "running" in name:
-            torch.testing.assert_close(b, c, rtol=1e-12, atol=1e-14, msg=name)
+    assert_float64_twins_agree(fast, reference, fast_out, reference_out)
 
 
 def test_under_bf16_autocast_it_matches_the_per_task_loop_under_autocast():
