@@ -34,7 +34,7 @@ from mtan.checkpoint import atomic_write_json
 from mtan.data import DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
 from mtan.train import parse_size
-from study.run import _parser as study_parser
+from study.run import build_parser as study_parser
 from study.run import run_study, settings_from_args
 from study.space import TRIAL_NUMBER, SearchSpace
 from study.trainable import TrialSettings, run_trial

@@ -118,7 +118,7 @@ def reproduce(settings: ReproduceSettings) -> pd.DataFrame:
     return summary
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m study.reproduce",
         description="Retrain a study's best configuration from scratch on new seeds, in parallel.",
@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: parse, start or join Ray, retrain, print the table."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     read_best_config(args.results_dir)  # fail before starting Ray
     owns_ray = connect(args.address)
     try:

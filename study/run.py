@@ -315,7 +315,7 @@ def _parse_overrides(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(overrides.items()))
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m study.run",
         description="Ray Tune study of MTAN: Optuna search, ASHA early stopping; results in STORAGE/NAME.",
@@ -416,7 +416,7 @@ def settings_for_resume(args: argparse.Namespace) -> StudySettings:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: parse, start or join Ray, run the study, print the best trials."""
     started = time.monotonic()
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     settings = settings_for_resume(args) if args.resume else settings_from_args(args)
     validate(settings)  # bad flags fail before Ray starts
     owns_ray = connect(args.address)

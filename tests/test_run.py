@@ -17,7 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from mtan.errors import UserError
-from study.run import _parser, main, run_study, settings_from_args
+from study.run import build_parser, main, run_study, settings_from_args
 from study.search import journal_storage
 from study.settings import StudySettings
 from study.space import SearchSpace
@@ -165,9 +165,9 @@ def test_sigint_then_resume_keeps_finished_trials_and_duplicates_none(ray_cluste
 
 def test_defaults_by_preset():
 
-    cpu = settings_from_args(_parser().parse_args(["--set", "max_train_images=16"]))
+    cpu = settings_from_args(build_parser().parse_args(["--set", "max_train_images=16"]))
     assert (cpu.num_samples, cpu.max_epochs, cpu.grace_period, cpu.reduction_factor) == (20, 24, 3, 4)
     assert dict(cpu.overrides)["max_train_images"] == 16 and dict(cpu.overrides)["image_height"] == 32
     assert cpu.gpus_per_trial == 0 and cpu.metric == "score" and cpu.mode == "max"
-    paper = settings_from_args(_parser().parse_args(["--preset", "paper", "--metric", "abs_err"]))
+    paper = settings_from_args(build_parser().parse_args(["--preset", "paper", "--metric", "abs_err"]))
     assert (paper.max_epochs, paper.grace_period, paper.overrides, paper.mode) == (200, 12, (), "min")
