@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from mtan.checkpoint import atomic_write_json
@@ -37,6 +38,20 @@ from mtan.train import Run, parse_size, resolve_device, task_losses
 GEMM_SIZE = {"cpu": 2048, "cuda": 8192}
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 FORMATS_BY_VALUE = {value: name for name, value in FORMATS.items()}
+# The CPU operators that do the counted FLOPs (convolutions forward and backward, matrix products): the
+# profiler gives each its own (self) time, nested calls excluded.
+MATRIX_OPS = frozenset(
+    {
+        "aten::mkldnn_convolution",
+        "aten::convolution_backward",
+        "aten::_slow_conv2d_forward",
+        "aten::_slow_conv2d_backward",
+        "aten::mm",
+        "aten::addmm",
+        "aten::bmm",
+        "aten::baddbmm",
+    }
+)
 
 
 def synchronize(device: torch.device) -> None:
@@ -122,6 +137,37 @@ def peak_memory_bytes(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def step_breakdown(
+    run: Run, batch: Batch, flops: int, gemm: float, steps: int = 2, top: int = 6
+) -> dict[str, Any]:
+    """Where a CPU training step's time goes: `steps` steps under the profiler, split into the matrix
+    operators (`MATRIX_OPS`, which do all of `flops`) and everything else (batch norm, activations,
+    pooling, copies, the optimizer, Python). ``mfu_matrix_ops`` is their FLOP/s against `gemm`: the
+    ``mfu`` the step would reach if every other operator took no time. The profiler slows small
+    operators, so the profiled step is a little longer than the timed one."""
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        start = time.perf_counter()
+        for _ in range(steps):
+            run.step(batch)
+        step = (time.perf_counter() - start) / steps
+    self_seconds: dict[str, float] = {}
+    for event in profiler.key_averages():
+        self_seconds[event.key] = event.self_cpu_time_total / 1e6 / steps
+    matrix = sum(seconds for name, seconds in self_seconds.items() if name in MATRIX_OPS)
+    others = sorted(
+        ((name, seconds) for name, seconds in self_seconds.items() if name not in MATRIX_OPS),
+        key=lambda item: -item[1],
+    )
+    return {
+        "profiled_step_s": step,
+        "matrix_ops_s": matrix,
+        "matrix_ops_share": matrix / step,
+        "matrix_ops_flops_per_s": flops / matrix,
+        "mfu_matrix_ops": flops / matrix / gemm,
+        "top_other_ops_s": dict(others[:top]),
+    }
+
+
 def make_run(
     config: TrainConfig,
     device: torch.device,
@@ -144,8 +190,10 @@ def benchmark(
     compare: bool = False,
     reference: bool = False,
     reference_format: torch.memory_format = torch.contiguous_format,
+    breakdown: bool = False,
 ) -> dict[str, Any]:
-    """Time `steps` training steps of `config` after `warmup` ones; return the figures (see module doc)."""
+    """Time `steps` training steps of `config` after `warmup` ones; return the figures (see module doc),
+    with `breakdown` also `step_breakdown` of each network (CPU only)."""
     device = resolve_device(config.device)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -191,6 +239,10 @@ def benchmark(
             speedup=reference_step / step,
             reference_step_s_all=times["reference"],
         )
+    if breakdown:
+        result["breakdown"] = step_breakdown(runs["ours"], batch, flops, gemm)
+        if compare:
+            result["reference_breakdown"] = step_breakdown(runs["reference"], batch, flops, gemm)
     result.update(
         config=config.to_flat(),
         device=str(device),
@@ -202,6 +254,21 @@ def benchmark(
         load_average=[load_before[0], os.getloadavg()[0]],
     )
     return result
+
+
+def breakdown_line(title: str, figures: dict[str, Any]) -> str:
+    """`step_breakdown`'s figures in words."""
+    others = ", ".join(
+        f"{name.removeprefix('aten::')} {seconds * 1e3:.0f} ms"
+        for name, seconds in figures["top_other_ops_s"].items()
+    )
+    matrix_ms, share = figures["matrix_ops_s"] * 1e3, figures["matrix_ops_share"]
+    return (
+        f"{title} (profiled step {figures['profiled_step_s'] * 1e3:.0f} ms): "
+        f"convolutions and matrix products {matrix_ms:.0f} ms ({share:.0%}) "
+        f"at {figures['matrix_ops_flops_per_s'] / 1e9:.0f} GFLOP/s, "
+        f"mfu {figures['mfu_matrix_ops']:.2f} if all else took no time; largest other operators: {others}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="contiguous",
         help="memory format of the reference (default contiguous, as the official code)",
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="CPU only: profile 2 more steps and split their time into the convolutions and matrix "
+        "products (with their FLOP/s against the GEMM) and the other operators",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return parser
 
@@ -239,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         raise ConfigError("--steps must be >= 1 and --warmup >= 0")
+    if args.breakdown and args.device != "cpu":
+        raise ConfigError("--breakdown profiles CPU operators; use it with --device cpu")
     overrides: dict[str, Any] = {
         key: getattr(args, key)
         for key in ("backbone", "width", "batch_size", "device", "num_threads")
@@ -254,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         compare=args.compare,
         reference=args.reference,
         reference_format=FORMATS[args.reference_format],
+        breakdown=args.breakdown,
     )
     lines = [
         f"{result['network']} network, {config.preset} preset, {config.image_height}x{config.image_width}, "
@@ -273,6 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"step {result['reference_step_s_median'] * 1e3:.1f} ms, "
             f"mfu {result['reference_mfu']:.3f}; speed-up {result['speedup']:.2f}x"
         )
+    for name in ("breakdown", "reference_breakdown"):
+        if name in result:
+            lines.append(breakdown_line(name.replace("_", " "), result[name]))
     lines.append(
         f"load average {result['load_average'][0]:.2f} before, {result['load_average'][1]:.2f} after"
     )

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from mtan import MTAN
-from mtan.bench import main, random_batch, training_flops
+from mtan.bench import MATRIX_OPS, main, random_batch, training_flops
 from mtan.config import make_config
+from mtan.errors import ConfigError
 from mtan.reference import PerTaskMTAN
 
 KEYS = {
@@ -29,7 +30,11 @@ def test_the_command_writes_every_figure_to_json(tmp_path, capsys):
     argv = ["--size", "32x64", "--width", "0.0625", "--batch-size", "2", "--steps", "2", "--warmup", "1"]
     assert (
         main(
-            [*argv, "--threads", "1", "--compare", "--reference-format", "channels_last", "--json", str(out)]
+            [
+                *argv,
+                *("--threads", "1", "--compare", "--reference-format", "channels_last", "--breakdown"),
+                *("--json", str(out)),
+            ]
         )
         == 0
     )
@@ -42,7 +47,22 @@ def test_the_command_writes_every_figure_to_json(tmp_path, capsys):
     assert result["mfu"] == pytest.approx(result["model_flops_per_s"] / result["gemm_flops_per_s"])
     assert result["images_per_s"] == pytest.approx(2 / result["step_s_median"])
     assert all(result[key] > 0 for key in KEYS - {"config"})
-    assert "mfu" in capsys.readouterr().out
+    step_flops = result["model_flops_per_image"] * 2
+    for name in ("breakdown", "reference_breakdown"):
+        breakdown = result[name]
+        # the convolutions and products were found, and take part of the step, not all of it
+        assert 0 < breakdown["matrix_ops_share"] < 1
+        assert breakdown["mfu_matrix_ops"] == pytest.approx(
+            step_flops / breakdown["matrix_ops_s"] / result["gemm_flops_per_s"]
+        )
+        assert breakdown["top_other_ops_s"] and not set(breakdown["top_other_ops_s"]) & MATRIX_OPS
+    printed = capsys.readouterr().out
+    assert "mfu" in printed and "reference breakdown" in printed
+
+
+def test_the_breakdown_is_refused_off_the_cpu():
+    with pytest.raises(ConfigError, match="--device cpu"):
+        main(["--device", "cuda", "--breakdown"])
 
 
 class TwoConvs(nn.Module):
