@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from analysis.load import StudyResults, load_optuna_study, load_results
 from analysis.optuna_study import Importance, param_importances, search_scales
 from analysis.reference import DEFAULT_BASELINE, REFERENCES, reference
 from analysis.render import Banner, Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
+from mtan.checkpoint import atomic_write_text
 from mtan.errors import UserError, run_cli
 
 FIGURE_FILES: dict[str, str] = {
@@ -77,12 +77,6 @@ class ReportFiles:
     markdown: Path
     html: Path
     figures: tuple[Path, ...]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _config_text(row: Mapping[str, Any]) -> str:
@@ -438,8 +432,8 @@ def write_report(
         for stale in set(FIGURE_FILES.values()) - {p.name for p in report.figures}:
             (out / stale).unlink(missing_ok=True)
         title = f"MTAN study report: {results.name}"
-        _atomic_write(out / "report.md", to_markdown(blocks))
-        _atomic_write(out / "report.html", to_html(blocks, title))
+        atomic_write_text(out / "report.md", to_markdown(blocks))
+        atomic_write_text(out / "report.html", to_html(blocks, title))
     except PermissionError as error:
         raise UserError(f"{out}: cannot write the report ({error.strerror})") from None
     return ReportFiles(out / "report.md", out / "report.html", tuple(report.figures))

@@ -357,7 +357,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print("\n".join(lines))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(args.json, result)
     return 0
 

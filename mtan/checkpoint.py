@@ -13,8 +13,10 @@ import torch
 
 
 def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Call `write(file)` on a temporary file beside `path`, then rename it onto `path`."""
+    """Call `write(file)` on a temporary file beside `path`, then rename it onto `path` (creating its
+    folder if need be)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:

@@ -284,7 +284,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{run.get('ratio_to_one_trial', float('nan')):.2f}"
                 )
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(args.json, result)
     return 0
 

@@ -22,13 +22,13 @@ from typing import Any
 import pandas as pd
 import ray
 
+from mtan.checkpoint import atomic_write_text
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
 from mtan.errors import UserError, run_cli
 from mtan.metrics import METRIC_KEYS
 from mtan.train import CHECKPOINT_FILE, train
 from study.connect import connect
-from study.results import write_text_atomic
 
 REPRODUCE_DIR = "reproduce"
 
@@ -113,8 +113,8 @@ def reproduce(settings: ReproduceSettings) -> pd.DataFrame:
     histories = ray.get(futures)
     seeds = seeds_table(configs, histories)
     summary = summary_table(seeds)
-    write_text_atomic(out_root / "seeds.csv", seeds.to_csv(index=False))
-    write_text_atomic(out_root / "summary.csv", summary.to_csv(index=False))
+    atomic_write_text(out_root / "seeds.csv", seeds.to_csv(index=False))
+    atomic_write_text(out_root / "summary.csv", summary.to_csv(index=False))
     return summary
 
 

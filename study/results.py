@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from mtan.checkpoint import atomic_write_text
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 
 COMPLETED, STOPPED_EARLY, FAILED = "completed", "stopped_early", "failed"
@@ -33,22 +32,9 @@ class TrialRecord:
     point: Mapping[str, Any] = field(default_factory=dict)  # the searched values
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json_atomic(path: Path, value: Any) -> None:
     """Write `value` as indented JSON to `path` atomically (NaN and inf become null)."""
-    write_text_atomic(path, json.dumps(_json_safe(value), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(_json_safe(value), indent=2) + "\n")
 
 
 def _json_safe(value: Any) -> Any:
@@ -149,8 +135,8 @@ def write_results(
     table = results_table(records, max_epochs)
     for record in records:
         lines = "".join(json.dumps(_json_safe(dict(r))) + "\n" for r in record.history)
-        write_text_atomic(exp_dir / "trials" / record.trial_id / "metrics.jsonl", lines)
-    write_text_atomic(exp_dir / "results.csv", table.to_csv(index=False))
+        atomic_write_text(exp_dir / "trials" / record.trial_id / "metrics.jsonl", lines)
+    atomic_write_text(exp_dir / "results.csv", table.to_csv(index=False))
 
     best_id = best_trial_id(table, metric, mode)
     if best_id is not None:
