@@ -49,6 +49,16 @@ def _finished(trials: pd.DataFrame) -> pd.DataFrame:
     return trials.loc[trials["state"] != "failed"]
 
 
+def _with_values(frame: pd.DataFrame, names: Sequence[str], prefix: str = "") -> list[str]:
+    """The `names` whose column `prefix + name` is in `frame` and holds at least one value."""
+    return [n for n in names if prefix + n in frame.columns and frame[prefix + n].notna().any()]
+
+
+def _states_present(trials: pd.DataFrame) -> list[str]:
+    """The trial states of `STATE_MARKERS` that occur in `trials`, in its order."""
+    return [s for s in STATE_MARKERS if s in set(trials["state"])]
+
+
 def _weighting_order(trials: pd.DataFrame) -> list[str]:
     present = trials["weighting"].dropna().astype(str).unique().tolist()
     return [w for w in WEIGHTING_COLORS if w in present] + sorted(
@@ -89,11 +99,11 @@ def plot_weighting_distributions(
 ) -> Figure | None:
     """Box plot and one dot per trial of each final metric, per weighting method."""
     data = _finished(trials)
-    metrics = [m for m in metrics if f"last_{m}" in data.columns and data[f"last_{m}"].notna().any()]
+    metrics = _with_values(data, metrics, "last_")
     if data.empty or not metrics:
         return None
     order = _weighting_order(data)
-    states = [s for s in STATE_MARKERS if s in set(data["state"])]
+    states = _states_present(data)
     fig, axes = plt.subplots(
         1, len(metrics), figsize=(3.2 * len(metrics), 3.9), layout="constrained", squeeze=False
     )
@@ -174,11 +184,11 @@ def plot_metrics_vs_hyperparameters(
     trial coloured by weighting. Log axes where the search was log-scale; a value 0 on such an axis
     (weight decay 'none') is drawn one decade left of the smallest non-zero value and labelled 0."""
     data = _finished(trials)
-    metrics = [m for m in metrics if f"last_{m}" in data.columns and data[f"last_{m}"].notna().any()]
+    metrics = _with_values(data, metrics, "last_")
     if data.empty or not metrics:
         return None
     weightings = _weighting_order(data)
-    states = [s for s in STATE_MARKERS if s in set(data["state"])]
+    states = _states_present(data)
     fig, axes = plt.subplots(
         len(metrics), len(params), figsize=(2.9 * len(params), 2.35 * len(metrics) + 0.8),
         layout="constrained", sharey="row", squeeze=False,
@@ -243,7 +253,7 @@ def plot_learning_curves(
 ) -> Figure | None:
     """Each metric over the epochs for every trial, coloured by weighting; an X where ASHA stopped a
     trial, a dot where a trial finished its budget, dotted lines at the ASHA rungs."""
-    metrics = [m for m in metrics if m in curves.columns and curves[m].notna().any()]
+    metrics = _with_values(curves, metrics)
     if curves.empty or not metrics:
         return None
     info = trials.set_index(trials["trial_id"].astype(str))
@@ -347,7 +357,7 @@ def plot_tradeoff(trials: pd.DataFrame, x_metric: str = "miou", y_metric: str = 
     x = data[x_col].map(lambda v: display_value(x_metric, v)).to_numpy(dtype=float)
     y = data[y_col].map(lambda v: display_value(y_metric, v)).to_numpy(dtype=float)
     weightings = _weighting_order(data)
-    states = [s for s in STATE_MARKERS if s in set(data["state"])]
+    states = _states_present(data)
     fig, ax = plt.subplots(figsize=(7.5, 5.4), layout="constrained")
     for state in states:
         for weighting in weightings:
@@ -381,10 +391,10 @@ def plot_tradeoff(trials: pd.DataFrame, x_metric: str = "miou", y_metric: str = 
 def plot_dwa_weights(curve: pd.DataFrame, trial_id: str, temperature: float | None = None) -> Figure | None:
     """One trial's DWA task weights over the epochs, beside the per-task training losses they are
     computed from."""
-    tasks = [t for t in TASKS if f"weight/{t}" in curve.columns and curve[f"weight/{t}"].notna().any()]
+    tasks = _with_values(curve, TASKS, "weight/")
     if curve.empty or not tasks:
         return None
-    losses = [t for t in TASKS if f"loss/{t}" in curve.columns and curve[f"loss/{t}"].notna().any()]
+    losses = _with_values(curve, TASKS, "loss/")
     panels = 2 if losses else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.6 * panels, 4.0), layout="constrained", squeeze=False)
     ax = axes[0][0]
