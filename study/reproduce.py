@@ -25,9 +25,9 @@ import ray
 from mtan.checkpoint import atomic_write_text
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
-from mtan.errors import UserError, run_cli
+from mtan.errors import ConfigError, UserError, run_cli
 from mtan.metrics import METRIC_KEYS
-from mtan.train import CHECKPOINT_FILE, train
+from mtan.train import CHECKPOINT_FILE, read_text, train
 from study.connect import connect
 
 REPRODUCE_DIR = "reproduce"
@@ -44,11 +44,22 @@ class ReproduceSettings:
 
 
 def read_best_config(results_dir: Path) -> dict[str, Any]:
-    """The study's best_config.json; `UserError` when the folder holds no finished study."""
+    """The study's best_config.json, its ``config`` checked as a `TrainConfig`; `UserError` naming the
+    file when the folder holds no finished study or the file is not valid JSON or not a study's."""
     path = Path(results_dir) / "best_config.json"
     if not path.is_file():
         raise UserError(f"{path}: not found; RESULTS_DIR must be a finished study's folder (STORAGE/NAME)")
-    return json.loads(path.read_text())
+    try:
+        best = json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(best, dict) or not isinstance(best.get("config"), dict):
+        raise UserError(f"{path}: expected a JSON object with the best trial's config")
+    try:
+        config_from_flat(best["config"])
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return best
 
 
 def seed_configs(best: dict[str, Any], settings: ReproduceSettings) -> list[TrainConfig]:
