@@ -22,8 +22,8 @@ from analysis.load import StudyResults, load_optuna_study, load_results
 from analysis.optuna_study import Importance, param_importances, search_scales
 from analysis.reference import DEFAULT_BASELINE, REFERENCES, reference
 from analysis.render import Banner, Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
-from mtan.checkpoint import atomic_write_text
 from mtan.errors import UserError, run_cli
+from mtan.files import atomic_write_text
 
 FIGURE_FILES: dict[str, str] = {
     "weighting": "fig_equal_vs_dwa.png",

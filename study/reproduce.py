@@ -22,10 +22,10 @@ from typing import Any
 import pandas as pd
 import ray
 
-from mtan.checkpoint import atomic_write_text
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
 from mtan.errors import UserError, run_cli
+from mtan.files import atomic_write_text
 from mtan.metrics import METRIC_KEYS
 from mtan.train import CHECKPOINT_FILE, train
 from study.connect import connect

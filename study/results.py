@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from mtan.checkpoint import atomic_write_text
+from mtan.files import atomic_write_text
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 
 COMPLETED, STOPPED_EARLY, FAILED = "completed", "stopped_early", "failed"
