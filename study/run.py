@@ -9,34 +9,29 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import json
 import math
 import os
-import platform
-import re
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
 import ray
-import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-import mtan
 from mtan.data import load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
 from mtan.metrics import METRIC_KEYS
 from study.connect import connect
+from study.environment import hardware, versions
+from study.harvest import collect_records
 from study.progress import TrialLines
-from study.record import FAILED, TrialRecord, write_results
+from study.record import FAILED, write_results
 from study.search import make_searcher
 from study.settings import (
     DEFAULT_MAX_FAILURES,
@@ -50,9 +45,9 @@ from study.settings import (
     preset_epochs,
     validate,
 )
-from study.space import TRIAL_NUMBER, SearchSpace
-from study.storage import StudyLocation, read_history
-from study.trainable import run_trial, trial_config
+from study.space import SearchSpace
+from study.storage import StudyLocation
+from study.trainable import run_trial
 
 
 @dataclass(frozen=True)
@@ -62,31 +57,6 @@ class StudyOutcome:
     location: StudyLocation
     finished: bool
     table: pd.DataFrame | None  # results.csv, when finished
-
-
-def _versions() -> dict[str, str | None]:
-    """Python's, torch's, Ray's, Optuna's and this package's versions."""
-    try:
-        mtan_version: str | None = importlib.metadata.version("mtan-study")
-    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
-        mtan_version = mtan.__version__
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ray": ray.__version__,
-        "optuna": optuna.__version__,
-        "mtan": mtan_version,
-    }
-
-
-def _hardware() -> dict[str, Any]:
-    """The CPUs and GPUs of the connected Ray cluster, and the GPUs' name."""
-    resources = ray.cluster_resources()
-    accelerators = sorted(k.split(":", 1)[1] for k in resources if k.startswith("accelerator_type:"))
-    gpu_name = accelerators[0] if accelerators else None
-    if gpu_name is None and torch.cuda.is_available():
-        gpu_name = torch.cuda.get_device_name(0)
-    return {"cpus": resources.get("CPU", 0.0), "gpus": resources.get("GPU", 0.0), "gpu_name": gpu_name}
 
 
 def _summary(settings: StudySettings, data_source: str, wall_seconds: float | None) -> dict[str, Any]:
@@ -102,8 +72,8 @@ def _summary(settings: StudySettings, data_source: str, wall_seconds: float | No
         "data_source": data_source,
         "space": settings.space.describe(),
         "wall_seconds": wall_seconds,
-        "hardware": _hardware(),
-        "versions": _versions(),
+        "hardware": hardware(),
+        "versions": versions(),
         "settings": settings.to_json(),
     }
 
@@ -111,51 +81,6 @@ def _summary(settings: StudySettings, data_source: str, wall_seconds: float | No
 def ray_trial_dirname(trial: Any) -> str:
     """Ray's folder name of a trial: ``trial_<n>_<trial_id>``, n = 1, 2, ... in the order of creation."""
     return f"trial_{trial.experiment_tag.split('_', 1)[0]:0>3}_{trial.trial_id}"
-
-
-def _creation_order(result: tune.Result) -> int:
-    match = re.match(r"trial_(\d+)_", Path(result.path).name)
-    return int(match.group(1)) if match else sys.maxsize
-
-
-def _error_reason(error: BaseException) -> str:
-    """One line saying why a trial failed: the original exception's type and first line."""
-    cause = getattr(error, "cause", None) or error
-    lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0] if lines else ''}".strip()
-
-
-def _read_params(result: tune.Result) -> dict[str, Any]:
-    """A trial's point from its ``params.json`` when it never reported (empty if there is none)."""
-    path = f"{result.path.rstrip('/')}/params.json"
-    try:
-        with result.filesystem.open_input_stream(path) as stream:
-            return json.loads(stream.read().decode("utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def collect_records(grid: tune.ResultGrid, settings: StudySettings) -> list[TrialRecord]:
-    """The finished trials of a Tune run, with their histories read from their last checkpoints."""
-    records = []
-    trial_settings = settings.trial_settings()
-    space = settings.space
-    for order, result in enumerate(sorted(grid, key=_creation_order)):
-        trial_id = str(result.metrics.get("trial_id") or Path(result.path).name.rsplit("_", 1)[-1])
-        history = read_history(result.checkpoint) if result.checkpoint is not None else []
-        point = dict(result.config or _read_params(result))
-        records.append(
-            TrialRecord(
-                number=int(point.get(TRIAL_NUMBER, order)),
-                trial_id=trial_id,
-                columns=space.column_values(point, settings.max_epochs),
-                config=trial_config(point, trial_settings).to_flat() if "weighting" in point else {},
-                history=tuple(history),
-                error=_error_reason(result.error) if result.error is not None else None,
-                point=point,
-            )
-        )
-    return records
 
 
 def _slots(settings: StudySettings) -> int | None:
