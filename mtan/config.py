@@ -1,6 +1,6 @@
 """The configuration of one training run: a frozen dataclass, its presets, and its checks.
 
-Presets (DESIGN.md, "Training"):
+Presets (docs/design.md, "Training"):
 - ``paper``: Liu et al. 2019 on CityScapes, 128x256, SegNet-MTAN width 1, batch 8, 200 epochs,
   Adam 1e-4, no weight decay, StepLR(100, 0.5), xavier init.
 - ``report``: the seed report, reduced SegNet (``segnet-basic``), 100 epochs, weight decay 1e-4,

@@ -67,7 +67,7 @@ def test_published_points_are_valid_points_that_optuna_replays_first(tune_lr):
 
 @pytest.mark.parametrize("preset, weighting", [("paper", "equal"), ("report", "dwa")])
 def test_published_points_give_the_published_training_at_their_epoch_budget(preset, weighting):
-    """At the preset's own epoch budget, the point reproduces the preset (DESIGN.md's numbers)."""
+    """At the preset's own epoch budget, the point reproduces the preset (docs/design.md's numbers)."""
     paper, report = SearchSpace().published_points()
     point = paper if preset == "paper" else report
     reference = PRESETS[preset]
