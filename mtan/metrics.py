@@ -1,4 +1,4 @@
-"""Evaluation metrics over a whole split, in both published conventions (DESIGN.md, "Metrics").
+"""Evaluation metrics over a whole split, in both published conventions (docs/design.md, "Metrics").
 
 Segmentation, void pixels (label -1) excluded everywhere:
 - accumulated (official repo since Nov 2020, torchvision): one confusion matrix over the split;

@@ -18,29 +18,27 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from mtan.checkpoint import (
-    atomic_write_json,
-    atomic_write_text,
-    check_writable_folder,
-    load_checkpoint,
-    save_checkpoint,
-)
+from mtan.checkpoint import load_checkpoint, save_checkpoint
 from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config
 from mtan.data import Batch, DataBundle, iterate_batches, load_data
 from mtan.errors import ConfigError, UserError, run_cli
 from mtan.evaluate import evaluate_model, trivial_baselines
+from mtan.files import (
+    BASELINES_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    atomic_write_json,
+    atomic_write_text,
+    check_writable_folder,
+    json_line,
+)
 from mtan.losses import TASK_LOSSES
 from mtan.metrics import multitask_score
 from mtan.model import BACKBONES, MTAN
-from mtan.weighting import WEIGHTINGS, Weighting, make_weighting
+from mtan.weighting import WEIGHTINGS, Weighting, hyperparameters, make_weighting
 
 EpochCallback = Callable[[dict[str, float], Path], None]
-CONFIG_FILE, METRICS_FILE, BASELINES_FILE, CHECKPOINT_FILE = (
-    "config.json",
-    "metrics.jsonl",
-    "baselines.json",
-    "checkpoint.pt",
-)
 # Fields that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = {"epochs", "device", "num_threads", "compile"}
 
@@ -91,7 +89,7 @@ def read_saved_config(path: Path) -> dict[str, Any]:
     try:
         flat = json.loads(read_text(path))
     except json.JSONDecodeError as error:
-        raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise UserError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
     if not isinstance(flat, dict):
         raise UserError(f"{path}: expected a JSON object of config fields")
     try:
@@ -103,7 +101,7 @@ def read_saved_config(path: Path) -> dict[str, Any]:
 
 def write_metrics(out_dir: Path, rows: Sequence[dict[str, float]]) -> None:
     """Rewrite `metrics.jsonl` atomically with `rows`."""
-    atomic_write_text(Path(out_dir) / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in rows))
+    atomic_write_text(Path(out_dir) / METRICS_FILE, "".join(json_line(row) for row in rows))
 
 
 def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
@@ -147,7 +145,7 @@ class Run:
             torch.compile(self.model) if config.compile else self.model
         )
         self.amp = config.amp
-        self.weighting: Weighting = make_weighting(config.weighting, list(self.tasks), config.temperature).to(
+        self.weighting: Weighting = make_weighting(config.weighting, list(self.tasks), config.to_flat()).to(
             device
         )
         parameters = [*self.model.parameters(), *self.weighting.parameters()]
@@ -329,7 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=float, help="channel width multiplier (1.0 = the paper's network)")
     parser.add_argument("--init", choices=("xavier", "kaiming"))
     parser.add_argument("--weighting", choices=list(WEIGHTINGS))
-    parser.add_argument("--temperature", type=float, help="DWA temperature T > 0")
+    for hyperparameter in hyperparameters().values():
+        parser.add_argument(
+            f"--{hyperparameter.name.replace('_', '-')}",
+            type=float,
+            help=f"{hyperparameter.label} (> {hyperparameter.above:g})",
+        )
     parser.add_argument("--lr", type=float, help="Adam learning rate")
     parser.add_argument("--weight-decay", type=float)
     parser.add_argument("--step-size", type=int, help="StepLR step size in epochs")

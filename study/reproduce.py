@@ -11,7 +11,6 @@ continued from their checkpoints, finished ones are kept.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -22,15 +21,14 @@ from typing import Any
 import pandas as pd
 import ray
 
-from mtan.checkpoint import atomic_write_text
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
 from mtan.errors import ConfigError, UserError, run_cli
+from mtan.files import CHECKPOINT_FILE
 from mtan.metrics import METRIC_KEYS
-from mtan.train import CHECKPOINT_FILE, read_text, train
+from mtan.train import train
 from study.connect import connect
-
-REPRODUCE_DIR = "reproduce"
+from study.record import SEEDS_CSV, SUMMARY_CSV, StudyFolder, write_csv
 
 
 @dataclass(frozen=True)
@@ -46,19 +44,19 @@ class ReproduceSettings:
 def read_best_config(results_dir: Path) -> dict[str, Any]:
     """The study's best_config.json, its ``config`` checked as a `TrainConfig`; `UserError` naming the
     file when the folder holds no finished study or the file is not valid JSON or not a study's."""
-    path = Path(results_dir) / "best_config.json"
-    if not path.is_file():
-        raise UserError(f"{path}: not found; RESULTS_DIR must be a finished study's folder (STORAGE/NAME)")
-    try:
-        best = json.loads(read_text(path))
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    if not isinstance(best, dict) or not isinstance(best.get("config"), dict):
-        raise UserError(f"{path}: expected a JSON object with the best trial's config")
+    folder = StudyFolder(Path(results_dir))
+    best = folder.read_best_config()
+    if best is None:
+        raise UserError(
+            f"{folder.best_config_json}: not found; RESULTS_DIR must be a finished study's folder "
+            "(STORAGE/NAME)"
+        )
+    if not isinstance(best.get("config"), dict):
+        raise UserError(f"{folder.best_config_json}: expected a JSON object with the best trial's config")
     try:
         config_from_flat(best["config"])
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise ConfigError(f"{folder.best_config_json}: {error}") from None
     return best
 
 
@@ -117,15 +115,15 @@ def reproduce(settings: ReproduceSettings) -> pd.DataFrame:
         raise UserError(f"--seeds must be at least 1, got {settings.seeds}")
     best = read_best_config(settings.results_dir)
     configs = seed_configs(best, settings)
-    out_root = Path(settings.results_dir) / REPRODUCE_DIR
+    out_root = StudyFolder(Path(settings.results_dir)).reproduce
     data = ray.put(load_data(configs[0]))
     task = ray.remote(_train_seed).options(num_cpus=settings.cpus_per_task, num_gpus=settings.gpus_per_task)
     futures = [task.remote(c, out_root / f"seed_{c.seed}", data) for c in configs]
     histories = ray.get(futures)
     seeds = seeds_table(configs, histories)
     summary = summary_table(seeds)
-    atomic_write_text(out_root / "seeds.csv", seeds.to_csv(index=False))
-    atomic_write_text(out_root / "summary.csv", summary.to_csv(index=False))
+    write_csv(out_root / SEEDS_CSV, seeds)
+    write_csv(out_root / SUMMARY_CSV, summary)
     return summary
 
 
@@ -159,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if owns_ray:
             ray.shutdown()
     print(format_summary(summary))
-    print(f"\nper-seed runs and tables: {args.results_dir / REPRODUCE_DIR}")
+    print(f"\nper-seed runs and tables: {StudyFolder(args.results_dir).reproduce}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The published rows against DESIGN.md's table (copied here by hand, with their conventions)."""
+"""The published rows against docs/design.md's table (copied here by hand, with their conventions)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from analysis.columns import COMPARISON_METRICS
 from analysis.reference import DEFAULT_BASELINE, REFERENCES, reference, reference_frame
 
-# DESIGN.md, "Published numbers": (mIoU, pix acc, abs err, rel err), percent / units / ratio as published.
+# docs/design.md, "Published numbers": (mIoU, pix acc, abs err, rel err), percent / units / ratio as
+# published.
 PUBLISHED = {
     "paper_equal": (53.04, 91.11, 0.0144, 33.63),
     "paper_dwa": (53.29, 91.09, 0.0144, 34.14),

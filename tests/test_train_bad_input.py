@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import mtan.checkpoint
+import mtan.files
 from mtan.config import make_config
 from mtan.errors import ConfigError
 from mtan.train import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, main, read_metrics
@@ -90,7 +91,7 @@ def _drop_metrics_line(index):
         ),
         (
             lambda run: (run / CONFIG_FILE).write_text('{"lr": 0.'),
-            "config.json: not valid JSON (Expecting ',' delimiter at line 1)",
+            "config.json: not valid JSON (Expecting ',' delimiter, line 1)",
         ),
         (
             lambda run: (run / CONFIG_FILE).write_text("[1, 2]"),
@@ -170,7 +171,7 @@ def test_out_on_a_read_only_disk_is_refused(tmp_path, capsys, monkeypatch):
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(mtan.checkpoint.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(mtan.files.tempfile, "mkstemp", read_only)
     code, error = refused(main, ["--out", str(tmp_path / "run"), *TINY_RUN], capsys)
     assert (code, error) == (2, f"error: cannot write into {tmp_path / 'run'}: Read-only file system")
 

@@ -1,0 +1,96 @@
+"""The files a training run writes, and how every file of the project is written: atomically (a
+temporary file beside the target, then a rename), JSON with NaN and infinity as null.
+
+The names of a run folder (`python -m mtan.train --out DIR`, a trial's checkpoint) are here so that the
+study and the analysis read them under the same names (docs/results.md).
+
+A write that fails (disk full, read-only disk, a file where a folder should be) raises `UserError` naming
+the file and leaves what was there before unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from mtan.errors import UserError
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+BASELINES_FILE = "baselines.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def _cannot_write(path: Path, error: OSError) -> UserError:
+    return UserError(f"cannot write {path}: {error.strerror or error}")
+
+
+def check_writable_folder(path: Path) -> None:
+    """Create the folder `path` if need be and check that a file can be created in it (a read-only disk
+    fails here, before anything is written); `UserError` names it otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise UserError(f"cannot write into {path}: {error.strerror or error}") from None
+
+
+def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call `write(file)` on a temporary file beside `path`, then rename it onto `path` (creating its
+    folder if need be); `UserError` naming `path` when the disk refuses (what was there is kept)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise _cannot_write(path, error) from None
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException as error:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise _cannot_write(path, error) from None
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically."""
+    atomic_write_bytes(path, lambda file: file.write(text.encode()))
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities as None (JSON null), numpy scalars as Python numbers, tuples as
+    lists: what every JSON file of the project holds (strict JSON, readable by any parser)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item"):  # numpy and torch scalars
+        return json_safe(value.item())
+    return value
+
+
+def json_line(value: Mapping[str, Any]) -> str:
+    """One line of a JSON-lines file (NaN as null)."""
+    return json.dumps(json_safe(value), allow_nan=False) + "\n"
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write `data` as indented JSON to `path` atomically (NaN as null)."""
+    atomic_write_text(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
