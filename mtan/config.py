@@ -14,7 +14,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,7 @@ _TYPE_NAMES = {
     int: "an integer",
     float: "a number",
     str: "a string",
+    tuple: "a list",
     type(None): "null",
 }
 
@@ -123,24 +124,28 @@ def config_from_flat(flat: Mapping[str, Any]) -> TrainConfig:
     return make_config(values.pop("preset", "cpu"), **values)
 
 
-def _has_type(value: Any, kind: type) -> bool:
+def _has_type(value: Any, kind: Any) -> bool:
     """`isinstance` as JSON sees it: an int is a float, but a bool is neither an int nor a float."""
+    kind = typing.get_origin(kind) or kind  # tuple[str, ...] -> tuple
+    if kind is Any:
+        return True
     if kind in (int, float) and isinstance(value, bool):
         return False
     return isinstance(value, (int, float) if kind is float else kind)
 
 
-def check_types(config: TrainConfig) -> None:
-    """Raise `ConfigError` for the first field whose value is not of its declared type, or for a float
-    field that is not finite (NaN or infinite)."""
-    for name, hint in typing.get_type_hints(TrainConfig).items():
-        value = getattr(config, name)
+def check_field_types(instance: Any, label: Callable[[str], str] = str) -> None:
+    """Raise `ConfigError` for the first field of the dataclass `instance` whose value is not of its
+    declared type, or for a float field that is not finite (NaN or infinite); `label(name)` is how the
+    message names a field (e.g. as its command-line flag)."""
+    for name, hint in typing.get_type_hints(type(instance)).items():
+        value = getattr(instance, name)
         kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
         if not any(_has_type(value, kind) for kind in kinds):
-            expected = " or ".join(_TYPE_NAMES[kind] for kind in kinds)
-            raise ConfigError(f"{name} must be {expected}, got {value!r}")
+            expected = " or ".join(_TYPE_NAMES[typing.get_origin(kind) or kind] for kind in kinds)
+            raise ConfigError(f"{label(name)} must be {expected}, got {value!r}")
         if float in kinds and value is not None and not math.isfinite(value):
-            raise ConfigError(f"{name} must be a finite number, got {value}")
+            raise ConfigError(f"{label(name)} must be a finite number, got {value}")
 
 
 def validate(config: TrainConfig) -> None:
@@ -149,7 +154,7 @@ def validate(config: TrainConfig) -> None:
     from mtan.model import BACKBONES
     from mtan.weighting import WEIGHTINGS, hyperparameters
 
-    check_types(config)
+    check_field_types(config)
     checks: list[tuple[bool, str]] = [
         (
             config.backbone in BACKBONES,

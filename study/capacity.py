@@ -42,8 +42,9 @@ def check_trial_fits(
     most = {kind: max((r.get(kind, 0.0) for r in nodes), default=0.0) for kind in ("CPU", "GPU")}
     for flag, kind, asked in ((flags[0], "CPU", cpus), (flags[1], "GPU", gpus)):
         if most[kind] + _SLACK < asked:
+            units = kind if asked == 1 else f"{kind}s"
             raise UserError(
-                f"{flag} {asked:g}: no node of this Ray cluster has {asked:g} {kind}s (the largest has "
+                f"{flag} {asked:g}: no node of this Ray cluster has {asked:g} {units} (the largest has "
                 f"{most[kind]:g}), and it has no autoscaler to add one"
             )
     raise UserError(

@@ -27,6 +27,7 @@ from mtan.data import load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
 from mtan.metrics import METRIC_KEYS
+from study.capacity import check_trial_fits
 from study.connect import connect
 from study.environment import hardware, versions
 from study.harvest import collect_records
@@ -46,7 +47,7 @@ from study.settings import (
     validate,
 )
 from study.space import SearchSpace
-from study.storage import StudyLocation
+from study.storage import StudyLocation, check_storage_path
 from study.trainable import run_trial
 
 
@@ -153,10 +154,7 @@ def run_study(
     # Every epoch checkpoints and only the latest checkpoint is kept, so Tune snapshots its experiment
     # state often; that is intended here (a resume must find the kept checkpoint), not worth a warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if settings.gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0.0) == 0 and _is_local():
-        raise UserError(
-            f"--gpus-per-trial {settings.gpus_per_trial}: no GPU is visible to Ray on this machine"
-        )
+    check_trial_fits(settings.cpus_per_trial, settings.gpus_per_trial)  # else it would wait for ever
     location = StudyLocation.of(settings.storage_path, settings.name)
     previous = location.folder.read_study()
     restorable = tune.Tuner.can_restore(location.experiment_uri)
@@ -207,11 +205,6 @@ def run_study(
     )
     location.publish()
     return StudyOutcome(location, finished=True, table=table)
-
-
-def _is_local() -> bool:
-    """Whether this Ray instance is a single machine (no autoscaler can add GPU nodes)."""
-    return len(ray.nodes()) <= 1
 
 
 def best_trials_table(table: pd.DataFrame, metric: str, mode: str, space: SearchSpace, top: int = 5) -> str:
@@ -326,15 +319,21 @@ def settings_for_resume(args: argparse.Namespace) -> StudySettings:
     name = args.name or StudyLocation.latest_name(storage)
     if name is None:
         raise UserError(f"--resume: no study in {storage} (give --storage-path and --name)")
-    recorded = StudyLocation.of(storage, name).folder.read_study()
-    if recorded is None or "settings" not in recorded:
+    folder = StudyLocation.of(storage, name).folder
+    recorded = folder.read_study()
+    if recorded is None or not isinstance(recorded.get("settings"), dict):
         raise UserError(f"--resume: {storage}/{name} has no study.json with the study's settings")
     given = [f"--{flag.replace('_', '-')}" for flag in STUDY_FLAGS if getattr(args, flag) is not None]
     given += ["--set"] if args.set else []
     if given:
         print(f"note: --resume uses the recorded settings; ignoring {' '.join(given)}")
-    settings = StudySettings.from_json(recorded["settings"])
-    return dataclasses.replace(settings, storage_path=storage, name=name)
+    try:
+        settings = StudySettings.from_json(recorded["settings"])
+        settings = dataclasses.replace(settings, storage_path=storage, name=name)
+        validate(settings)
+    except (UserError, TypeError, ValueError) as error:
+        raise UserError(f"{folder.study_json}: the recorded settings are refused ({error})") from None
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -343,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_for_resume(args) if args.resume else settings_from_args(args)
     validate(settings)  # bad flags fail before Ray starts
+    check_storage_path(settings.storage_path)
     owns_ray = connect(args.address)
     try:
         if not args.resume and args.gpus_per_trial is None and ray.cluster_resources().get("GPU", 0.0) > 0:

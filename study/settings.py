@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mtan.config import make_config
-from mtan.errors import UserError
+from mtan.config import check_field_types, make_config
+from mtan.errors import ConfigError, UserError
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 from study.space import SearchSpace
 from study.trainable import TrialSettings
@@ -112,8 +112,15 @@ class StudySettings:
         return cls(**kwargs)
 
 
+def as_flag(field: str) -> str:
+    """A setting's command-line flag: ``num_samples`` -> ``--num-samples``."""
+    return f"--{field.replace('_', '-')}"
+
+
 def validate(settings: StudySettings) -> None:
-    """Raise `UserError` naming the flag when a setting is out of range."""
+    """Raise `UserError` naming the flag when a setting has the wrong type, is not finite or is out of
+    range, or a ``--set`` value is not one its `TrainConfig` field accepts."""
+    check_field_types(settings, as_flag)
     checks = [
         (settings.num_samples >= 1, f"--num-samples must be at least 1, got {settings.num_samples}"),
         (settings.max_epochs >= 1, f"--max-epochs must be at least 1, got {settings.max_epochs}"),
@@ -154,7 +161,13 @@ def validate(settings: StudySettings) -> None:
             f"--set cannot change {', '.join(searched)}: the study searches it (a value is either fixed or "
             "searched; see --help)"
         )
-    settings.trial_settings().base_config()  # ConfigError (a UserError) for a bad preset or --set
+    make_config(settings.preset)  # ConfigError (a UserError) for an unknown preset
+    for field, value in settings.overrides:
+        try:
+            make_config(settings.preset, **{field: value})
+        except ConfigError as error:
+            raise ConfigError(f"--set {field}={value}: {error}") from None
+    settings.trial_settings().base_config()  # ConfigError for --set values that do not go together
 
 
 def preset_epochs(preset: str) -> int:

@@ -12,7 +12,8 @@ from typing import Any
 import pyarrow.fs
 from ray import tune
 
-from mtan.files import METRICS_FILE
+from mtan.errors import UserError
+from mtan.files import METRICS_FILE, check_writable_folder
 from study.record import STUDY_JSON, StudyFolder
 
 STAGING_ROOT = Path("~/.cache/mtan-study").expanduser()
@@ -21,6 +22,17 @@ STAGING_ROOT = Path("~/.cache/mtan-study").expanduser()
 def is_remote(storage_path: str) -> bool:
     """Whether `storage_path` is a URI such as ``s3://bucket/path`` rather than a local folder."""
     return "://" in storage_path
+
+
+def check_storage_path(storage_path: str) -> None:
+    """A local storage path must be a folder this process can write (created if need be); `UserError`
+    naming ``--storage-path`` otherwise, before Ray starts. A remote one is checked by its first write."""
+    if is_remote(storage_path):
+        return
+    try:
+        check_writable_folder(Path(storage_path).expanduser())
+    except UserError as error:
+        raise UserError(f"--storage-path: {error}") from None
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+import json
+
 import pytest
 
+import mtan.files
 import study.capacity
 from mtan.errors import UserError
 from study import reproduce
+from study import run as study_run
 from study.capacity import check_trial_fits
 from tests.bad_input import refused, snapshot
-from tests.conftest import WORKER_CPUS
+from tests.conftest import WORKER_CPUS, tiny_study_args
 
 
 @pytest.mark.parametrize(
@@ -50,3 +55,84 @@ def test_a_cluster_with_an_autoscaler_may_grow_to_fit(ray_cluster, tmp_path, mon
     launcher_config.write_text("cluster_name: x\n")
     monkeypatch.setattr(study.capacity, "AUTOSCALER_CONFIG", launcher_config)
     check_trial_fits(100, 8)
+
+
+def _tiny_study(tiny_root, storage, name, *extra):
+    return tiny_study_args(tiny_root, storage, name, "--num-samples", "1", "--max-epochs", "1", *extra)
+
+
+@pytest.mark.parametrize(
+    ("setting", "line"),
+    [
+        ("lr=fast", "error: --set lr=fast: lr must be a number, got 'fast'"),
+        ("batch_size=1.5", "error: --set batch_size=1.5: batch_size must be an integer, got 1.5"),
+        ("amp=1", "error: --set amp=1: amp must be true or false, got 1"),
+        ("width=NaN", "error: --set width=nan: width must be a finite number, got nan"),
+    ],
+)
+def test_a_set_value_of_the_wrong_type_is_one_line_before_ray(tiny_root, tmp_path, capsys, setting, line):
+    code, error = refused(study_run.main, _tiny_study(tiny_root, tmp_path, "s", "--set", setting), capsys)
+    assert (code, error) == (2, line)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_storage_path_that_is_a_file_is_refused(tiny_root, tmp_path, capsys):
+    storage = tmp_path / "taken"
+    storage.write_text("a file")
+    code, error = refused(study_run.main, _tiny_study(tiny_root, storage, "s"), capsys)
+    assert (code, error) == (2, f"error: --storage-path: {storage} is a file, not a folder")
+    assert storage.read_text() == "a file"
+
+
+def test_a_read_only_storage_path_is_refused(tiny_root, tmp_path, capsys, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(mtan.files.tempfile, "mkstemp", read_only)
+    code, error = refused(study_run.main, _tiny_study(tiny_root, tmp_path, "s"), capsys)
+    assert (code, error) == (2, f"error: --storage-path: cannot write into {tmp_path}: Read-only file system")
+
+
+@pytest.mark.parametrize(
+    ("study_json", "line"),
+    [
+        ('{"settings": {"name": "s", "num_', "study.json: not valid JSON (Unterminated string"),
+        (
+            json.dumps({"settings": {"name": "s", "num_samples": "many"}}),
+            "study.json: the recorded settings are refused (--num-samples must be an integer, got 'many')",
+        ),
+        (
+            json.dumps({"settings": {"name": "s", "overrides": {"lr": "fast"}}}),
+            "study.json: the recorded settings are refused (--set lr=fast: lr must be a number, got 'fast')",
+        ),
+    ],
+)
+def test_a_corrupt_study_json_is_refused_on_resume(tmp_path, capsys, study_json, line):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "study.json").write_text(study_json)
+    before = snapshot(tmp_path)
+    argv = ["--resume", "--storage-path", str(tmp_path), "--name", "s"]
+    code, error = refused(study_run.main, argv, capsys)
+    assert code == 2 and error.startswith(f"error: {tmp_path}/s/{line}")
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (
+            ["--cpus-per-trial", "2"],
+            "error: --cpus-per-trial 2: no node of this Ray cluster has 2 CPUs (the largest has 1), "
+            "and it has no autoscaler to add one",
+        ),
+        (
+            ["--gpus-per-trial", "1"],
+            "error: --gpus-per-trial 1: no node of this Ray cluster has 1 GPU (the largest has 0), "
+            "and it has no autoscaler to add one",
+        ),
+    ],
+)
+def test_a_trial_no_node_can_hold_fails_at_once(ray_cluster, tiny_root, tmp_path, capsys, flags, line):
+    code, error = refused(study_run.main, _tiny_study(tiny_root, tmp_path, "s", *flags), capsys)
+    assert (code, error) == (2, line)
+    assert not any(tmp_path.iterdir())
