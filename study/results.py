@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from mtan.checkpoint import atomic_write_text
-from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
+from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS, tail_mean
 
 COMPLETED, STOPPED_EARLY, FAILED = "completed", "stopped_early", "failed"
 STATES: tuple[str, ...] = (COMPLETED, STOPPED_EARLY, FAILED)
@@ -81,6 +81,9 @@ def trial_row(record: TrialRecord, max_epochs: int) -> dict[str, Any]:
     for key in METRIC_KEYS:
         values = [r[key] for r in record.history if key in r]
         row[f"best_{key}"] = _best(values, HIGHER_IS_BETTER[key])
+    tail = tail_mean(record.history)
+    for key in METRIC_KEYS:
+        row[f"tail_{key}"] = tail.get(key, math.nan)
     return row
 
 
@@ -95,6 +98,7 @@ def results_table(records: Iterable[TrialRecord], max_epochs: int) -> pd.DataFra
         *CONFIG_COLUMNS,
         *(f"last_{k}" for k in METRIC_KEYS),
         *(f"best_{k}" for k in METRIC_KEYS),
+        *(f"tail_{k}" for k in METRIC_KEYS),
     ]
     return pd.DataFrame(rows, columns=columns)
 

@@ -48,6 +48,14 @@ def test_last_and_best_by_direction():
     assert table.loc["a", "last_abs_err"] == 0.2 and table.loc["a", "best_abs_err"] == 0.1  # min for errors
     assert math.isclose(table.loc["a", "best_score"], 0.5)  # 0.6 - 0.1
     assert table.loc["c", "error"].startswith("TrainingDiverged") and table.loc["c", "epochs"] == 1
+
+
+def test_tail_columns_average_the_last_epochs():
+    table = results_table(RECORDS, max_epochs=3).set_index("trial_id")
+    # fewer than 10 epochs: the mean over all of them
+    assert math.isclose(table.loc["a", "tail_miou"], (0.2 + 0.6 + 0.5) / 3)
+    assert math.isclose(table.loc["a", "tail_abs_err"], (0.3 + 0.1 + 0.2) / 3)
+    assert table.loc["b", "tail_miou"] == 0.9
     assert table.loc["a", "temperature"] == 1.5 and pd.isna(table.loc["d", "temperature"])  # empty for equal
 
 
