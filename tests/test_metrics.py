@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from mtan.losses import TASK_LOSSES
 from mtan.metrics import (
     METRICS,
     DepthMetrics,
@@ -16,7 +17,6 @@ from mtan.metrics import (
     per_image_scores,
     tail_mean,
 )
-from mtan.losses import TASK_LOSSES
 from mtan.tasks import TASKS, metric_accumulators, task_channels
 
 
