@@ -146,13 +146,24 @@ def _summary_from_csv(path: Path) -> pd.DataFrame:
     raise UserError(f"{path}: expected columns metric,mean,std or one row of <metric>_mean/<metric>_std")
 
 
+def best_config_seeds(folder: Path, seeds: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the study's best configuration ("top 1" in configs.csv) when `study.reproduce --top`
+    retrained several; all rows otherwise."""
+    configs = folder / "configs.csv"
+    if "config" not in seeds.columns or not configs.is_file():
+        return seeds
+    roles = pd.read_csv(configs)
+    best = roles.loc[roles["roles"].astype(str).str.split("; ").map(lambda r: "top 1" in r), "config"]
+    return seeds[seeds["config"].isin(best)] if len(best) else seeds
+
+
 def read_reproduce(folder: Path) -> pd.DataFrame | None:
     """The reproduce runs summarised per metric (index: metric; columns: mean, std, n), or None when
     the folder is absent. Computed from `seeds.csv` when present, else read from `summary.csv`."""
     seeds, summary = folder / "seeds.csv", folder / "summary.csv"
     try:
         if seeds.is_file():
-            table = summarize_seeds(pd.read_csv(seeds))
+            table = summarize_seeds(best_config_seeds(folder, pd.read_csv(seeds)))
         elif summary.is_file():
             table = _summary_from_csv(summary)
         else:

@@ -60,6 +60,15 @@ def test_reproduce_summary_in_long_or_wide_form(tmp_path: Path) -> None:
         assert table.loc["abs_err", "mean"] == 0.015 and table.loc["abs_err", "std"] == 0.001
 
 
+def test_reproduce_of_several_configs_summarises_the_best_one(tmp_path: Path) -> None:
+    folder = tmp_path / "reproduce"
+    folder.mkdir()
+    (folder / "configs.csv").write_text("config,trial_id,roles\npaper,t0,paper; top 2\nt3,t3,top 1\n")
+    (folder / "seeds.csv").write_text("config,seed,miou\npaper,5,0.1\nt3,5,0.4\npaper,6,0.2\nt3,6,0.6\n")
+    table = read_reproduce(folder)
+    assert table.loc["miou", "mean"] == pytest.approx(0.5) and table.loc["miou", "n"] == 2
+
+
 def test_summarize_seeds_ignores_the_seed_column() -> None:
     table = summarize_seeds(pd.DataFrame({"seed": [0, 1, 2], "miou": [0.5, 0.6, 0.7]}))
     assert list(table.index) == ["miou"]
