@@ -136,18 +136,21 @@ def _write_optuna_journal(
     for trial_id, trial, curve in zip(ids, trials, scores, strict=True):
         params = {
             "weighting": trial.weighting,
-            "weight_decay": trial.weight_decay,
+            "use_weight_decay": trial.weight_decay > 0,
             "step_size": trial.step_size,
             "gamma": trial.gamma,
             "lr": trial.lr,
         }
         distributions = {
             "weighting": CategoricalDistribution(["equal", "dwa"]),
-            "weight_decay": CategoricalDistribution([0.0, 1e-5, 1e-4, 1e-3]),
+            "use_weight_decay": CategoricalDistribution([False, True]),
             "step_size": IntDistribution(5, 200),
             "gamma": FloatDistribution(0.1, 0.9),
             "lr": FloatDistribution(1e-5, 1e-3, log=True),
         }
+        if trial.weight_decay > 0:  # as the study's space: a flag, then a log-scale value
+            params["weight_decay"] = trial.weight_decay
+            distributions["weight_decay"] = FloatDistribution(1e-6, 1e-2, log=True)
         if trial.weighting == "dwa":
             params["temperature"] = trial.temperature
             distributions["temperature"] = FloatDistribution(0.5, 10.0, log=True)
