@@ -58,8 +58,10 @@ COMPARISON_CAPTION = (
     "everywhere) show what no learning gets on this study's data."
 )
 CONVENTION_NOTES = (
-    "mIoU: accumulated = one confusion matrix over the validation set; per-image = mean over images of the "
-    "IoU over the classes present (the paper's 2019 convention, 8 to 20 points lower).",
+    "mIoU: accumulated = one confusion matrix over the validation set, void excluded; paper 2019 = the "
+    "official code of 2019: per image the IoU over the classes present, with void pixels predicted as a "
+    "class counted in its union, averaged per evaluation batch, then over batches (several points lower); "
+    "2020 = the same with void masked out (the official fix of July 2020).",
     "Depth errors over valid pixels: per-pixel mean over the whole split, or the mean of per-batch means "
     "(the official code). Rel err is a plain ratio: the paper's 33.63 is not a percentage.",
     "This study's rows are the last epoch of one run; the published rows average the last 10 epochs.",

@@ -19,6 +19,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 BASELINES_FILE = "baselines.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+SUMMARY_FILE = "summary.json"
 
 
 def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
