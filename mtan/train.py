@@ -21,7 +21,7 @@ from tqdm import tqdm
 from mtan.checkpoint import load_checkpoint, save_checkpoint
 from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config
 from mtan.data import Batch, DataBundle, iterate_batches, load_data
-from mtan.errors import ConfigError, run_cli
+from mtan.errors import ConfigError, UserError, run_cli
 from mtan.evaluate import evaluate_model, trivial_baselines
 from mtan.files import (
     BASELINES_FILE,
@@ -31,6 +31,7 @@ from mtan.files import (
     SUMMARY_FILE,
     atomic_write_json,
     atomic_write_text,
+    check_writable_folder,
     json_line,
 )
 from mtan.losses import TASK_LOSSES
@@ -58,11 +59,46 @@ def resolve_device(name: str) -> torch.device:
 
 
 def read_metrics(out_dir: Path) -> list[dict[str, float]]:
-    """The rows of `out_dir/metrics.jsonl`, one per finished epoch (empty if there is none)."""
+    """The rows of `out_dir/metrics.jsonl`, one per finished epoch (empty if there is none); `UserError`
+    names the line that is not a JSON object with an integer epoch (e.g. a truncated last line)."""
     path = Path(out_dir) / METRICS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+            raise UserError(f"{path}: line {number} is not an epoch's row (truncated or edited?)")
+        rows.append(row)
+    return rows
+
+
+def read_text(path: Path) -> str:
+    """A text file's contents; `UserError` when it cannot be read or is not UTF-8 text."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+
+
+def read_saved_config(path: Path) -> dict[str, Any]:
+    """A run's `config.json` as a flat dict, checked like any config; `UserError` names the file."""
+    try:
+        flat = json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(flat, dict):
+        raise UserError(f"{path}: expected a JSON object of config fields")
+    try:
+        config_from_flat(flat)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return flat
 
 
 def write_metrics(out_dir: Path, rows: Sequence[dict[str, float]]) -> None:
@@ -186,6 +222,34 @@ class Run:
         return means
 
 
+def restore_checkpoint(run: Run, out_dir: Path, config: TrainConfig) -> tuple[int, list[dict[str, float]]]:
+    """Continue `run` from `out_dir`'s checkpoint: its epoch and the metrics rows up to it.
+
+    `UserError` names the file for a checkpoint that cannot be loaded, lacks part of a run's state,
+    holds another config (`check_resumable`) or does not fit the network, and for a metrics.jsonl
+    missing an epoch the checkpoint has passed. Nothing is written.
+    """
+    path = Path(out_dir) / CHECKPOINT_FILE
+    state = load_checkpoint(path)
+    missing = [key for key in run.state(0, config) if key not in state]
+    if missing:
+        raise UserError(f"{path}: not a complete checkpoint (missing {', '.join(missing)})")
+    if not isinstance(state["config"], dict) or not isinstance(state["epoch"], int) or state["epoch"] < 0:
+        raise UserError(f"{path}: not a checkpoint written by mtan.train (bad config or epoch)")
+    check_resumable(state["config"], config)
+    try:
+        done = run.restore(state)
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path}: does not fit this run's network ({first_line})") from None
+    rows = [row for row in read_metrics(out_dir) if row["epoch"] <= done]
+    gaps = sorted(set(range(1, done + 1)) - {row["epoch"] for row in rows})
+    if gaps or len(rows) != done:
+        detail = f"epoch(s) {', '.join(map(str, gaps))} missing" if gaps else "an epoch repeated"
+        raise UserError(f"{out_dir / METRICS_FILE}: {detail}, but the checkpoint is at epoch {done}")
+    return done, rows
+
+
 def train(
     config: TrainConfig,
     out_dir: Path,
@@ -197,12 +261,12 @@ def train(
 ) -> list[dict[str, float]]:
     """Train `config` into `out_dir`; return the metrics rows of all epochs (resumed ones included)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / CHECKPOINT_FILE
     if not resume and (checkpoint_path.exists() or (out_dir / METRICS_FILE).exists()):
         raise ConfigError(
             f"{out_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
+    check_writable_folder(out_dir)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
@@ -212,10 +276,7 @@ def train(
     done = 0
     rows: list[dict[str, float]] = []
     if resume and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path)
-        check_resumable(state["config"], config)
-        done = run.restore(state)
-        rows = [row for row in read_metrics(out_dir) if row["epoch"] <= done]
+        done, rows = restore_checkpoint(run, out_dir, config)
     atomic_write_json(out_dir / CONFIG_FILE, config.to_flat())
     baselines = trivial_baselines(data, config.batch_size, device)
     atomic_write_json(out_dir / BASELINES_FILE, baselines)
@@ -322,7 +383,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         overrides["image_height"], overrides["image_width"] = args.size
     saved = args.out / CONFIG_FILE if args.out is not None else None
     if args.resume and saved is not None and saved.exists():
-        return config_from_flat({**json.loads(saved.read_text()), **overrides})
+        return config_from_flat({**read_saved_config(saved), **overrides})
     return make_config(args.preset, **overrides)
 
 
@@ -330,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.resume and args.out is None:
         raise ConfigError("--resume needs --out, the folder of the run to continue")
+    if args.resume and not (args.out / CONFIG_FILE).exists() and not (args.out / CHECKPOINT_FILE).exists():
+        raise ConfigError(f"--resume: {args.out} holds no run to continue (no {CONFIG_FILE})")
     config = config_from_args(args)
     out = args.out or Path("runs") / f"{config.preset}-{datetime.now():%Y%m%d-%H%M%S}"
     print(f"training into {out} ({config.preset} preset, data: {config.data_root or 'synthetic'})")

@@ -29,6 +29,7 @@ from mtan.data.layout import (
     check_image,
     check_label,
     check_prepared,
+    check_some_depth,
     count_split,
     load_array,
     read_index,
@@ -92,8 +93,7 @@ def verify_split(root: Path, split: str, size: tuple[int, int] | None, max_depth
         for folder, array in arrays.items():
             path = root / split / folder / f"{i}.npy"
             _check_dtype(path, array, dtypes.setdefault(folder, array.dtype))
-    if invalid == total:
-        raise DataError(f"{root / split / DEPTH}: every depth pixel is 0 (invalid); no depth to learn from")
+    check_some_depth(root / split / DEPTH, total - invalid)
     return SplitSummary(
         split=split,
         count=count,
