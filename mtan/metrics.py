@@ -14,7 +14,7 @@ as a global per-pixel mean (primary) and as the official mean of per-batch means
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,32 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     **dict.fromkeys(DEPTH_KEYS, False),
     "score": True,
 }
+# Shown in percent, as published tables show them; the files keep fractions (docs/results.md).
+PERCENT_KEYS: frozenset[str] = frozenset(SEGMENTATION_KEYS)
+METRIC_LABELS: dict[str, str] = {
+    "miou": "mIoU",
+    "pixel_acc": "pix acc",
+    "miou_per_image": "mIoU per image",
+    "pixel_acc_per_image": "pix acc per image",
+    "abs_err": "abs err",
+    "rel_err": "rel err",
+    "abs_err_batch_mean": "abs err per-batch mean",
+    "rel_err_batch_mean": "rel err per-batch mean",
+    "score": "score",
+}
+
+
+def metric_text(key: str, value: float) -> str:
+    """A metric for people: mIoU and pixel accuracy in percent (`53.04 %`), abs err with 4 decimals,
+    rel err (a plain ratio) and the score with 3."""
+    if key in PERCENT_KEYS:
+        return f"{100 * value:.2f} %"
+    return f"{value:.4f}" if key.startswith("abs_err") else f"{value:.3f}"
+
+
+def metrics_text(values: Mapping[str, float], keys: Sequence[str]) -> str:
+    """`mIoU 53.04 %  abs err 0.0144`: the metrics `keys` of `values`, labelled, in `metric_text` units."""
+    return "  ".join(f"{METRIC_LABELS[key]} {metric_text(key, values[key])}" for key in keys)
 
 
 def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -24,7 +24,7 @@ from mtan.data import Batch, DataBundle, iterate_batches, load_data
 from mtan.errors import ConfigError, run_cli
 from mtan.evaluate import evaluate_model, trivial_baselines
 from mtan.losses import TASK_LOSSES
-from mtan.metrics import multitask_score
+from mtan.metrics import metrics_text, multitask_score
 from mtan.model import BACKBONES, MTAN
 from mtan.weighting import WEIGHTINGS, Weighting, make_weighting
 
@@ -35,6 +35,10 @@ CONFIG_FILE, METRICS_FILE, BASELINES_FILE, CHECKPOINT_FILE = (
     "baselines.json",
     "checkpoint.pt",
 )
+# The key of the weighted total loss among a training epoch's losses (the others are the tasks).
+TOTAL_LOSS = "total"
+# Steps between updates of the progress bar's loss (each reads the running sums back from the device).
+POSTFIX_EVERY = 10
 # Fields that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = {"epochs", "device", "num_threads", "compile"}
 
@@ -144,31 +148,40 @@ class Run:
         return int(state["epoch"])
 
     def step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One training step: forward, weighted loss, backward, optimizer; returns the unweighted losses."""
+        """One training step: forward, weighted loss, backward, optimizer; returns the unweighted losses
+        per task and, as `TOTAL_LOSS`, the weighted loss the optimizer minimised."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             losses = task_losses(self.network(batch.images), batch)
         self.optimizer.zero_grad(set_to_none=True)
-        self.weighting.combine(losses).backward()
+        total = self.weighting.combine(losses)
+        total.backward()
         self.optimizer.step()
-        return {task: loss.detach() for task, loss in losses.items()}
+        return {**{task: loss.detach() for task, loss in losses.items()}, TOTAL_LOSS: total.detach()}
 
     def train_epoch(self, data: DataBundle, batch_size: int, epoch: int, progress: bool) -> dict[str, float]:
-        """One pass over the training split; returns each task's mean unweighted loss."""
+        """One pass over the training split; returns each task's mean unweighted loss and the mean
+        weighted total (`TOTAL_LOSS`). The progress bar shows the running means and the learning rate."""
         self.model.train()
-        sums = {task: torch.zeros((), device=self.device) for task in self.tasks}
+        sums = {name: torch.zeros((), device=self.device) for name in (*self.tasks, TOTAL_LOSS)}
         steps = 0
         batches = iterate_batches(data.train, batch_size, self.device, self.shuffle)
         total_steps = -(-len(data.train) // batch_size)
-        for batch in tqdm(
+        lr = self.optimizer.param_groups[0]["lr"]
+        bar = tqdm(
             batches, total=total_steps, desc=f"epoch {epoch}", leave=False, disable=None if progress else True
-        ):
-            for task, loss in self.step(batch).items():
-                sums[task] += loss
+        )
+        for batch in bar:
+            for name, loss in self.step(batch).items():
+                sums[name] += loss
             steps += 1
-        means = {task: float(total) / steps for task, total in sums.items()}
-        for task, value in means.items():
+            if not bar.disable and ((steps - 1) % POSTFIX_EVERY == 0 or steps == total_steps):
+                bar.set_postfix_str(
+                    f"{loss_text({n: float(s) / steps for n, s in sums.items()})}  lr {lr:.2g}"
+                )
+        means = {name: float(total) / steps for name, total in sums.items()}
+        for name, value in means.items():
             if not torch.isfinite(torch.tensor(value)):
-                raise TrainingDiverged(f"{task} loss became {value} in epoch {epoch}")
+                raise TrainingDiverged(f"{name} loss became {value} in epoch {epoch}")
         return means
 
 
@@ -211,7 +224,7 @@ def train(
         lr = run.optimizer.param_groups[0]["lr"]
         weights = run.weighting.weights()
         losses = run.train_epoch(data, config.batch_size, epoch, progress)
-        run.weighting.end_epoch(losses)
+        run.weighting.end_epoch({task: losses[task] for task in run.tasks})
         run.scheduler.step()
         metrics = evaluate_model(run.model, data.val, data.num_classes, config.batch_size, device)
         row: dict[str, float] = {"epoch": epoch, "lr": lr}
@@ -224,14 +237,24 @@ def train(
         write_metrics(out_dir, rows)
         save_checkpoint(checkpoint_path, run.state(epoch, config))
         if progress:
-            tqdm.write(
-                f"epoch {epoch}/{config.epochs}  mIoU {row['miou']:.3f}  pix acc {row['pixel_acc']:.3f}  "
-                f"abs err {row['abs_err']:.4f}  rel err {row['rel_err']:.3f}  score {row['score']:.3f}  "
-                f"({row['seconds']:.1f} s)"
-            )
+            tqdm.write(f"epoch {epoch}/{config.epochs}  {epoch_text(row)}")
         if on_epoch is not None:
             on_epoch(row, out_dir)
     return rows
+
+
+def loss_text(losses: dict[str, float]) -> str:
+    """`loss 1.23 (segmentation 1.10, depth 0.13)`: the weighted total, then each task's unweighted loss."""
+    tasks = ", ".join(f"{name} {value:.3g}" for name, value in losses.items() if name != TOTAL_LOSS)
+    return f"loss {losses[TOTAL_LOSS]:.3g} ({tasks})"
+
+
+def epoch_text(row: dict[str, float]) -> str:
+    """An epoch's row as one line: training loss and learning rate, then the validation metrics in the
+    units of the report (mIoU and pixel accuracy in percent; the row itself keeps fractions)."""
+    losses = {key.removeprefix("loss/"): value for key, value in row.items() if key.startswith("loss/")}
+    metrics = metrics_text(row, ("miou", "pixel_acc", "abs_err", "rel_err", "score"))
+    return f"{loss_text(losses)}  lr {row['lr']:.2g}  |  val {metrics}  ({row['seconds']:.1f} s)"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -316,8 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = train(config, out, resume=args.resume, progress=not args.quiet)
     if rows:
         last = rows[-1]
-        summary = f"mIoU {last['miou']:.4f}, abs err {last['abs_err']:.4f}"
-        print(f"done: epoch {int(last['epoch'])}, {summary}; results in {out}")
+        summary = metrics_text(last, ("miou", "abs_err", "score"))
+        print(f"done: epoch {int(last['epoch'])}  {summary}; results in {out}")
     return 0
 
 
