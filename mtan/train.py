@@ -95,6 +95,11 @@ def task_losses(outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, tor
     }
 
 
+def make_model(config: TrainConfig, num_classes: int) -> MTAN:
+    """The network of `config`: segmentation into `num_classes` classes and depth (one channel)."""
+    return MTAN({"segmentation": num_classes, "depth": 1}, config.backbone, config.width, config.init)
+
+
 class Run:
     """The state of one run: model, weighting, optimizer, scheduler and the shuffling generator.
 
@@ -104,8 +109,8 @@ class Run:
 
     def __init__(self, config: TrainConfig, num_classes: int, device: torch.device) -> None:
         torch.manual_seed(config.seed)
-        self.tasks = {"segmentation": num_classes, "depth": 1}
-        self.model = MTAN(self.tasks, config.backbone, config.width, config.init).to(device)
+        self.model = make_model(config, num_classes).to(device)
+        self.tasks = dict(self.model.tasks)
         self.network: Callable[[torch.Tensor], dict[str, torch.Tensor]] = (
             torch.compile(self.model) if config.compile else self.model
         )
