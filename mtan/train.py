@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from mtan.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from mtan.cli import add_version, preset_defaults
 from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config
 from mtan.data import Batch, DataBundle, iterate_batches, load_data
 from mtan.errors import ConfigError, run_cli
@@ -274,9 +275,11 @@ def parse_size(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mtan.train",
-        description="Train MTAN (segmentation + depth) once. A preset sets every value; flags override it. "
-        "Without --data-root the run uses the synthetic default set (generated and cached on first use).",
+        description="Train MTAN (segmentation + depth) once. A preset sets every value; flags override it "
+        "(each flag's help lists the presets' values). Without --data-root the run uses the synthetic "
+        "default set (generated and cached on first use).",
     )
+    add_version(parser)
     parser.add_argument(
         "--preset",
         choices=list(PRESETS),
@@ -284,31 +287,82 @@ def build_parser() -> argparse.ArgumentParser:
         help="paper: Liu et al. 2019 (128x256, 200 epochs); report: the seed report "
         "(segnet-basic, 100 epochs); cpu (default): small and fast on a laptop CPU",
     )
-    parser.add_argument("--data-root", help="MTAN-layout data set (root/{train,val}/{image,label_7,...})")
-    parser.add_argument("--labels", type=int, choices=(7, 19), help="7 categories or 19 classes")
-    parser.add_argument("--size", type=parse_size, help="image size HxW the data is resized to, e.g. 128x256")
-    parser.add_argument("--backbone", choices=list(BACKBONES))
-    parser.add_argument("--width", type=float, help="channel width multiplier (1.0 = the paper's network)")
-    parser.add_argument("--init", choices=("xavier", "kaiming"))
-    parser.add_argument("--weighting", choices=list(WEIGHTINGS))
-    parser.add_argument("--temperature", type=float, help="DWA temperature T > 0")
-    parser.add_argument("--lr", type=float, help="Adam learning rate")
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--step-size", type=int, help="StepLR step size in epochs")
-    parser.add_argument("--gamma", type=float, help="StepLR decay factor")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--threads", type=int, dest="num_threads", help="torch CPU threads")
     parser.add_argument(
-        "--amp", action="store_true", default=None, help="bf16 autocast (for GPUs; changes the numerics)"
+        "--data-root",
+        help="MTAN-layout data set (root/{train,val}/{image,label_7,...}) (default: the synthetic set)",
     )
     parser.add_argument(
-        "--compile", action="store_true", default=None, help="torch.compile the network (for GPUs)"
+        "--labels", type=int, choices=(7, 19), help=f"7 categories or 19 classes {preset_defaults('labels')}"
     )
-    parser.add_argument("--max-train-images", type=int, help="use only the first N training images")
-    parser.add_argument("--max-val-images", type=int, help="use only the first N validation images")
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        help="image size HxW the data is resized to, e.g. 128x256 "
+        + preset_defaults(lambda c: f"{c.image_height}x{c.image_width}"),
+    )
+    parser.add_argument(
+        "--backbone",
+        choices=list(BACKBONES),
+        help="segnet: the paper's SegNet; segnet-basic: the seed report's reduced one "
+        + preset_defaults("backbone"),
+    )
+    parser.add_argument(
+        "--width",
+        type=float,
+        help=f"channel width multiplier, 1.0 = the paper's network {preset_defaults('width')}",
+    )
+    parser.add_argument(
+        "--init", choices=("xavier", "kaiming"), help=f"convolution weight init {preset_defaults('init')}"
+    )
+    parser.add_argument(
+        "--weighting", choices=list(WEIGHTINGS), help=f"task loss weighting {preset_defaults('weighting')}"
+    )
+    parser.add_argument(
+        "--temperature", type=float, help=f"DWA temperature T > 0 {preset_defaults('temperature')}"
+    )
+    parser.add_argument("--lr", type=float, help=f"Adam learning rate {preset_defaults('lr')}")
+    parser.add_argument(
+        "--weight-decay", type=float, help=f"Adam weight decay, 0 = none {preset_defaults('weight_decay')}"
+    )
+    parser.add_argument(
+        "--step-size", type=int, help=f"StepLR step size in epochs {preset_defaults('step_size')}"
+    )
+    parser.add_argument("--gamma", type=float, help=f"StepLR decay factor {preset_defaults('gamma')}")
+    parser.add_argument("--epochs", type=int, help=f"epochs to train {preset_defaults('epochs')}")
+    parser.add_argument("--batch-size", type=int, help=f"images per step {preset_defaults('batch_size')}")
+    parser.add_argument(
+        "--seed", type=int, help=f"seed of the weights' init and the shuffling {preset_defaults('seed')}"
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        help=f"auto = CUDA when a GPU is visible, else the CPU {preset_defaults('device')}",
+    )
+    parser.add_argument(
+        "--threads", type=int, dest="num_threads", help="torch CPU threads (default: torch's own choice)"
+    )
+    parser.add_argument(
+        "--amp",
+        action="store_true",
+        default=None,
+        help="bf16 autocast (for GPUs; changes the numerics; default off)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the network (for GPUs; default off)",
+    )
+    parser.add_argument(
+        "--max-train-images",
+        type=int,
+        help=f"use only the first N training images {preset_defaults('max_train_images')}",
+    )
+    parser.add_argument(
+        "--max-val-images",
+        type=int,
+        help=f"use only the first N validation images {preset_defaults('max_val_images')}",
+    )
     parser.add_argument("--out", type=Path, help="output folder (default: runs/<preset>-<time>)")
     parser.add_argument(
         "--resume",

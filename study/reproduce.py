@@ -23,6 +23,7 @@ import pandas as pd
 import ray
 
 from mtan.checkpoint import atomic_write_text
+from mtan.cli import add_version
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
 from mtan.errors import UserError, run_cli
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m study.reproduce",
         description="Retrain a study's best configuration from scratch on new seeds, in parallel.",
     )
+    add_version(parser)
     parser.add_argument("results_dir", type=Path, help="the study's folder, STORAGE/NAME (local)")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
     parser.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs (and torch threads) per seed")
