@@ -3,8 +3,8 @@ seeds in parallel (Ray tasks), with the study's full epoch budget.
 
 Writes ``RESULTS_DIR/reproduce/seed_<s>/`` (one `mtan` run each), ``seeds.csv`` (the last epoch's
 metrics per seed) and ``summary.csv`` (mean and sample std per metric), and prints mean +/- std. The
-seeds are new ones (the study's seed + 1, + 2, ...): the best trial was picked because its seed did
-well, so only fresh seeds estimate how good the configuration is. Runs already in the folder are
+seeds are the best trial's own training seed + 1, + 2, ...: the best trial was picked because its seed
+did well, so only other seeds estimate how good the configuration is. Runs already in the folder are
 continued from their checkpoints, finished ones are kept.
 """
 
