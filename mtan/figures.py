@@ -26,7 +26,7 @@ COLUMNS = (
     "depth: prediction",
 )
 DEPTH_COLOURMAP = "viridis"
-INVALID_DEPTH_COLOUR = "#ff00ff"  # magenta: outside viridis, so an invalid pixel never reads as a depth
+INVALID_DEPTH_COLOUR = "#ffffff"  # white: neither in viridis nor a CityScapes class colour
 DEPTH_COLOURS = colormaps[DEPTH_COLOURMAP].with_extremes(bad=INVALID_DEPTH_COLOUR)
 OVERLAY_OPACITY = 0.5
 SYNTHETIC_NOTE = "synthetic data, not CityScapes"
