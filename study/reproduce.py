@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 import ray
 
+from mtan.cli import add_version
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
 from mtan.errors import ConfigError, UserError, run_cli
@@ -287,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Retrain a study's best configuration (or, with --top K, its K best and both published "
         "configurations) from scratch on fresh seeds, in parallel.",
     )
+    add_version(parser)
     parser.add_argument("results_dir", type=Path, help="the study's folder, STORAGE/NAME (local)")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
     parser.add_argument(

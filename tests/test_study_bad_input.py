@@ -15,8 +15,8 @@ from tests.conftest import WORKER_CPUS
 @pytest.mark.parametrize(
     ("text", "line"),
     [
-        ('{"config": {"lr": 0.', "best_config.json: not valid JSON (Expecting ',' delimiter at line 1)"),
-        ("", "best_config.json: not valid JSON (Expecting value at line 1)"),
+        ('{"config": {"lr": 0.', "best_config.json: not valid JSON (Expecting ',' delimiter, line 1)"),
+        ("", "best_config.json: not valid JSON (Expecting value, line 1)"),
         ('{"trial_id": "x"}', "best_config.json: expected a JSON object with the best trial's config"),
         ('{"config": {"lr": "fast"}}', "best_config.json: lr must be a number, got 'fast'"),
         ('{"config": {"batch_size": 1.5}}', "best_config.json: batch_size must be an integer, got 1.5"),
