@@ -3,9 +3,6 @@ temporary file beside the target, then a rename), JSON with NaN and infinity as 
 
 The names of a run folder (`python -m mtan.train --out DIR`, a trial's checkpoint) are here so that the
 study and the analysis read them under the same names (docs/results.md).
-
-A write that fails (disk full, read-only disk, a file where a folder should be) raises `UserError` naming
-the file and leaves what was there before unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 BASELINES_FILE = "baselines.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+SUMMARY_FILE = "summary.json"
 
 
 def _cannot_write(path: Path, error: OSError) -> UserError:
@@ -47,7 +45,8 @@ def check_writable_folder(path: Path) -> None:
 
 def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Call `write(file)` on a temporary file beside `path`, then rename it onto `path` (creating its
-    folder if need be); `UserError` naming `path` when the disk refuses (what was there is kept)."""
+    folder if need be). A write that fails (disk full, read-only disk, a file where a folder should be)
+    raises `UserError` naming the file and leaves what was there before unchanged."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

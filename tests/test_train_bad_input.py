@@ -12,7 +12,8 @@ import mtan.checkpoint
 import mtan.files
 from mtan.config import make_config
 from mtan.errors import ConfigError
-from mtan.train import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, main, read_metrics
+from mtan.files import BASELINES_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+from mtan.train import main, read_metrics
 from tests.bad_input import refused, snapshot
 from tests.tiny_data import write_tiny_set
 
@@ -202,12 +203,9 @@ def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint(tiny_root, tm
     code, error = refused(main, [*argv, "--epochs", "3"], capsys)
     assert (code, error) == (2, f"error: cannot write {out / CHECKPOINT_FILE}: No space left on device")
     assert saves == [1, 2]
-    assert sorted(p.name for p in out.iterdir()) == [
-        "baselines.json",
-        CHECKPOINT_FILE,
-        CONFIG_FILE,
-        METRICS_FILE,
-    ]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [BASELINES_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE]
+    )
     assert torch.load(out / CHECKPOINT_FILE, weights_only=True)["epoch"] == 1
     monkeypatch.undo()
     assert main(["--out", str(out), "--resume", "--epochs", "3", "--quiet"]) == 0

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mtan.cli import add_version
 from mtan.data.cityscapes_labels import CLASS_NAMES
 from mtan.data.layout import (
     DEPTH,
@@ -144,6 +145,7 @@ def format_summary(root: Path, summaries: list[SplitSummary]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: verify an MTAN-layout set; see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m mtan.data.verify", description=__doc__.splitlines()[0])
+    add_version(parser)
     parser.add_argument("root", type=Path, help="the set's root, holding train/ and val/")
     parser.add_argument(
         "--max-depth",
