@@ -96,7 +96,7 @@ def read_saved_config(path: Path) -> dict[str, Any]:
     try:
         flat = json.loads(read_text(path))
     except json.JSONDecodeError as error:
-        raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise UserError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
     if not isinstance(flat, dict):
         raise UserError(f"{path}: expected a JSON object of config fields")
     try:
