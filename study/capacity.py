@@ -1,11 +1,12 @@
 """Whether one trial's resource request can ever be met by the Ray cluster the driver is connected to.
 
-A trial is one Tune actor, so its CPUs and GPUs must all be on one node. On a cluster that cannot grow,
-a request no node can meet waits for ever (Tune only warns after a minute, comparing with the whole
-cluster's total, not with a node's); `check_trial_fits` refuses it at once with one line instead.
-A cluster can grow when the driver runs on the head of a cluster started by ``ray up`` with an
-autoscaler, recognised by the ``~/ray_bootstrap_config.yaml`` that the launcher writes there (Ray Tune
-tells an autoscaling cluster the same way); any other Ray instance, a local one included, is fixed.
+A trial is one Tune actor (a seed of ``study.reproduce`` one Ray task), so its CPUs and GPUs must all be
+on one node. On a cluster that cannot grow, a request no node can meet waits for ever (Tune only warns
+after a minute, comparing with the whole cluster's total, not with a node's); `check_trial_fits`
+refuses it at once with one line instead. A cluster can grow when the driver runs on the head of a
+cluster started by ``ray up`` with an autoscaler, recognised by the ``~/ray_bootstrap_config.yaml`` that
+the launcher writes there (Ray Tune tells an autoscaling cluster the same way); any other Ray instance,
+a local one included, is fixed.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from mtan.errors import ConfigError, UserError, run_cli
 from mtan.files import CHECKPOINT_FILE
 from mtan.metrics import METRIC_KEYS, tail_mean
 from mtan.train import train
+from study.capacity import check_trial_fits
 from study.confirm_stats import comparisons_table, summary_table
 from study.connect import connect
 from study.record import (
@@ -315,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gpus = args.gpus_per_task
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
+        check_trial_fits(args.cpus_per_task, gpus, ("--cpus-per-task", "--gpus-per-task"))
         settings = ReproduceSettings(args.results_dir, args.seeds, args.top, args.cpus_per_task, gpus)
         summary, comparisons = reproduce(settings)
     finally:

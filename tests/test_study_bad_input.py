@@ -136,3 +136,14 @@ def test_a_trial_no_node_can_hold_fails_at_once(ray_cluster, tiny_root, tmp_path
     code, error = refused(study_run.main, _tiny_study(tiny_root, tmp_path, "s", *flags), capsys)
     assert (code, error) == (2, line)
     assert not any(tmp_path.iterdir())
+
+
+def test_reproduce_refuses_a_seed_no_node_can_hold(ray_cluster, finished_study, capsys):
+    before = snapshot(finished_study)
+    code, error = refused(reproduce.main, [str(finished_study), "--cpus-per-task", "2"], capsys)
+    assert (code, error) == (
+        2,
+        "error: --cpus-per-task 2: no node of this Ray cluster has 2 CPUs (the largest has 1), "
+        "and it has no autoscaler to add one",
+    )
+    assert snapshot(finished_study) == before
