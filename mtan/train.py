@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from mtan.checkpoint import load_checkpoint, save_checkpoint
-from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config
+from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config, parse_size
 from mtan.data import Batch, DataBundle, iterate_batches, load_data
 from mtan.errors import ConfigError, run_cli
 from mtan.evaluate import evaluate_model, trivial_baselines
@@ -182,9 +182,13 @@ def train(
     resume: bool = False,
     on_epoch: EpochCallback | None = None,
     data: DataBundle | None = None,
+    baselines: Mapping[str, float] | None = None,
     progress: bool = True,
 ) -> list[dict[str, float]]:
-    """Train `config` into `out_dir`; return the metrics rows of all epochs (resumed ones included)."""
+    """Train `config` into `out_dir`; return the metrics rows of all epochs (resumed ones included).
+
+    `baselines`: the trivial predictors' metrics on `data` (`mtan.evaluate.trivial_baselines`), when the
+    caller has them (a study computes them once for all its trials); computed here otherwise."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / CHECKPOINT_FILE
@@ -206,7 +210,8 @@ def train(
         done = run.restore(state)
         rows = [row for row in read_metrics(out_dir) if row["epoch"] <= done]
     atomic_write_json(out_dir / CONFIG_FILE, config.to_flat())
-    baselines = trivial_baselines(data, config.batch_size, device)
+    if baselines is None:
+        baselines = trivial_baselines(data, config.batch_size, device)
     atomic_write_json(out_dir / BASELINES_FILE, baselines)
 
     for epoch in range(done + 1, config.epochs + 1):
@@ -235,15 +240,6 @@ def train(
         if on_epoch is not None:
             on_epoch(row, out_dir)
     return rows
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """`128x256` -> (128, 256)."""
-    try:
-        height, width = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 128x256, got {text!r}") from None
-    return height, width
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,14 +30,15 @@ import numpy as np
 import ray
 from ray import tune
 
+from mtan.config import TrainConfig, parse_size
 from mtan.data import DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
+from mtan.evaluate import trivial_baselines
 from mtan.files import atomic_write_json
-from mtan.train import parse_size
 from study.run import build_parser as study_parser
 from study.run import run_study, settings_from_args
 from study.space import TRIAL_NUMBER, SearchSpace
-from study.trainable import TrialSettings, run_trial
+from study.trainable import run_trial
 
 
 def trial_times(trial_dir: Path) -> dict[str, float]:
@@ -171,7 +172,7 @@ class MemorySampler(threading.Thread):
 
 
 def concurrent_trials_memory(
-    settings: TrialSettings, data: DataBundle, trials: int, seconds: float, storage: Path
+    base: TrainConfig, data: DataBundle, trials: int, seconds: float, storage: Path
 ) -> dict[str, Any]:
     """Peak memory of Ray's processes while `trials` trials of the paper's configuration run at once
     for `seconds` on the shared `data` (on a Ray instance of this process with one CPU per trial)."""
@@ -181,7 +182,10 @@ def concurrent_trials_memory(
         baseline_kb = sampler.sample()
         point = {**SearchSpace().published_points()[0], TRIAL_NUMBER: 0}
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, settings=settings, data=data), {"cpu": 1}
+            tune.with_parameters(
+                run_trial, base=base, data=data, baselines=trivial_baselines(data, base.batch_size)
+            ),
+            {"cpu": 1},
         )
         tuner = tune.Tuner(
             trainable,
@@ -212,15 +216,15 @@ def memory_figures(
 ) -> dict[str, Any]:
     """Peak memory for each number of concurrent trials, against one trial and the data set."""
     args = study_parser().parse_args([])
-    base = settings_from_args(args).trial_settings()
-    overrides = dict(base.overrides)
+    settings = settings_from_args(args)
+    overrides = dict(settings.overrides)
     if size is not None:
         overrides.update(image_height=size[0], image_width=size[1])
-    settings = replace(base, max_epochs=1000, overrides=tuple(sorted(overrides.items())))
-    config = settings.base_config()
+    settings = replace(settings, max_epochs=1000, overrides=tuple(sorted(overrides.items())))
+    config = settings.base_config
     data = load_data(replace(config, max_train_images=None, max_val_images=None))
     data = replace(data, train=tiled(data.train, train_images))
-    runs = [concurrent_trials_memory(settings, data, k, seconds, storage) for k in counts]
+    runs = [concurrent_trials_memory(config, data, k, seconds, storage) for k in counts]
     result: dict[str, Any] = {"data_bytes": data_bytes(data), "runs": runs, "config": config.to_flat()}
     one = next((r for r in runs if r["trials"] == 1), None)
     if one is not None:
