@@ -20,7 +20,7 @@ from analysis import plots, tables
 from analysis.columns import label
 from analysis.load import StudyResults, load_optuna_study, load_results
 from analysis.optuna_study import Importance, param_importances
-from analysis.reference import DEFAULT_BASELINE, REFERENCES, reference
+from analysis.published import DEFAULT_BASELINE, REFERENCES, reference
 from analysis.render import Banner, Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from analysis.space import RecordedSpace
 from mtan.errors import UserError, run_cli

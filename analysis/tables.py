@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.columns import COMPARISON_METRICS, FIGURE_METRICS, display_value, label, metric_info
-from analysis.reference import REFERENCES, ReferenceRow
+from analysis.published import REFERENCES, ReferenceRow
 from analysis.space import RecordedSpace
 from study.record import STATES
 

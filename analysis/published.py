@@ -1,6 +1,6 @@
 """Published CityScapes numbers to compare a study with, each with its source and protocol.
 
-Only rows whose source is known are carried (DESIGN.md, "Published numbers"). Values are as
+Only rows whose source is known are carried (docs/design.md, "Published numbers"). Values are as
 published: mIoU and pixel accuracy in percent, abs err in the data's inverse-depth units, rel err a
 plain ratio. Each value sits under the metric key of the convention its source used, so a published
 number is never set beside one of this project's numbers computed another way. `uncertain` names the
