@@ -8,9 +8,10 @@ For a notebook::
     delta_m_column(table, "single-task baseline (CAGrad/FAMO)")
     plots.plot_tradeoff(results.trials)
 
-Modules: `published` (published rows), `load` (a results directory into DataFrames), `tables` (pure
-table functions, Delta_m), `space` (the search space a study recorded), `optuna_study` (importances), `plots` (figures; the only
-module that imports matplotlib/seaborn, loaded on first use), `report` (the command).
+Modules: `published` (published rows), `load` (a results directory into DataFrames), `space` (the
+search space a study recorded), `tables` (pure table functions, Delta_m), `optuna_study`
+(importances), `plots` (figures; the only module that imports matplotlib/seaborn, loaded on first use),
+`report` (the command).
 """
 
 from __future__ import annotations
