@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis.space import RecordedSpace
 from mtan.errors import UserError
-from study.record import FAILED, StudyFolder
+from study.record import CONFIGS_CSV, FAILED, StudyFolder, read_csv
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,26 @@ def read_curves(folder: StudyFolder, trials: pd.DataFrame) -> pd.DataFrame:
     return curves.sort_values(["trial_id", "epoch"], kind="stable").reset_index(drop=True)
 
 
+def best_config_name(folder: StudyFolder) -> str | None:
+    """The name of the study's best configuration among the retrained ones (role "top 1" in
+    reproduce/configs.csv), or None when there is no such table."""
+    path = folder.reproduce / CONFIGS_CSV
+    if not path.is_file():
+        return None
+    configs = read_csv(path, dtype={"config": str, "roles": str})
+    best = configs.loc[configs["roles"].fillna("").str.split("; ").map(lambda r: "top 1" in r), "config"]
+    return str(best.iloc[0]) if len(best) else None
+
+
 def read_reproduce(folder: StudyFolder) -> pd.DataFrame | None:
-    """`reproduce/summary.csv` indexed by metric (columns mean, std, n), or None when there is none."""
+    """The best configuration's confirmation, `reproduce/summary.csv` indexed by metric (columns mean,
+    std, n), or None when there is none."""
     frame = folder.read_reproduce_summary()
     if frame is None:
         return None
+    if "config" in frame.columns:
+        best = best_config_name(folder)
+        frame = frame[frame["config"].astype(str) == best] if best is not None else frame.iloc[0:0]
     table = frame.set_index("metric")
     for column in ("mean", "std", "n"):
         table[column] = pd.to_numeric(table[column], errors="coerce") if column in table else float("nan")

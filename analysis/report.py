@@ -23,6 +23,7 @@ from analysis.optuna_study import Importance, param_importances
 from analysis.published import DEFAULT_BASELINE, REFERENCES, reference
 from analysis.render import Banner, Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from analysis.space import RecordedSpace
+from mtan.cli import add_version
 from mtan.errors import UserError, run_cli
 from mtan.files import atomic_write_text
 
@@ -58,8 +59,10 @@ COMPARISON_CAPTION = (
     "everywhere) show what no learning gets on this study's data."
 )
 CONVENTION_NOTES = (
-    "mIoU: accumulated = one confusion matrix over the validation set; per-image = mean over images of the "
-    "IoU over the classes present (the paper's 2019 convention, 8 to 20 points lower).",
+    "mIoU: accumulated = one confusion matrix over the validation set, void excluded; paper 2019 = the "
+    "official code of 2019: per image the IoU over the classes present, with void pixels predicted as a "
+    "class counted in its union, averaged per evaluation batch, then over batches (several points lower); "
+    "2020 = the same with void masked out (the official fix of July 2020).",
     "Depth errors over valid pixels: per-pixel mean over the whole split, or the mean of per-batch means "
     "(the official code). Rel err is a plain ratio: the paper's 33.63 is not a percentage.",
     "This study's rows are the last epoch of one run; the published rows average the last 10 epochs.",
@@ -464,7 +467,12 @@ def write_report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: write the report of one study."""
-    parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.report",
+        description="Write the comparison report of a study: report.md, a self-contained report.html (open "
+        "it in a browser) and the figures as PNG beside them.",
+    )
+    add_version(parser)
     parser.add_argument("results_dir", metavar="RESULTS_DIR", help="a study's results directory")
     parser.add_argument("--out", metavar="DIR", help="where to write the report (default RESULTS_DIR/report)")
     parser.add_argument(

@@ -372,7 +372,8 @@ def protocol_differences(
         "resolution": resolution,
         "epochs": epochs,
         "backbone": backbone,
-        "segmentation metric convention": "both: accumulated and per-image (separate columns)",
+        "segmentation metric convention": "accumulated, the paper's 2019 rule and the void-masked 2020 rule "
+        "(separate columns)",
         "depth error averaging": "both: per-pixel mean and per-batch mean (separate columns)",
         "evaluation": "final epoch of the trial on the validation split",
     }

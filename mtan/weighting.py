@@ -5,7 +5,8 @@
   sum_i exp(w_i(t-1)/T) with w_k(t-1) = L_k(t-1) / L_k(t-2), L_k the epoch's mean unweighted training
   loss of task k; lambda_k = 1 for the first two epochs.
 - ``uncertainty``: homoscedastic uncertainty (Kendall, Gal, Cipolla, CVPR 2018, Eq. 7 and 10):
-  L = sum_k 0.5 exp(-s_k) L_k + 0.5 s_k with a learnable s_k = log sigma_k^2.
+  L = sum_k 0.5 exp(-s_k) L_k + 0.5 s_k with a learnable s_k = log sigma_k^2, initialised at -0.5 as
+  in the official MTAN code (lorenmt/mtan, im2im_pred/model_segnet_mtan.py: ``logsigma`` = -0.5).
 
 A method's `hyperparameters` (a `Hyperparameter` each: the `TrainConfig` field, its default, its valid and
 searched ranges) are the one place that says which values a method takes: `make_weighting` passes them
@@ -99,12 +100,16 @@ class DynamicWeightAverage(Weighting):
         self.history = [dict(epoch) for epoch in state["history"]]
 
 
+# The official MTAN code's initial log variance s_k of every task (8064cc6 and later).
+INITIAL_LOG_VARIANCE = -0.5
+
+
 class UncertaintyWeighting(Weighting):
     """Kendall et al. 2018: 0.5 exp(-s_k) L_k + 0.5 s_k, s_k = log sigma_k^2 learned with the network."""
 
     def __init__(self, tasks: Sequence[str]) -> None:
         super().__init__(tasks)
-        self.log_variance = nn.Parameter(torch.zeros(len(self.tasks)))
+        self.log_variance = nn.Parameter(torch.full((len(self.tasks),), INITIAL_LOG_VARIANCE))
 
     def weights(self) -> dict[str, float]:
         values = (0.5 * torch.exp(-self.log_variance.detach())).tolist()

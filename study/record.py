@@ -20,7 +20,7 @@ import pandas as pd
 
 from mtan.errors import UserError
 from mtan.files import BASELINES_FILE, METRICS_FILE, atomic_write_json, atomic_write_text, json_line
-from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
+from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS, tail_mean
 
 STUDY_JSON = "study.json"
 RESULTS_CSV = "results.csv"
@@ -31,11 +31,13 @@ TRIALS_DIR = "trials"
 REPRODUCE_DIR = "reproduce"
 SEEDS_CSV = "seeds.csv"
 SUMMARY_CSV = "summary.csv"
+CONFIGS_CSV = "configs.csv"
+COMPARISONS_CSV = "comparisons.csv"
 
 COMPLETED, STOPPED_EARLY, FAILED = "completed", "stopped_early", "failed"
 STATES: tuple[str, ...] = (COMPLETED, STOPPED_EARLY, FAILED)
 # results.csv: these columns, the search space's config columns (study.json's space), then
-# last_<m> and best_<m> for every metric.
+# last_<m>, best_<m> and tail_<m> for every metric.
 ID_COLUMNS: tuple[str, ...] = ("trial", "trial_id", "state", "epochs", "error")
 
 
@@ -45,8 +47,9 @@ def trial_dirname(number: int) -> str:
 
 
 def metric_columns() -> list[str]:
-    """results.csv's metric columns: the last epoch's value and the best of every epoch per metric."""
-    return [*(f"last_{k}" for k in METRIC_KEYS), *(f"best_{k}" for k in METRIC_KEYS)]
+    """results.csv's metric columns: the last epoch's value, the best of every epoch and the mean over the
+    last 10 epochs (`mtan.metrics.tail_mean`, the paper's protocol) per metric."""
+    return [*(f"{prefix}_{k}" for prefix in ("last", "best", "tail") for k in METRIC_KEYS)]
 
 
 # ---------------------------------------------------------------- JSON
@@ -164,6 +167,9 @@ def trial_row(record: TrialRecord, max_epochs: int) -> dict[str, Any]:
         row[f"last_{key}"] = math.nan if value is None else value
     for key in METRIC_KEYS:
         row[f"best_{key}"] = _best([r.get(key) for r in record.history], HIGHER_IS_BETTER[key])
+    tail = tail_mean(record.history)
+    for key in METRIC_KEYS:
+        row[f"tail_{key}"] = tail.get(key, math.nan)
     return row
 
 

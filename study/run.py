@@ -23,6 +23,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from mtan.cli import add_version
 from mtan.data import load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
@@ -33,6 +34,7 @@ from study.progress import TrialLines
 from study.record import FAILED, write_results
 from study.search import make_searcher
 from study.settings import (
+    PRESET_DEFAULTS,
     STUDY_FLAGS,
     StudySettings,
     default_gpus_per_trial,
@@ -238,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m study.run",
         description="Ray Tune study of MTAN: Optuna search, ASHA early stopping; results in STORAGE/NAME.",
     )
+    add_version(parser)
     add = parser.add_argument
     for setting in dataclasses.fields(StudySettings):  # a flag per setting, default None: not given
         if "help" not in setting.metadata:
@@ -252,7 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             add(flag, type=kind, help=text)
     add("--address", help="join a running Ray cluster, e.g. auto (default: start Ray here)")
-    add("--set", action="append", default=[], metavar="KEY=VALUE", help="another TrainConfig field")
+    add(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another TrainConfig field, repeatable (default on cpu: "
+        + ", ".join(f"{k}={v}" for k, v in PRESET_DEFAULTS["cpu"].overrides)
+        + ")",
+    )
     add("--resume", action="store_true", help="continue an interrupted study with its recorded settings")
     return parser
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtan.config import TrainConfig, make_config
+from mtan.config import PRESETS, TrainConfig, make_config
 from mtan.errors import UserError
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 from study.space import SearchSpace
@@ -71,12 +71,21 @@ class StudySettings:
     )
     storage_path: str = _flag("./results", "where studies go: a folder or s3://...")
     num_samples: int = _flag(20, "number of trials")
-    preset: str = _flag("cpu", "mtan preset: cpu (synthetic data), report or paper")
+    preset: str = _flag(
+        "cpu",
+        f"mtan preset, one of {', '.join(PRESETS)}: cpu (default; small, for the synthetic set), report "
+        "(the seed report's network), paper (Liu et al. 2019's)",
+        False,
+    )
     data_root: str | None = _flag(None, "MTAN-format CityScapes root (default: the synthetic set)", False)
     max_epochs: int = _flag(
         PRESET_DEFAULTS["cpu"].max_epochs,
-        "epochs of a trial that ASHA never stops (default: by preset, "
-        f"{PRESET_DEFAULTS['cpu'].max_epochs} for cpu, else the preset's epochs)",
+        "epochs of a trial that ASHA never stops (default: "
+        + ", ".join(
+            f"{p} {PRESET_DEFAULTS[p].max_epochs if p in PRESET_DEFAULTS else PRESETS[p].epochs}"
+            for p in PRESETS
+        )
+        + ")",
         False,
     )
     grace_period: int = _flag(
@@ -93,11 +102,13 @@ class StudySettings:
     cpus_per_trial: float = _flag(1.0, "CPUs per trial, also torch's threads")
     max_concurrent: int | None = _flag(None, "trials at once (default: as many as fit)", False)
     max_failures: int = _flag(
-        2, "retries of a failed trial from its last checkpoint (a lost node, a diverged run)"
+        2,
+        "retries of a failed trial from its last checkpoint: a trial whose node died, and also a diverged "
+        "one (it diverges again and ends failed)",
     )
     seed: int = _flag(0, "the sampler's seed; trial n trains with seed + n")
-    uncertainty: bool = _flag(False, "also search uncertainty weighting", False)
-    tune_lr: bool = _flag(False, "also search the learning rate", False)
+    uncertainty: bool = _flag(False, "also search uncertainty weighting (default: off)", False)
+    tune_lr: bool = _flag(False, "also search the learning rate (default: off)", False)
     overrides: tuple[tuple[str, Any], ...] = ()  # further TrainConfig fields (`--set KEY=VALUE`)
 
     @property

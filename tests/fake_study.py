@@ -35,8 +35,9 @@ TASKS = ("segmentation", "depth")
 BASELINES = {
     "miou": 0.08,
     "pixel_acc": 0.40,
-    "miou_per_image": 0.10,
-    "pixel_acc_per_image": 0.41,
+    "miou_2019": 0.10,
+    "pixel_acc_2019": 0.41,
+    "miou_2020": 0.11,
     "abs_err": 0.080,
     "rel_err": 0.90,
     "abs_err_batch_mean": 0.081,
@@ -119,8 +120,8 @@ def trial_metrics(trial: FakeTrial) -> list[dict[str, float]]:
         for t in TASKS:
             record[f"loss/{t}"] = losses[t][-1]
             record[f"weight/{t}"] = weights[t]
-        for m in ("miou", "pixel_acc", "miou_per_image", "pixel_acc_per_image"):
-            bump = 0.1 if m.endswith("per_image") else 0.0
+        for m in ("miou", "pixel_acc", "miou_2019", "pixel_acc_2019", "miou_2020"):
+            bump = 0.0 if m in ("miou", "pixel_acc") else 0.1
             record[m] = BASELINES[m] + (1 - BASELINES[m]) * min(seg + bump * seg, 0.99)
         for m in ("abs_err", "rel_err", "abs_err_batch_mean", "rel_err_batch_mean"):
             record[m] = BASELINES[m] * (1.0 - depth)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from analysis.load import load_optuna_study, load_results
+from analysis.load import load_optuna_study, load_results, read_reproduce
 from analysis.optuna_study import param_importances
 from mtan.errors import UserError
+from study.record import StudyFolder
 from study.space import SearchSpace
 from tests.fake_study import FakeTrial, default_trials, write_fake_study
 
@@ -43,6 +44,22 @@ def test_reproduce_summary_is_read_as_written(tmp_path: Path) -> None:
     assert results.reproduce.loc["miou", "mean"] == pytest.approx(statistics.mean(values), rel=1e-12)
     assert results.reproduce.loc["miou", "std"] == pytest.approx(statistics.stdev(values), rel=1e-12)
     assert results.reproduce.loc["miou", "n"] == 3
+
+
+def test_reproduce_of_several_configs_summarises_the_best_one(tmp_path: Path) -> None:
+    folder = StudyFolder(tmp_path)
+    folder.reproduce.mkdir()
+    (folder.reproduce / "configs.csv").write_text(
+        "config,trial_id,roles\npaper,t0,paper; top 2\nt3,t3,top 1\n"
+    )
+    (folder.reproduce / "summary.csv").write_text(
+        "config,metric,mean,std,ci_low,ci_high,n\n"
+        "paper,miou,0.15,0.07,0.0,0.8,2\n"
+        "t3,miou,0.5,0.14,0.0,1.8,2\n"
+    )
+    table = read_reproduce(folder)
+    assert table is not None
+    assert table.loc["miou", "mean"] == pytest.approx(0.5) and table.loc["miou", "n"] == 2
 
 
 def test_optional_parts_may_be_missing(tmp_path: Path) -> None:
@@ -163,3 +180,16 @@ def test_too_few_completed_trials_is_a_message(tmp_path: Path) -> None:
     importance = param_importances(load_optuna_study(results.journal, results.name))
     assert importance.values is None
     assert importance.message.startswith("not computed: 1 completed trial(s)")
+
+
+def test_no_importance_when_completed_trials_miss_a_value(tmp_path: Path) -> None:
+    # the case: 3 completed trials, all DWA, once rated the weighting 0.00
+    trials = [
+        FakeTrial("equal", 1e-4, 0.0, 0.5, 0.5, epochs=1, state="stopped_early"),
+        *(FakeTrial("dwa", 1e-4, d, 0.5, 0.5, temperature=2.0, epochs=9) for d in (0.0, 0.0, 1e-4, 1e-3)),
+    ]
+    results = load_results(write_fake_study(tmp_path, trials=trials))
+    importance = param_importances(load_optuna_study(results.journal, results.name))
+    assert importance.values is None and importance.complete == 4
+    assert "do not cover every value of weighting at least 2 times" in importance.message
+    assert "weighting: equal 0, dwa 4" in importance.message

@@ -71,6 +71,14 @@ def test_last_and_best_by_direction():
     assert table.loc[0, "step_fraction"] == 0.5 and table.loc[0, "step_size"] == 2  # round(0.5 * 3)
 
 
+def test_tail_columns_average_the_last_epochs():
+    table = results_table(RECORDS, 3, SPACE.columns).set_index("trial")
+    # fewer than 10 epochs: the mean over all of them
+    assert math.isclose(table.loc[0, "tail_miou"], (0.2 + 0.6 + 0.5) / 3)
+    assert math.isclose(table.loc[0, "tail_abs_err"], (0.3 + 0.1 + 0.2) / 3)
+    assert table.loc[1, "tail_miou"] == 0.9
+
+
 def test_best_trial_is_the_best_completed_one_by_its_last_value():
     table = results_table(RECORDS, 3, SPACE.columns)
     assert best_trial(table, "score", "max") == 3  # 0.40 beats 0's 0.30; 1 stopped early

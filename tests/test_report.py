@@ -42,7 +42,8 @@ def test_the_report_of_a_study_the_real_code_ran(finished_study: Path, tmp_path:
 
 
 def test_full_report(tmp_path: Path) -> None:
-    out, md, html = _report(tmp_path, trials=default_trials(12, failed=1))  # 3 completed: importance
+    # 4 completed trials, each value of each categorical parameter twice: importance
+    out, md, html = _report(tmp_path, trials=default_trials(16, failed=1))
     for name in FIGURE_FILES.values():
         data = (out / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000, name
@@ -62,8 +63,8 @@ def test_full_report(tmp_path: Path) -> None:
     assert "### Protocol differences" in md
     assert "PedAnovaImportanceEvaluator" in md and "pruned" in md
     # the failed trial: a banner and its reason
-    assert "1 of 12 trials failed" in md
-    assert "| 00011 | RuntimeError: CUDA out of memory |" in md
+    assert "1 of 16 trials failed" in md
+    assert "| 00015 | RuntimeError: CUDA out of memory |" in md
 
 
 def test_no_dwa_trial_says_so(tmp_path: Path) -> None:

@@ -56,6 +56,16 @@ def test_uncertainty_weighting_follows_kendall_et_al():
     assert sum(1 for _ in weighting.parameters()) == 1
 
 
+def test_uncertainty_weighting_starts_at_the_official_log_variance():
+    # official code: logsigma = [-0.5, -0.5, -0.5]; loss_k = 1 / (2 exp(logsigma_k)) L_k + logsigma_k / 2
+    weighting = make_weighting("uncertainty", ["a", "b"])
+    assert weighting.log_variance.tolist() == [-0.5, -0.5]
+    assert weighting.weights() == pytest.approx({"a": 0.5 * math.exp(0.5), "b": 0.5 * math.exp(0.5)})
+    losses = {"a": torch.tensor(2.0), "b": torch.tensor(0.3)}
+    official = sum(1 / (2 * math.exp(-0.5)) * loss + -0.5 / 2 for loss in (2.0, 0.3))
+    assert weighting.combine(losses).item() == pytest.approx(official, rel=1e-6)
+
+
 def test_registry_and_bad_names():
     assert set(WEIGHTINGS) == {"equal", "dwa", "uncertainty"}
     with pytest.raises(ConfigError, match="unknown weighting 'gradnorm'"):
