@@ -11,13 +11,14 @@ import ray
 import torch
 
 from mtan.data import DataBundle, Split, load_data
+from mtan.files import BASELINES_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 from mtan.train import train
 from study.settings import StudySettings
 from study.space import SearchSpace
 from study.trainable import trial_config
 from tests.tiny_data import tiny_config
 
-RUN_FILES = {"checkpoint.pt", "metrics.jsonl", "config.json", "baselines.json"}
+RUN_FILES = {CHECKPOINT_FILE, METRICS_FILE, CONFIG_FILE, BASELINES_FILE, SUMMARY_FILE}  # mtan.files' names
 
 
 def test_a_trial_config_is_the_preset_plus_study_settings_plus_its_point():
