@@ -8,9 +8,10 @@ For a notebook::
     delta_m_column(table, "single-task baseline (STL, Nash-MTL table)")
     plots.plot_tradeoff(results.trials)
 
-Modules: `reference` (published rows), `load` (a results directory into DataFrames), `tables` (pure
-table functions, Delta_m), `optuna_study` (search scales, importances), `plots` (figures; the only
-module that imports matplotlib/seaborn, loaded on first use), `report` (the command).
+Modules: `published` (published rows), `load` (a results directory into DataFrames), `space` (the
+search space a study recorded), `tables` (pure table functions, Delta_m), `optuna_study`
+(importances), `plots` (figures; the only module that imports matplotlib/seaborn, loaded on first use),
+`report` (the command).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import importlib
 from typing import Any
 
 from analysis.load import StudyResults, load_optuna_study, load_results
-from analysis.reference import REFERENCES, ReferenceRow, reference, reference_frame
+from analysis.published import REFERENCES, ReferenceRow, reference, reference_frame
 from analysis.tables import (
     best_metrics,
     comparison_table,

@@ -88,7 +88,7 @@ def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     return path
 
 
-# ---------------------------------------------------------------- equal against DWA
+# ---------------------------------------------------------------- the weighting methods
 
 
 def plot_weighting_distributions(
@@ -388,12 +388,12 @@ def plot_tradeoff(trials: pd.DataFrame, x_metric: str = "miou", y_metric: str = 
     return fig
 
 
-# ---------------------------------------------------------------- DWA weights
+# ---------------------------------------------------------------- task weights
 
 
-def plot_dwa_weights(curve: pd.DataFrame, trial_id: str, temperature: float | None = None) -> Figure | None:
-    """One trial's DWA task weights over the epochs, beside the per-task training losses they are
-    computed from."""
+def plot_task_weights(curve: pd.DataFrame, trial_id: str, method: str = "") -> Figure | None:
+    """One trial's task weights over the epochs (`method`: its weighting, as text), beside the per-task
+    training losses."""
     tasks = _with_values(curve, TASKS, "weight/")
     if curve.empty or not tasks:
         return None
@@ -422,6 +422,5 @@ def plot_dwa_weights(curve: pd.DataFrame, trial_id: str, temperature: float | No
         ax.grid(alpha=0.3)
     # one legend below both panels (same colour per task in each), clear of the curves
     fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), frameon=False)
-    t_text = f", T = {temperature:.3g}" if temperature is not None and not pd.isna(temperature) else ""
-    fig.suptitle(f"DWA weights of trial {trial_id}{t_text} (λ = 1 for the first two epochs)")
+    fig.suptitle(f"Task weights of trial {trial_id}" + (f" ({method})" if method else ""))
     return fig

@@ -20,7 +20,7 @@ from analysis import plots, tables
 from analysis.columns import label
 from analysis.load import StudyResults, load_optuna_study, load_results
 from analysis.optuna_study import Importance, param_importances
-from analysis.reference import DEFAULT_BASELINE, REFERENCES, reference
+from analysis.published import DEFAULT_BASELINE, REFERENCES, reference
 from analysis.render import Banner, Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from analysis.space import RecordedSpace
 from mtan.cli import add_version
@@ -28,20 +28,20 @@ from mtan.errors import UserError, run_cli
 from mtan.files import atomic_write_text
 
 FIGURE_FILES: dict[str, str] = {
-    "weighting": "fig_equal_vs_dwa.png",
+    "weighting": "fig_weightings.png",
     "hyperparameters": "fig_metrics_vs_hyperparameters.png",
     "curves": "fig_learning_curves.png",
     "importance": "fig_importance.png",
     "tradeoff": "fig_tradeoff.png",
-    "dwa": "fig_dwa_weights.png",
+    "weights": "fig_task_weights.png",
 }
 FIGURE_TITLES: dict[str, str] = {
-    "weighting": "Final metrics, equal against DWA",
+    "weighting": "Final metrics per weighting method",
     "hyperparameters": "Final metrics against each hyperparameter",
     "curves": "Learning curves with ASHA stopping points",
     "importance": "Hyperparameter importance",
     "tradeoff": "mIoU against depth abs err with the Pareto front",
-    "dwa": "DWA weights over the epochs",
+    "weights": "Task weights over the epochs",
 }
 UNITS_NOTE = (
     "Values in the results files are fractions; this report shows mIoU and pixel accuracy in percent, "
@@ -124,6 +124,11 @@ class _Report:
             return rows.iloc[0]
         return self.ranked.iloc[0] if len(self.ranked) else None
 
+    def _weighting_rank(self, weighting: str) -> int:
+        """A weighting's place in the searched order (unknown ones last)."""
+        searched = list(self.results.space.choices("weighting"))
+        return searched.index(weighting) if weighting in searched else len(searched)
+
     def _optuna(self) -> tuple[Any | None, str]:
         if self.results.journal is None:
             return None, "no optuna.journal in the results directory"
@@ -177,18 +182,21 @@ class _Report:
             f"{tables.format_metric(self.metric, row.get(self.column))} after {_epochs(row['epochs'])} "
             f"({str(row['state']).replace('_', ' ')})."
         )
-        by_weighting = {w: g for w, g in self.ranked.groupby("weighting")}
-        if "equal" in by_weighting and "dwa" in by_weighting:
-            e, d = by_weighting["equal"].iloc[0], by_weighting["dwa"].iloc[0]
-            fmt = tables.format_metric
+        by_weighting = {str(w): g for w, g in self.ranked.groupby("weighting")}
+        fmt = tables.format_metric
+        if len(by_weighting) > 1:
+            best = [
+                f"{w} trial {g.iloc[0]['trial_id']}: {fmt(self.metric, g.iloc[0][self.column])} "
+                f"({len(g)} finished)"
+                for w, g in sorted(by_weighting.items(), key=lambda item: self._weighting_rank(item[0]))
+            ]
+            items.append(f"Best trial per weighting method by {self.metric}: {'; '.join(best)}.")
+        missing = [w for w in self.results.space.choices("weighting") if w not in by_weighting]
+        if missing:
             items.append(
-                f"Best equal trial {e['trial_id']}: {fmt(self.metric, e[self.column])}; "
-                f"best DWA trial {d['trial_id']}: {fmt(self.metric, d[self.column])} ({self.metric}; "
-                f"{len(by_weighting['equal'])} equal and {len(by_weighting['dwa'])} DWA trials finished)."
+                f"No {' or '.join(map(str, missing))} trial finished, so "
+                f"{'it is' if len(missing) == 1 else 'they are'} not compared in this study."
             )
-        else:
-            missing = "DWA" if "dwa" not in by_weighting else "equal"
-            items.append(f"No {missing} trial finished, so equal and DWA cannot be compared in this study.")
         top = self.ranked.head(5)[self.column]
         if len(top) > 1:
             low, high = (tables.format_metric(self.metric, v) for v in (top.min(), top.max()))
@@ -295,14 +303,13 @@ class _Report:
         return blocks
 
     def weighting(self) -> list[Block]:
-        blocks: list[Block] = [Heading(2, "Equal against DWA")]
+        blocks: list[Block] = [Heading(2, "Weighting methods compared")]
         present = set(self.trials["weighting"].dropna().astype(str))
         if not present:
             return blocks + [Paragraph("No trial ran: nothing to compare.")]
-        if "dwa" not in present:
-            blocks.append(Paragraph("No DWA trial ran in this study: only equal weighting is shown."))
-        elif "equal" not in present:
-            blocks.append(Paragraph("No equal-weighting trial ran in this study: only DWA is shown."))
+        absent = [str(w) for w in self.results.space.choices("weighting") if w not in present]
+        if absent:
+            blocks.append(Paragraph(f"No {' or '.join(absent)} trial ran in this study: not shown."))
         blocks.append(
             Table(
                 tables.format_weighting_summary(tables.weighting_summary(self.trials)),
@@ -392,20 +399,30 @@ class _Report:
         )
         return blocks + [figure, Table(rows, f"The {len(rows)} trial(s) on the Pareto front.")]
 
-    def dwa(self) -> list[Block]:
-        blocks: list[Block] = [Heading(2, "DWA weights of the best DWA trial")]
-        dwa = self.ranked.loc[self.ranked["weighting"] == "dwa"]
-        if dwa.empty:
-            ran = (self.trials["weighting"] == "dwa").any()
-            why = "every DWA trial failed" if ran else "no DWA trial ran in this study"
-            return blocks + [Paragraph(f"Not shown: {why}.")]
-        row = dwa.iloc[0]
+    def task_weights(self) -> list[Block]:
+        blocks: list[Block] = [Heading(2, "Task weights of the best trial with adaptive weights")]
+        adaptive = tables.adaptive_trials(self.results.curves)
+        candidates = self.ranked.loc[self.ranked["trial_id"].astype(str).isin(adaptive)]
+        if candidates.empty:
+            return blocks + [
+                Paragraph(
+                    "Not shown: no finished trial changed its task weights (every one weighted each task 1)."
+                )
+            ]
+        row = candidates.iloc[0]
         curve = self.results.curves.loc[self.results.curves["trial_id"] == str(row["trial_id"])]
+        space = self.results.space
+        own = [
+            f"{space.label(c.name)} {tables.format_hyperparameter(c.name, row.get(c.name))}"
+            for c in space.columns
+            if c.weightings and row["weighting"] in c.weightings and pd.notna(row.get(c.name))
+        ]
+        method = f"{row['weighting']}" + (f", {', '.join(own)}" if own else "")
         figure = self._figure(
-            "dwa",
-            plots.plot_dwa_weights(curve, str(row["trial_id"]), row.get("temperature")),
-            f"Task weights of trial {row['trial_id']} (best DWA trial by {self.column}) per epoch, and the "
-            "per-task training losses whose epoch-to-epoch ratios set them.",
+            "weights",
+            plots.plot_task_weights(curve, str(row["trial_id"]), method),
+            f"Task weights of trial {row['trial_id']} ({method}; the best trial by {self.column} whose "
+            "weights changed) per epoch, beside the per-task training losses.",
         )
         return blocks + [figure or Paragraph(f"Trial {row['trial_id']} recorded no weight/<task> values.")]
 
@@ -420,7 +437,7 @@ class _Report:
             *self.curves(),
             *self.importance(),
             *self.tradeoff(),
-            *self.dwa(),
+            *self.task_weights(),
         ]
 
 

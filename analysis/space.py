@@ -20,6 +20,7 @@ class SpaceColumn:
     categorical: bool
     log: bool
     weightings: tuple[str, ...] | None  # the weighting methods whose trials have it (None: all)
+    choices: tuple[Any, ...] = ()  # a categorical column's searched values
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class RecordedSpace:
                     categorical=bool(c["categorical"]),
                     log=bool(c["log"]),
                     weightings=tuple(c["weightings"]) if c.get("weightings") is not None else None,
+                    choices=tuple(c.get("searched") or ()) if c["categorical"] else (),
                 )
                 for c in value["columns"]
             )
@@ -73,6 +75,11 @@ class RecordedSpace:
         """'log' or 'linear': how the study searched the column."""
         column = self.column(name)
         return "log" if column is not None and column.log else "linear"
+
+    def choices(self, name: str) -> tuple[Any, ...]:
+        """The values searched for a categorical column (e.g. the weighting methods); () when unknown."""
+        column = self.column(name)
+        return column.choices if column is not None else ()
 
     def weightings_of(self, name: str) -> tuple[str, ...] | None:
         """The weighting methods whose trials have the column (None: every trial)."""

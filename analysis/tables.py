@@ -1,5 +1,5 @@
 """The report's tables as pure functions of DataFrames: summary, top configs, the comparison with the
-published rows, Delta_m, protocol differences, equal against DWA, the Pareto front.
+published rows, Delta_m, protocol differences, the weighting methods compared, the Pareto front.
 
 Numeric tables keep numbers (display units: percent for mIoU and pixel accuracy); the `format_*`
 functions turn them into text for the report.
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.columns import COMPARISON_METRICS, FIGURE_METRICS, display_value, label, metric_info
-from analysis.reference import REFERENCES, ReferenceRow
+from analysis.published import REFERENCES, ReferenceRow
 from analysis.space import RecordedSpace
 from study.record import STATES
 
@@ -393,7 +393,7 @@ def protocol_differences(
     return pd.DataFrame(columns)
 
 
-# ---------------------------------------------------------------- equal against DWA, trade-off
+# ---------------------------------------------------------------- weighting methods, trade-off
 
 
 def weighting_summary(trials: pd.DataFrame, metrics: Sequence[str] = FIGURE_METRICS) -> pd.DataFrame:
@@ -423,6 +423,15 @@ def format_weighting_summary(table: pd.DataFrame) -> pd.DataFrame:
             lambda v, m=metric: format_metric(m, v, converted=True)
         )
     return out
+
+
+def adaptive_trials(curves: pd.DataFrame) -> set[str]:
+    """The trials whose recorded task weights (`weight/<task>`) were not all 1: adaptive weighting."""
+    columns = [c for c in curves.columns if str(c).startswith("weight/")]
+    if not columns or curves.empty:
+        return set()
+    changed = (curves[columns] - 1.0).abs().gt(1e-9).any(axis=1)
+    return set(curves.loc[changed, "trial_id"].astype(str))
 
 
 def pareto_front(frame: pd.DataFrame, maximize: str, minimize: str) -> pd.Series:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from mtan.checkpoint import load_checkpoint, save_checkpoint
 from mtan.cli import add_version, preset_defaults
-from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config
+from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config, parse_size
 from mtan.data import Batch, DataBundle, iterate_batches, load_data
 from mtan.errors import ConfigError, UserError, run_cli
 from mtan.evaluate import evaluate_model, trivial_baselines
@@ -276,9 +276,13 @@ def train(
     resume: bool = False,
     on_epoch: EpochCallback | None = None,
     data: DataBundle | None = None,
+    baselines: Mapping[str, float] | None = None,
     progress: bool = True,
 ) -> list[dict[str, float]]:
-    """Train `config` into `out_dir`; return the metrics rows of all epochs (resumed ones included)."""
+    """Train `config` into `out_dir`; return the metrics rows of all epochs (resumed ones included).
+
+    `baselines`: the trivial predictors' metrics on `data` (`mtan.evaluate.trivial_baselines`), when the
+    caller has them (a study computes them once for all its trials); computed here otherwise."""
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / CHECKPOINT_FILE
     if not resume and (checkpoint_path.exists() or (out_dir / METRICS_FILE).exists()):
@@ -297,7 +301,8 @@ def train(
     if resume and checkpoint_path.exists():
         done, rows = restore_checkpoint(run, out_dir, config)
     atomic_write_json(out_dir / CONFIG_FILE, config.to_flat())
-    baselines = trivial_baselines(data, config.batch_size, device)
+    if baselines is None:
+        baselines = trivial_baselines(data, config.batch_size, device)
     atomic_write_json(out_dir / BASELINES_FILE, baselines)
 
     for epoch in range(done + 1, config.epochs + 1):
@@ -337,15 +342,6 @@ def epoch_text(row: dict[str, float]) -> str:
     losses = {key.removeprefix("loss/"): value for key, value in row.items() if key.startswith("loss/")}
     metrics = metrics_text(row, ("miou", "pixel_acc", "abs_err", "rel_err", "score"))
     return f"{loss_text(losses)}  lr {row['lr']:.2g}  |  val {metrics}  ({row['seconds']:.1f} s)"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """`128x256` -> (128, 256)."""
-    try:
-        height, width = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 128x256, got {text!r}") from None
-    return height, width
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,14 +36,15 @@ import ray
 from ray import tune
 
 from mtan.cli import add_version
+from mtan.config import TrainConfig, parse_size
 from mtan.data import DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
+from mtan.evaluate import trivial_baselines
 from mtan.files import atomic_write_json
-from mtan.train import parse_size
 from study.run import build_parser as study_parser
 from study.run import run_study, settings_from_args
 from study.space import TRIAL_NUMBER, SearchSpace
-from study.trainable import TrialSettings, run_trial
+from study.trainable import run_trial
 
 
 def trial_times(trial_dir: Path) -> dict[str, float]:
@@ -179,7 +180,7 @@ class MemorySampler(threading.Thread):
 
 
 def concurrent_trials_memory(
-    settings: TrialSettings, data: DataBundle, trials: int, seconds: float, storage: Path
+    base: TrainConfig, data: DataBundle, trials: int, seconds: float, storage: Path
 ) -> dict[str, Any]:
     """Peak memory of Ray's processes while `trials` trials of the paper's configuration run at once
     for `seconds` on the shared `data` (on a Ray instance of this process with one CPU per trial)."""
@@ -187,7 +188,7 @@ def concurrent_trials_memory(
     try:
         sampler = MemorySampler()
         baseline_kb = sampler.sample()
-        tuner = _trials_tuner(settings, data, trials, seconds, storage)
+        tuner = _trials_tuner(base, data, trials, seconds, storage)
         sampler.start()
         tuner.fit()
         sampler.stop.set()
@@ -205,11 +206,14 @@ def concurrent_trials_memory(
 
 
 def _trials_tuner(
-    settings: TrialSettings, data: DataBundle, trials: int, seconds: float, storage: Path
+    base: TrainConfig, data: DataBundle, trials: int, seconds: float, storage: Path
 ) -> tune.Tuner:
     """`trials` trials of the paper's configuration at once, one CPU each, for `seconds`."""
     point = {**SearchSpace().published_points()[0], TRIAL_NUMBER: 0}
-    trainable = tune.with_resources(tune.with_parameters(run_trial, settings=settings, data=data), {"cpu": 1})
+    baselines = trivial_baselines(data, base.batch_size)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, base=base, data=data, baselines=baselines), {"cpu": 1}
+    )
     return tune.Tuner(
         trainable,
         param_space=point,
@@ -227,7 +231,7 @@ def node_memory_kb(pids: Sequence[int]) -> dict[str, Any]:
 
 
 def multi_node_memory(
-    settings: TrialSettings, data: DataBundle, nodes: int, trials: int, seconds: float, storage: Path
+    base: TrainConfig, data: DataBundle, nodes: int, trials: int, seconds: float, storage: Path
 ) -> list[dict[str, Any]]:
     """Per node of a local cluster (a 0-CPU head and `nodes` worker nodes of `trials` CPUs each, every
     node with its own object store), while `trials` trials run on every worker node: the peak shared
@@ -268,7 +272,7 @@ def multi_node_memory(
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _trials_tuner(settings, data, nodes * trials, seconds, storage).fit()
+        _trials_tuner(base, data, nodes * trials, seconds, storage).fit()
         stop.set()
         sampler.join()
     finally:
@@ -289,18 +293,19 @@ def multi_node_memory(
     ]
 
 
-def bench_settings(size: tuple[int, int] | None) -> TrialSettings:
-    """The cpu-preset study's trial settings (at `size` if given), with an epoch budget never reached."""
-    base = settings_from_args(study_parser().parse_args([])).trial_settings()
-    overrides = dict(base.overrides)
+def bench_config(size: tuple[int, int] | None) -> TrainConfig:
+    """The cpu-preset study's base training config (at `size` if given), with an epoch budget never
+    reached."""
+    settings = settings_from_args(study_parser().parse_args([]))
+    overrides = dict(settings.overrides)
     if size is not None:
         overrides.update(image_height=size[0], image_width=size[1])
-    return replace(base, max_epochs=1000, overrides=tuple(sorted(overrides.items())))
+    return replace(settings, max_epochs=1000, overrides=tuple(sorted(overrides.items()))).base_config
 
 
-def bench_data(settings: TrialSettings, train_images: int) -> DataBundle:
-    """The settings' data set, its training split tiled to `train_images` (CityScapes' 2975 by default)."""
-    data = load_data(replace(settings.base_config(), max_train_images=None, max_val_images=None))
+def bench_data(config: TrainConfig, train_images: int) -> DataBundle:
+    """The config's data set, its training split tiled to `train_images` (CityScapes' 2975 by default)."""
+    data = load_data(replace(config, max_train_images=None, max_val_images=None))
     return replace(data, train=tiled(data.train, train_images))
 
 
@@ -308,10 +313,9 @@ def memory_figures(
     counts: Sequence[int], train_images: int, size: tuple[int, int] | None, seconds: float, storage: Path
 ) -> dict[str, Any]:
     """Peak memory for each number of concurrent trials, against one trial and the data set."""
-    settings = bench_settings(size)
-    config = settings.base_config()
-    data = bench_data(settings, train_images)
-    runs = [concurrent_trials_memory(settings, data, k, seconds, storage) for k in counts]
+    config = bench_config(size)
+    data = bench_data(config, train_images)
+    runs = [concurrent_trials_memory(config, data, k, seconds, storage) for k in counts]
     result: dict[str, Any] = {"data_bytes": data_bytes(data), "runs": runs, "config": config.to_flat()}
     one = next((r for r in runs if r["trials"] == 1), None)
     if one is not None:
@@ -327,10 +331,10 @@ def nodes_figures(
     nodes: int, trials: int, train_images: int, size: tuple[int, int] | None, seconds: float, storage: Path
 ) -> dict[str, Any]:
     """`multi_node_memory` on the tiled data set, with the data set's size and the config."""
-    settings = bench_settings(size)
-    data = bench_data(settings, train_images)
-    rows = multi_node_memory(settings, data, nodes, trials, seconds, storage)
-    return {"data_bytes": data_bytes(data), "nodes": rows, "config": settings.base_config().to_flat()}
+    config = bench_config(size)
+    data = bench_data(config, train_images)
+    rows = multi_node_memory(config, data, nodes, trials, seconds, storage)
+    return {"data_bytes": data_bytes(data), "nodes": rows, "config": config.to_flat()}
 
 
 def format_nodes(result: dict[str, Any]) -> str:

@@ -43,7 +43,6 @@ def _read_params(result: tune.Result) -> dict[str, Any]:
 def collect_records(grid: tune.ResultGrid, settings: StudySettings) -> list[TrialRecord]:
     """The finished trials of a Tune run, with their histories read from their last checkpoints."""
     records = []
-    trial_settings = settings.trial_settings()
     space = settings.space
     for order, result in enumerate(sorted(grid, key=_creation_order)):
         trial_id = str(result.metrics.get("trial_id") or Path(result.path).name.rsplit("_", 1)[-1])
@@ -54,7 +53,7 @@ def collect_records(grid: tune.ResultGrid, settings: StudySettings) -> list[Tria
                 number=int(point.get(TRIAL_NUMBER, order)),
                 trial_id=trial_id,
                 columns=space.column_values(point, settings.max_epochs),
-                config=trial_config(point, trial_settings).to_flat() if "weighting" in point else {},
+                config=trial_config(point, settings.base_config).to_flat() if "weighting" in point else {},
                 history=tuple(history),
                 error=_error_reason(result.error) if result.error is not None else None,
                 point=point,

@@ -24,11 +24,9 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from mtan.cli import add_version
-from mtan.config import PRESETS
 from mtan.data import load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
-from mtan.metrics import METRIC_KEYS
 from study.capacity import check_trial_fits
 from study.connect import connect
 from study.environment import hardware, versions
@@ -37,15 +35,12 @@ from study.progress import TrialLines
 from study.record import FAILED, write_results
 from study.search import make_searcher
 from study.settings import (
-    DEFAULT_MAX_FAILURES,
-    DEFAULT_METRIC,
-    DEFAULT_NUM_SAMPLES,
-    DEFAULT_REDUCTION_FACTOR,
-    DEFAULT_STORAGE,
-    MIN_GRACE_PERIOD,
     PRESET_DEFAULTS,
+    STUDY_FLAGS,
     StudySettings,
-    preset_epochs,
+    default_gpus_per_trial,
+    flag_type,
+    new_settings,
     validate,
 )
 from study.space import SearchSpace
@@ -165,15 +160,14 @@ def run_study(
             f"{location.experiment_uri}: a study exists there; pass --resume or choose another --name"
         )
 
-    trial_settings = settings.trial_settings()
-    data = load_data(trial_settings.base_config())
-    baselines = trivial_baselines(data, trial_settings.base_config().batch_size)
+    data = load_data(settings.base_config)
+    baselines = trivial_baselines(data, settings.base_config.batch_size)
     location.folder.write_baselines(baselines)
     spent = float((previous or {}).get("wall_seconds") or 0.0)
     location.folder.write_study(_summary(settings, data.source, spent or None))
 
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, settings=trial_settings, data=data),
+        tune.with_parameters(run_trial, base=settings.base_config, data=data, baselines=baselines),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
     if resume and restorable:
@@ -241,50 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_version(parser)
     add = parser.add_argument
-    add("--num-samples", type=int, help=f"number of trials (default {DEFAULT_NUM_SAMPLES})")
-    add(
-        "--preset",
-        help=f"mtan preset, one of {', '.join(PRESETS)}: cpu (default; small, for the synthetic set), report "
-        "(the seed report's network), paper (Liu et al. 2019's)",
-    )
-    add("--data-root", help="MTAN-format CityScapes root (default: the synthetic set)")
-    add(
-        "--max-epochs",
-        type=int,
-        help="epochs of a trial that ASHA never stops (default: "
-        + ", ".join(
-            f"{p} {PRESET_DEFAULTS[p].max_epochs if p in PRESET_DEFAULTS else preset_epochs(p)}"
-            for p in PRESETS
+    for setting in dataclasses.fields(StudySettings):  # a flag per setting, default None: not given
+        if "help" not in setting.metadata:
+            continue
+        flag, kind, text = (
+            f"--{setting.name.replace('_', '-')}",
+            flag_type(setting.name),
+            setting.metadata["help"],
         )
-        + ")",
-    )
-    add("--grace-period", type=int, help="epochs before ASHA may stop one (default max(3, max-epochs/f^2))")
-    add("--reduction-factor", type=int, help=f"ASHA's reduction factor (default {DEFAULT_REDUCTION_FACTOR})")
-    add("--metric", help=f"the objective: one of {', '.join(METRIC_KEYS)} (default {DEFAULT_METRIC})")
-    add(
-        "--gpus-per-trial",
-        type=float,
-        help="GPUs per trial, fractions allowed (default 1 if a GPU is visible, else 0)",
-    )
-    add("--cpus-per-trial", type=float, help="CPUs per trial, also torch's threads (default 1)")
-    add("--max-concurrent", type=int, help="trials at once (default: as many as fit)")
-    add(
-        "--max-failures",
-        type=int,
-        help="retries of a failed trial from its last checkpoint: a trial whose node died, and also a "
-        f"diverged one (it diverges again and ends failed) (default {DEFAULT_MAX_FAILURES})",
-    )
+        if kind is bool:
+            add(flag, action="store_true", default=None, help=text)
+        else:
+            add(flag, type=kind, help=text)
     add("--address", help="join a running Ray cluster, e.g. auto (default: start Ray here)")
-    add("--storage-path", help=f"where studies go: a folder or s3://... (default {DEFAULT_STORAGE})")
-    add("--name", help="the study's folder name (default study-YYYYmmdd-HHMMSS; with --resume the latest)")
-    add("--seed", type=int, help="the sampler's seed; trial n trains with seed + n (default 0)")
-    add(
-        "--uncertainty",
-        action="store_true",
-        default=None,
-        help="also search uncertainty weighting (default: off)",
-    )
-    add("--tune-lr", action="store_true", default=None, help="also search the learning rate (default: off)")
     add(
         "--set",
         action="append",
@@ -298,54 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _or(value: Any, default: Any) -> Any:
-    """`value` unless the flag was not given (None)."""
-    return default if value is None else value
-
-
 def settings_from_args(args: argparse.Namespace) -> StudySettings:
-    """A new study's settings from the command line, with the defaults filled in."""
-    preset = args.preset or "cpu"
-    defaults = PRESET_DEFAULTS.get(preset)
-    max_epochs = args.max_epochs
-    if max_epochs is None:
-        max_epochs = defaults.max_epochs if defaults else preset_epochs(preset)
-    overrides = {**dict(defaults.overrides if defaults else ()), **dict(_parse_overrides(args.set))}
-    reduction_factor = _or(args.reduction_factor, DEFAULT_REDUCTION_FACTOR)
-    grace_period = args.grace_period
-    if grace_period is None:
-        rungs_apart = max(reduction_factor, 2) ** 2  # a bad factor is reported by `validate`
-        grace_period = min(max_epochs, max(MIN_GRACE_PERIOD, max_epochs // rungs_apart))
-    return StudySettings(
-        name=args.name or time.strftime("study-%Y%m%d-%H%M%S"),
-        storage_path=args.storage_path or DEFAULT_STORAGE,
-        num_samples=_or(args.num_samples, DEFAULT_NUM_SAMPLES),
-        preset=preset,
-        data_root=args.data_root,
-        max_epochs=max_epochs,
-        grace_period=grace_period,
-        reduction_factor=reduction_factor,
-        metric=args.metric or DEFAULT_METRIC,
-        gpus_per_trial=_or(args.gpus_per_trial, 0.0),  # `main` makes the default 1 when Ray sees a GPU
-        cpus_per_trial=_or(args.cpus_per_trial, 1.0),
-        max_concurrent=args.max_concurrent,
-        max_failures=_or(args.max_failures, DEFAULT_MAX_FAILURES),
-        seed=_or(args.seed, 0),
-        uncertainty=bool(args.uncertainty),
-        tune_lr=bool(args.tune_lr),
-        overrides=tuple(sorted(overrides.items())),
-    )
-
-
-STUDY_FLAGS = (
-    "num_samples preset data_root max_epochs grace_period reduction_factor metric gpus_per_trial "
-    "cpus_per_trial max_concurrent max_failures seed uncertainty tune_lr"
-).split()
+    """A new study's settings from the command line, with the defaults filled in (one GPU per trial
+    when Ray sees a GPU is added by `main`, once Ray runs)."""
+    given = {name: getattr(args, name) for name in ("name", "storage_path", *STUDY_FLAGS)}
+    return new_settings({**given, "overrides": _parse_overrides(args.set)})
 
 
 def settings_for_resume(args: argparse.Namespace) -> StudySettings:
     """The recorded settings of the study to resume (``--name``, or the latest in the storage path)."""
-    storage = args.storage_path or DEFAULT_STORAGE
+    storage = args.storage_path or StudySettings.storage_path
     name = args.name or StudyLocation.latest_name(storage)
     if name is None:
         raise UserError(f"--resume: no study in {storage} (give --storage-path and --name)")
@@ -375,8 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_storage_path(settings.storage_path)
     owns_ray = connect(args.address)
     try:
-        if not args.resume and args.gpus_per_trial is None and ray.cluster_resources().get("GPU", 0.0) > 0:
-            settings = dataclasses.replace(settings, gpus_per_trial=1.0)
+        if not args.resume and args.gpus_per_trial is None:
+            gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
+            settings = dataclasses.replace(settings, gpus_per_trial=gpus)
         outcome = run_study(settings, resume=args.resume, started=started)
     finally:
         if owns_ray:

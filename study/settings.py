@@ -1,24 +1,27 @@
-"""A study's settings: their defaults by preset, their checks, and their JSON form (study.json)."""
+"""A study's settings: every default in one place, their checks, their flags and their JSON form.
+
+`StudySettings` holds everything that defines a study (its fields are the flags of ``python -m
+study.run``, `STUDY_FLAGS`) and the base training configuration of its trials, built once
+(`StudySettings.base_config`). `new_settings` fills in the defaults of a new study: the dataclass
+defaults, those by preset (`PRESET_DEFAULTS`, else the preset's own epochs), the grace period from the
+epochs and the reduction factor, and one GPU per trial when Ray sees a GPU (`default_gpus_per_trial`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import time
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from mtan.config import check_field_types, make_config
+from mtan.config import PRESETS, TrainConfig, check_field_types, make_config
 from mtan.errors import ConfigError, UserError
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 from study.space import SearchSpace
-from study.trainable import TrialSettings
-
-DEFAULT_NUM_SAMPLES = 20
-DEFAULT_STORAGE = "./results"
-DEFAULT_METRIC = "score"
-DEFAULT_REDUCTION_FACTOR = 4
-DEFAULT_MAX_FAILURES = 2
 
 
 @dataclass(frozen=True)
@@ -53,27 +56,60 @@ MIN_GRACE_PERIOD = 3
 FLAG_FIELDS: tuple[str, ...] = ("preset", "data_root", "epochs", "seed", "device", "num_threads")
 
 
+def _flag(default: Any, help: str, shown: bool = True) -> Any:
+    """A settings field that is a flag of ``python -m study.run``; `shown`: its help shows the default."""
+    text = f"{help} (default {default})" if shown else help
+    return field(default=default, metadata={"help": text})
+
+
 @dataclass(frozen=True)
 class StudySettings:
     """Everything that defines a study; recorded in study.json and reused by ``--resume``."""
 
-    name: str
-    storage_path: str = DEFAULT_STORAGE
-    num_samples: int = DEFAULT_NUM_SAMPLES
-    preset: str = "cpu"
-    data_root: str | None = None
-    max_epochs: int = PRESET_DEFAULTS["cpu"].max_epochs
-    grace_period: int = MIN_GRACE_PERIOD
-    reduction_factor: int = DEFAULT_REDUCTION_FACTOR
-    metric: str = DEFAULT_METRIC
-    gpus_per_trial: float = 0.0
-    cpus_per_trial: float = 1.0
-    max_concurrent: int | None = None
-    max_failures: int = DEFAULT_MAX_FAILURES
-    seed: int = 0
-    uncertainty: bool = False
-    tune_lr: bool = False
-    overrides: tuple[tuple[str, Any], ...] = ()
+    name: str = _flag(
+        "", "the study's folder name (default study-YYYYmmdd-HHMMSS; with --resume the latest)", False
+    )
+    storage_path: str = _flag("./results", "where studies go: a folder or s3://...")
+    num_samples: int = _flag(20, "number of trials")
+    preset: str = _flag(
+        "cpu",
+        f"mtan preset, one of {', '.join(PRESETS)}: cpu (default; small, for the synthetic set), report "
+        "(the seed report's network), paper (Liu et al. 2019's)",
+        False,
+    )
+    data_root: str | None = _flag(None, "MTAN-format CityScapes root (default: the synthetic set)", False)
+    max_epochs: int = _flag(
+        PRESET_DEFAULTS["cpu"].max_epochs,
+        "epochs of a trial that ASHA never stops (default: "
+        + ", ".join(
+            f"{p} {PRESET_DEFAULTS[p].max_epochs if p in PRESET_DEFAULTS else PRESETS[p].epochs}"
+            for p in PRESETS
+        )
+        + ")",
+        False,
+    )
+    grace_period: int = _flag(
+        MIN_GRACE_PERIOD,
+        "epochs before ASHA may stop a trial "
+        f"(default max({MIN_GRACE_PERIOD}, max-epochs / reduction-factor^2))",
+        False,
+    )
+    reduction_factor: int = _flag(4, "ASHA's reduction factor")
+    metric: str = _flag("score", f"the objective: one of {', '.join(METRIC_KEYS)}")
+    gpus_per_trial: float = _flag(
+        0.0, "GPUs per trial, fractions allowed (default 1 if a GPU is visible, else 0)", False
+    )
+    cpus_per_trial: float = _flag(1.0, "CPUs per trial, also torch's threads")
+    max_concurrent: int | None = _flag(None, "trials at once (default: as many as fit)", False)
+    max_failures: int = _flag(
+        2,
+        "retries of a failed trial from its last checkpoint: a trial whose node died, and also a diverged "
+        "one (it diverges again and ends failed)",
+    )
+    seed: int = _flag(0, "the sampler's seed; trial n trains with seed + n")
+    uncertainty: bool = _flag(False, "also search uncertainty weighting (default: off)", False)
+    tune_lr: bool = _flag(False, "also search the learning rate (default: off)", False)
+    overrides: tuple[tuple[str, Any], ...] = ()  # further TrainConfig fields (`--set KEY=VALUE`)
 
     @property
     def mode(self) -> str:
@@ -85,21 +121,23 @@ class StudySettings:
         """The search space of this study."""
         return SearchSpace(uncertainty=self.uncertainty, tune_lr=self.tune_lr)
 
-    def trial_settings(self) -> TrialSettings:
-        """What the trials of this study share."""
-        return TrialSettings(
-            preset=self.preset,
-            data_root=self.data_root,
-            max_epochs=self.max_epochs,
-            seed=self.seed,
-            device="cuda" if self.gpus_per_trial > 0 else "cpu",
-            num_threads=max(1, math.floor(self.cpus_per_trial)),
-            overrides=self.overrides,
-        )
+    @functools.cached_property
+    def base_config(self) -> TrainConfig:
+        """The training configuration the trials share before their points of the space: the preset with
+        the study's data, epochs, seed, device, threads and ``--set`` values (`ConfigError` if invalid)."""
+        values: dict[str, Any] = {
+            "data_root": self.data_root,
+            "epochs": self.max_epochs,
+            "seed": self.seed,
+            "device": "cuda" if self.gpus_per_trial > 0 else "cpu",
+            "num_threads": max(1, math.floor(self.cpus_per_trial)),
+            **dict(self.overrides),
+        }
+        return make_config(self.preset, **values)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON object (overrides as an object)."""
-        values = dataclasses.asdict(self)
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         values["overrides"] = dict(self.overrides)
         return values
 
@@ -115,6 +153,43 @@ class StudySettings:
 def as_flag(field: str) -> str:
     """A setting's command-line flag: ``num_samples`` -> ``--num-samples``."""
     return f"--{field.replace('_', '-')}"
+# The flags that define a study (``--resume`` uses the recorded ones): every field but where it is stored.
+STUDY_FLAGS: tuple[str, ...] = tuple(
+    f.name
+    for f in dataclasses.fields(StudySettings)
+    if "help" in f.metadata and f.name not in ("name", "storage_path")
+)
+
+
+def flag_type(name: str) -> type:
+    """The Python type of a settings field (`int` for ``int | None``)."""
+    hint = typing.get_type_hints(StudySettings)[name]
+    return next(t for t in typing.get_args(hint) if t is not type(None)) if typing.get_args(hint) else hint
+
+
+def default_gpus_per_trial(cluster_gpus: float) -> float:
+    """One GPU per trial when the cluster has a GPU, else none."""
+    return 1.0 if cluster_gpus > 0 else 0.0
+
+
+def new_settings(given: Mapping[str, Any]) -> StudySettings:
+    """A new study's settings from the values given (field name -> value; None or absent: not given),
+    every other one by its default. ``overrides`` given are laid over the preset's."""
+    values = {k: v for k, v in given.items() if v is not None}
+    preset = values.get("preset", StudySettings.preset)
+    defaults = PRESET_DEFAULTS.get(preset)
+    if "max_epochs" not in values:
+        values["max_epochs"] = defaults.max_epochs if defaults else make_config(preset).epochs
+    overrides = {**dict(defaults.overrides if defaults else ()), **dict(values.get("overrides", ()))}
+    values["overrides"] = tuple(sorted(overrides.items()))
+    if "grace_period" not in values:
+        epochs = values["max_epochs"]
+        factor = max(
+            values.get("reduction_factor", StudySettings.reduction_factor), 2
+        )  # `validate` checks it
+        values["grace_period"] = min(epochs, max(MIN_GRACE_PERIOD, epochs // factor**2))
+    values.setdefault("name", time.strftime("study-%Y%m%d-%H%M%S"))
+    return StudySettings(**values)
 
 
 def validate(settings: StudySettings) -> None:
@@ -162,14 +237,9 @@ def validate(settings: StudySettings) -> None:
             "searched; see --help)"
         )
     make_config(settings.preset)  # ConfigError (a UserError) for an unknown preset
-    for field, value in settings.overrides:
+    for key, value in settings.overrides:
         try:
-            make_config(settings.preset, **{field: value})
+            make_config(settings.preset, **{key: value})
         except ConfigError as error:
-            raise ConfigError(f"--set {field}={value}: {error}") from None
-    settings.trial_settings().base_config()  # ConfigError for --set values that do not go together
-
-
-def preset_epochs(preset: str) -> int:
-    """The preset's own epoch budget."""
-    return make_config(preset).epochs
+            raise ConfigError(f"--set {key}={value}: {error}") from None
+    settings.base_config  # noqa: B018 - ConfigError for --set values that do not go together

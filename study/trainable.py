@@ -18,53 +18,22 @@ import logging
 import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 
-from mtan.config import TrainConfig, make_config
+from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle
 from mtan.train import train
 from study.space import train_overrides, trial_seed
 
 
-@dataclass(frozen=True)
-class TrialSettings:
-    """What all trials of a study share: the preset, the data, the epoch budget, the hardware."""
-
-    preset: str = "cpu"
-    data_root: str | None = None
-    max_epochs: int = 10
-    seed: int = 0  # the study's; trial n trains with seed + n
-    device: str = "cpu"
-    num_threads: int | None = 1
-    overrides: tuple[tuple[str, Any], ...] = ()  # further `TrainConfig` fields, e.g. image size
-
-    def base_config(self) -> TrainConfig:
-        """The preset with the study-wide settings, before the searched values."""
-        return self.config_with({})
-
-    def config_with(self, fields: Mapping[str, Any]) -> TrainConfig:
-        """The preset with the study-wide settings and `fields` on top (validated by `make_config`)."""
-        values: dict[str, Any] = {
-            "data_root": self.data_root,
-            "epochs": self.max_epochs,
-            "seed": self.seed,
-            "device": self.device,
-            "num_threads": self.num_threads,
-            **dict(self.overrides),
-            **fields,
-        }
-        return make_config(self.preset, **values)
-
-
-def trial_config(point: Mapping[str, Any], settings: TrialSettings) -> TrainConfig:
-    """The training configuration of one trial: the shared settings plus its point of the space, with
-    the seed of its trial number (`study.space.trial_seed`)."""
-    overrides = train_overrides(point, settings.max_epochs)
-    return settings.config_with({**overrides, "seed": trial_seed(point, settings.seed)})
+def trial_config(point: Mapping[str, Any], base: TrainConfig) -> TrainConfig:
+    """The training configuration of one trial: the study's `base` configuration plus its point of the
+    space, with the seed of its trial number (`study.space.trial_seed`); checked by `mtan.config`."""
+    fields = {**train_overrides(point, base.epochs), "seed": trial_seed(point, base.seed)}
+    return config_from_flat({**base.to_flat(), **fields})
 
 
 def _report_epoch(row: dict[str, float], run_dir: Path) -> None:
@@ -72,15 +41,19 @@ def _report_epoch(row: dict[str, float], run_dir: Path) -> None:
     tune.report(dict(row), checkpoint=tune.Checkpoint.from_directory(str(run_dir)))
 
 
-def run_trial(point: dict[str, Any], *, settings: TrialSettings, data: DataBundle) -> None:
-    """Train one point of the space (a Tune function trainable; bind `settings` and `data` first).
+def run_trial(
+    point: dict[str, Any], *, base: TrainConfig, data: DataBundle, baselines: Mapping[str, float]
+) -> None:
+    """Train one point of the space (a Tune function trainable; bind `base`, `data` and `baselines`
+    first: the study's base configuration, its data and the trivial predictors' metrics on it, which the
+    driver computes once for all trials).
 
     `data` comes from ``tune.with_parameters``: one copy in the object store, read zero-copy by the
     trials of a node.
     """
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no "checkpoint created" line per epoch
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")  # zero-copy data
-    config = trial_config(point, settings)
+    config = trial_config(point, base)
     checkpoint = tune.get_checkpoint()
     with tempfile.TemporaryDirectory(prefix="mtan-trial-") as scratch:
         run_dir = Path(scratch)
@@ -92,5 +65,6 @@ def run_trial(point: dict[str, Any], *, settings: TrialSettings, data: DataBundl
             resume=checkpoint is not None,
             on_epoch=_report_epoch,
             data=data,
+            baselines=baselines,
             progress=False,
         )

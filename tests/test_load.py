@@ -185,8 +185,8 @@ def test_too_few_completed_trials_is_a_message(tmp_path: Path) -> None:
 def test_no_importance_when_completed_trials_miss_a_value(tmp_path: Path) -> None:
     # the case: 3 completed trials, all DWA, once rated the weighting 0.00
     trials = [
-        FakeTrial("equal", 1e-4, 0.0, 50, 0.5, epochs=1, state="stopped_early"),
-        *(FakeTrial("dwa", 1e-4, d, 50, 0.5, temperature=2.0, epochs=9) for d in (0.0, 0.0, 1e-4, 1e-3)),
+        FakeTrial("equal", 1e-4, 0.0, 0.5, 0.5, epochs=1, state="stopped_early"),
+        *(FakeTrial("dwa", 1e-4, d, 0.5, 0.5, temperature=2.0, epochs=9) for d in (0.0, 0.0, 1e-4, 1e-3)),
     ]
     results = load_results(write_fake_study(tmp_path, trials=trials))
     importance = param_importances(load_optuna_study(results.journal, results.name))

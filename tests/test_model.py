@@ -6,7 +6,11 @@ from torch import nn
 
 from mtan import MTAN
 from mtan.errors import ConfigError
-from mtan.model import count_parameters
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (as the official repo counts them)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 @pytest.mark.parametrize(

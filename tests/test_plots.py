@@ -153,9 +153,9 @@ def test_tradeoff_marks_the_front(tmp_path: Path) -> None:
     _saved(fig, tmp_path, "t.png")
 
 
-def test_dwa_weights(tmp_path: Path) -> None:
+def test_task_weights(tmp_path: Path) -> None:
     curve = _curves().query("trial_id == 'c'")
-    fig = plots.plot_dwa_weights(curve, "c", 0.5)
+    fig = plots.plot_task_weights(curve, "c", "dwa, DWA temperature T 0.5")
     assert fig is not None and len(fig.axes) == 2
     _assert_labelled(fig)
     weights = {line.get_label(): list(line.get_ydata()) for line in fig.axes[0].get_lines()}
@@ -166,7 +166,7 @@ def test_dwa_weights(tmp_path: Path) -> None:
     ]
     assert weights["segmentation"] == [1.0, 1.0, 0.9] and weights["depth"] == [1.0, 1.0, 1.1]
     assert fig.axes[1].get_yscale() == "log"
-    assert "T = 0.5" in fig._suptitle.get_text()
+    assert fig._suptitle.get_text() == "Task weights of trial c (dwa, DWA temperature T 0.5)"
     _saved(fig, tmp_path, "d.png")
 
 
@@ -178,7 +178,7 @@ def test_nothing_to_draw_gives_none() -> None:
     assert plots.plot_learning_curves(_curves().iloc[0:0], _trials()) is None
     assert plots.plot_importance(pd.Series(dtype=float), "x", HAND_SPACE) is None
     assert (
-        plots.plot_dwa_weights(_curves().drop(columns=["weight/segmentation", "weight/depth"]), "a") is None
+        plots.plot_task_weights(_curves().drop(columns=["weight/segmentation", "weight/depth"]), "a") is None
     )
 
 

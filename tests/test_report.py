@@ -1,4 +1,5 @@
-"""The report end to end on fake studies in the documented format, its edge cases, and the CLI."""
+"""The report end to end: on a small study the real code ran, on fake studies written by the study's
+own writers, its edge cases, and the CLI."""
 
 from __future__ import annotations
 
@@ -24,6 +25,20 @@ def _report(tmp_path: Path, **kwargs) -> tuple[Path, str, str]:
     study = write_fake_study(tmp_path, **kwargs)
     files = write_report(study)
     return study / "report", files.markdown.read_text(), files.html.read_text()
+
+
+def test_the_report_of_a_study_the_real_code_ran(finished_study: Path, tmp_path: Path) -> None:
+    files = write_report(finished_study, tmp_path / "report")
+    md = files.markdown.read_text()
+    table = pd.read_csv(finished_study / "results.csv")
+    best = json.loads((finished_study / "best_config.json").read_text())
+    assert f"| trials | {len(table)} (" in md
+    assert f"Best trial {best['trial_id']}: weighting {best['config']['weighting']}" in md
+    assert "StepLR step (fraction of the epochs)" in md and "StepLR step (epochs)" in md  # the recorded space
+    written = {path.name for path in files.figures}
+    assert {FIGURE_FILES[k] for k in ("weighting", "hyperparameters", "curves", "tradeoff")} <= written
+    importance = md.split("## Hyperparameter importance")[1].split("\n## ")[0]
+    assert "Optuna journal" not in importance or "completed trial" in importance  # the real journal was read
 
 
 def test_full_report(tmp_path: Path) -> None:
@@ -54,10 +69,10 @@ def test_full_report(tmp_path: Path) -> None:
 
 def test_no_dwa_trial_says_so(tmp_path: Path) -> None:
     out, md, _ = _report(tmp_path, trials=default_trials(5, failed=0, dwa=False))
-    assert "No DWA trial ran in this study" in md
-    assert "Not shown: no DWA trial ran in this study." in md
-    assert not (out / FIGURE_FILES["dwa"]).exists()
-    assert "No DWA trial finished, so equal and DWA cannot be compared" in md
+    assert "No dwa trial ran in this study: not shown." in md
+    assert "Not shown: no finished trial changed its task weights" in md
+    assert not (out / FIGURE_FILES["weights"]).exists()  # every weight stayed 1
+    assert "No dwa trial finished, so it is not compared in this study." in md
 
 
 def test_all_trials_failed(tmp_path: Path) -> None:
@@ -108,7 +123,7 @@ def test_main_writes_into_out_and_removes_stale_figures(
     study = write_fake_study(tmp_path, trials=trials)
     out = tmp_path / "r"
     out.mkdir()
-    stale = out / FIGURE_FILES["dwa"]
+    stale = out / FIGURE_FILES["weights"]
     stale.write_bytes(PNG)  # from an earlier report of another study
     assert main([str(study), "--out", str(out), "--baseline", "seed_equal"]) == 0
     assert "report.html" in capsys.readouterr().out

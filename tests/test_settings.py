@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from mtan.errors import UserError
-from study.settings import StudySettings, validate
+from study.settings import STUDY_FLAGS, StudySettings, default_gpus_per_trial, new_settings, validate
 
 
 def test_settings_survive_study_json():
@@ -33,3 +34,36 @@ def test_each_bad_setting_is_named(change, message):
     with pytest.raises(UserError, match=message):
         validate(StudySettings(**{"name": "s", **change}))
     validate(StudySettings(name="s"))  # the defaults pass
+
+
+def test_new_settings_fill_every_default_in_one_place():
+    cpu = new_settings({"overrides": (("max_train_images", 16),)})
+    assert (cpu.num_samples, cpu.max_epochs, cpu.grace_period, cpu.reduction_factor) == (20, 24, 3, 4)
+    assert dict(cpu.overrides) == {
+        "image_height": 32,
+        "image_width": 64,
+        "max_train_images": 16,
+        "max_val_images": 32,
+    }
+    paper = new_settings({"preset": "paper", "metric": "abs_err", "name": "p"})
+    assert (paper.max_epochs, paper.grace_period, paper.overrides, paper.mode) == (
+        200,
+        12,
+        (),
+        "min",
+    )  # 200 // 16
+    assert new_settings({"max_epochs": 100, "reduction_factor": 2}).grace_period == 25  # 100 // 2^2
+    assert default_gpus_per_trial(0.0) == 0.0 and default_gpus_per_trial(2.0) == 1.0
+
+
+def test_the_base_config_is_built_once_from_the_settings():
+    settings = StudySettings(name="s", max_epochs=5, seed=2, cpus_per_trial=2.5, overrides=(("width", 0.5),))
+    base = settings.base_config
+    assert settings.base_config is base  # cached: built once
+    assert (base.epochs, base.seed, base.num_threads, base.device, base.width) == (5, 2, 2, "cpu", 0.5)
+
+
+def test_every_flag_is_a_setting():
+    assert set(STUDY_FLAGS) | {"name", "storage_path", "overrides"} == {
+        f.name for f in dataclasses.fields(StudySettings)
+    }

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import tables
-from analysis.reference import REFERENCES, ReferenceRow, reference
+from analysis.published import REFERENCES, ReferenceRow, reference
 from mtan.metrics import PAPER_2019
 from tests.hand_space import HAND_SPACE
 

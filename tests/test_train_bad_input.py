@@ -123,7 +123,7 @@ def test_a_damaged_run_is_refused_on_resume_and_left_as_it_was(finished_run, tmp
     [
         (
             ["--size", "32x0"],
-            "error: image size must be a positive multiple of 32 (five 2x poolings), got 32x0",
+            "error: --size must be HEIGHTxWIDTH with positive integers, e.g. 128x256; got '32x0'",
         ),
         (["--lr", "inf"], "error: lr must be a finite number, got inf"),
         (["--lr", "nan"], "error: lr must be a finite number, got nan"),

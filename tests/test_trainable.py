@@ -11,22 +11,24 @@ import ray
 import torch
 
 from mtan.data import DataBundle, Split, load_data
+from mtan.files import BASELINES_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 from mtan.train import train
+from study.settings import StudySettings
 from study.space import SearchSpace
-from study.trainable import TrialSettings, trial_config
+from study.trainable import trial_config
 from tests.tiny_data import tiny_config
 
-RUN_FILES = {"checkpoint.pt", "metrics.jsonl", "config.json", "baselines.json"}
+RUN_FILES = {CHECKPOINT_FILE, METRICS_FILE, CONFIG_FILE, BASELINES_FILE, SUMMARY_FILE}  # mtan.files' names
 
 
 def test_a_trial_config_is_the_preset_plus_study_settings_plus_its_point():
-    settings = TrialSettings(max_epochs=10, seed=3, num_threads=2, overrides=(("image_height", 32),))
+    settings = StudySettings(max_epochs=10, seed=3, cpus_per_trial=2, overrides=(("image_height", 32),))
     _, report = SearchSpace().published_points()
-    config = trial_config({**report, "trial_number": 4}, settings)
+    config = trial_config({**report, "trial_number": 4}, settings.base_config)
     assert (config.epochs, config.seed, config.num_threads, config.image_height) == (10, 3 + 4, 2, 32)
     assert (config.weighting, config.temperature, config.weight_decay) == ("dwa", 2.0, 1e-4)
     assert (config.step_size, config.gamma) == (2, 0.5)  # round(0.25 * 10)
-    assert config.lr == settings.base_config().lr  # not searched: the preset's
+    assert config.lr == settings.base_config.lr  # not searched: the preset's
 
 
 def test_each_trial_keeps_one_checkpoint_holding_just_the_run_files(finished_study):

@@ -28,6 +28,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from mtan.cli import add_version
+from mtan.config import parse_size
 from mtan.data.cityscapes_labels import UNKNOWN, label_lookup
 from mtan.data.layout import (
     DEPTH,
@@ -70,14 +71,6 @@ class Item:
     def output(self, out: Path, folder: str) -> Path:
         """The .npy file of this item in `folder` under the output root `out`."""
         return out / self.split / folder / f"{self.index}.npy"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``HxW`` (e.g. ``128x256``) into (height, width)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
-        raise ConfigError(f"--size must be HEIGHTxWIDTH with positive integers, e.g. 128x256; got {text!r}")
-    return int(match.group(1)), int(match.group(2))
 
 
 def find_items(raw: Path) -> dict[str, list[Item]]:

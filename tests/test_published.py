@@ -7,7 +7,7 @@ import math
 import pytest
 
 from analysis.columns import COMPARISON_METRICS
-from analysis.reference import DEFAULT_BASELINE, REFERENCES, reference, reference_frame
+from analysis.published import DEFAULT_BASELINE, REFERENCES, reference, reference_frame
 from mtan.metrics import ACCUMULATED, PAPER_2019, metric
 
 # docs/design.md, "Published numbers": (mIoU, pix acc, abs err, rel err), percent / units / ratio as

@@ -1,6 +1,6 @@
 """Published CityScapes numbers to compare a study with, each with its source and protocol.
 
-Only rows whose source is known are carried (DESIGN.md, "Published numbers"): the paper's Table 2 (MTAN
+Only rows whose source is known are carried (docs/design.md, "Published numbers"): the paper's Table 2 (MTAN
 with equal, DWA and uncertainty weighting, and One Task), the seed report's two rows, and the rows of the
 Nash-MTL table (MTAN with LS/DWA/UW and the single-task baseline), each with its protocol. Values are as
 published: mIoU and pixel accuracy in percent, abs err in the data's inverse-depth units, rel err a
