@@ -10,7 +10,7 @@ import pytest
 from analysis.predictions import PREDICTIONS_FILE, best_confirmed_checkpoint
 from analysis.report import write_report
 from mtan.files import CHECKPOINT_FILE
-from study.record import REPRODUCE_DIR, StudyFolder, write_csv
+from study.record import CONFIGS_CSV, REPRODUCE_DIR, StudyFolder, write_csv
 from study.reproduce import Candidate, configs_table
 from tests.fake_study import write_fake_study
 from tests.tiny_data import tiny_config, write_tiny_set
@@ -21,10 +21,8 @@ HEADING = "## Predictions of the best confirmed configuration"
 
 def write_configs(folder: StudyFolder, roles: dict[str, tuple[str, ...]]) -> None:
     """reproduce/configs.csv with study.reproduce's own writer: configuration name -> its roles."""
-    candidates = [
-        Candidate(name, name, r, "equal", 0.3, 0.3, "completed", {}) for name, r in roles.items()
-    ]
-    write_csv(folder.reproduce / "configs.csv", configs_table(candidates))
+    candidates = [Candidate(name, name, r, "equal", 0.3, 0.3, "completed", {}) for name, r in roles.items()]
+    write_csv(folder.reproduce / CONFIGS_CSV, configs_table(candidates))
 
 
 @pytest.fixture(scope="module")
