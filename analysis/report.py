@@ -20,6 +20,7 @@ from analysis import plots, tables
 from analysis.columns import label
 from analysis.load import StudyResults, load_optuna_study, load_results
 from analysis.optuna_study import Importance, param_importances
+from analysis.predictions import PREDICTIONS_FILE, prediction_panel
 from analysis.published import DEFAULT_BASELINE, REFERENCES, reference
 from analysis.render import Banner, Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from analysis.space import RecordedSpace
@@ -426,6 +427,23 @@ class _Report:
         )
         return blocks + [figure or Paragraph(f"Trial {row['trial_id']} recorded no weight/<task> values.")]
 
+    def predictions(self) -> list[Block]:
+        blocks: list[Block] = [Heading(2, "Predictions of the best confirmed configuration")]
+        path = self.out / PREDICTIONS_FILE
+        panel = prediction_panel(self.results)
+        if isinstance(panel, str):
+            path.unlink(missing_ok=True)  # from an earlier report of this folder
+            return blocks + [Paragraph(f"Not shown: {panel}.")]
+        self.figures.append(plots.save_figure(panel.figure, path))
+        caption = (
+            f"Configuration {panel.config} retrained from scratch on seed {panel.seed}, after epoch "
+            f"{panel.epoch} of {panel.epochs}, on the fixed validation images {panel.indices} (the same for "
+            "every run on this data): per row the image, segmentation truth and prediction, the prediction "
+            "over the image, and depth truth and prediction on one colour scale; the legend names the class "
+            "colours, void (not scored) and invalid depth."
+        )
+        return blocks + [Figure(path, caption, "Predictions of the best confirmed configuration")]
+
     def blocks(self) -> list[Block]:
         return [
             *self.header(),
@@ -438,6 +456,7 @@ class _Report:
             *self.importance(),
             *self.tradeoff(),
             *self.task_weights(),
+            *self.predictions(),
         ]
 
 

@@ -46,6 +46,14 @@ def trial_dirname(number: int) -> str:
     return f"trial_{number:03d}"
 
 
+SEED_DIR_PREFIX = "seed_"
+
+
+def seed_dirname(seed: int) -> str:
+    """The run folder of one seed of a retrained configuration under ``reproduce/<config>/``."""
+    return f"{SEED_DIR_PREFIX}{seed}"
+
+
 def metric_columns() -> list[str]:
     """results.csv's metric columns: the last epoch's value, the best of every epoch and the mean over the
     last 10 epochs (`mtan.metrics.tail_mean`, the paper's protocol) per metric."""
@@ -217,6 +225,16 @@ class StudyFolder:
     def trial_metrics(self, number: int) -> Path:
         """Trial `number`'s per-epoch metrics."""
         return self.path / TRIALS_DIR / trial_dirname(number) / METRICS_FILE
+
+    def seed_run(self, config: str, seed: int) -> Path:
+        """The `mtan.train` run folder of retrained configuration `config` on `seed`."""
+        return self.reproduce / config / seed_dirname(seed)
+
+    def retrained_seeds(self, config: str) -> list[int]:
+        """The seeds of `config` that have a run folder under reproduce/, in increasing order."""
+        folders = (self.reproduce / config).glob(f"{SEED_DIR_PREFIX}*")
+        names = (f.name.removeprefix(SEED_DIR_PREFIX) for f in folders if f.is_dir())
+        return sorted(int(n) for n in names if n.isdigit())
 
     def read_study(self) -> dict[str, Any] | None:
         """study.json, or None when the study has none yet."""

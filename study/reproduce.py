@@ -242,11 +242,12 @@ def reproduce(settings: ReproduceSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     candidates = confirmation_candidates(best, table, settings.top)
     first = first_fresh_seed(best, table)
     seeds = range(first, first + settings.seeds)
-    out_root = StudyFolder(Path(settings.results_dir)).reproduce
+    folder = StudyFolder(Path(settings.results_dir))
+    out_root = folder.reproduce
     runs = [(c.name, seed, seed_config(c.config, seed, settings)) for c in candidates for seed in seeds]
     data = ray.put(load_data(runs[0][2]))
     task = ray.remote(_train_seed).options(num_cpus=settings.cpus_per_task, num_gpus=settings.gpus_per_task)
-    futures = [task.remote(config, out_root / name / f"seed_{seed}", data) for name, seed, config in runs]
+    futures = [task.remote(config, folder.seed_run(name, seed), data) for name, seed, config in runs]
     histories = ray.get(futures)
     per_seed = pd.DataFrame(
         [seeds_row(name, seed, history) for (name, seed, _), history in zip(runs, histories, strict=True)]
