@@ -84,6 +84,18 @@ def _legend_handles(weightings: Sequence[str], states: Sequence[str]) -> list[Li
     return handles
 
 
+SYNTHETIC_MARK = "synthetic data, not CityScapes"
+
+
+def draw_warning(fig: Figure, text: str = SYNTHETIC_MARK) -> Figure:
+    """Draw `text` across `fig` as a watermark, so that the figure carries it wherever it is shown."""
+    fig.text(
+        0.5, 0.5, text, fontsize=26, color="#c00000", alpha=0.22, rotation=20,
+        ha="center", va="center", zorder=100, fontweight="bold",
+    )  # fmt: skip
+    return fig
+
+
 def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     """Write `fig` as a PNG at `path` and close it."""
     fig.savefig(path, dpi=dpi, format="png")

@@ -133,6 +133,8 @@ class _Report:
     def _figure(self, key: str, fig: Any, caption: str) -> Figure | None:
         if fig is None:
             return None
+        if self.synthetic:
+            plots.draw_warning(fig)
         path = plots.save_figure(fig, self.out / FIGURE_FILES[key])
         self.figures.append(path)
         return Figure(path, caption, FIGURE_TITLES[key])

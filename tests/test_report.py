@@ -101,6 +101,27 @@ def test_cityscapes_study_without_reproduce_or_journal(tmp_path: Path) -> None:
     assert "Not computed: no optuna.journal in the results directory." in md
 
 
+def test_the_synthetic_warning_is_drawn_inside_every_figure(tmp_path: Path, monkeypatch) -> None:
+    from analysis import plots
+
+    drawn: dict[str, list[str]] = {}
+    save = plots.save_figure
+
+    def recording_save(fig, path, *args, **kwargs):
+        drawn[Path(path).name] = [text.get_text() for text in fig.texts]
+        return save(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "save_figure", recording_save)
+    write_report(write_fake_study(tmp_path / "synthetic", trials=default_trials(16, failed=1)))
+    assert set(drawn) == set(FIGURE_FILES.values())
+    assert all(plots.SYNTHETIC_MARK in texts for texts in drawn.values())
+    drawn.clear()
+    write_report(
+        write_fake_study(tmp_path / "real", data="/data/cityscapes", trials=default_trials(16, failed=1))
+    )
+    assert drawn and not any(plots.SYNTHETIC_MARK in texts for texts in drawn.values())
+
+
 def test_main_writes_into_out_and_removes_stale_figures(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
