@@ -1,5 +1,5 @@
-"""Names, directions, units and conventions of the metrics (from `mtan.metrics.METRICS`) and
-hyperparameters a study records.
+"""Names, directions, units and conventions of the metrics a study records, from `mtan.metrics.METRICS`
+(the hyperparameters' labels and scales are in the recorded search space, `analysis.space`).
 
 Values in the results files are fractions or plain ratios (docs/results.md); published tables give
 mIoU and pixel accuracy in percent. `display_value` converts, `label` says which unit and convention.
@@ -15,22 +15,6 @@ COMPARISON_METRICS: tuple[str, ...] = tuple(k for k in METRIC_KEYS if METRICS[k]
 
 # The metrics the figures show (one convention each, the honest primary one, plus the objective).
 FIGURE_METRICS: tuple[str, ...] = ("score", "miou", "pixel_acc", "abs_err", "rel_err")
-
-HYPERPARAMETERS: tuple[str, ...] = ("weighting", "temperature", "weight_decay", "step_size", "gamma", "lr")
-NUMERIC_HYPERPARAMETERS: tuple[str, ...] = ("temperature", "weight_decay", "step_size", "gamma", "lr")
-# Searched on a log scale when the Optuna journal cannot say (DESIGN.md, the study issue).
-DEFAULT_LOG_HYPERPARAMETERS: frozenset[str] = frozenset({"temperature", "weight_decay", "lr"})
-
-HYPERPARAMETER_LABELS: dict[str, str] = {
-    "weighting": "weighting",
-    "temperature": "DWA temperature T",
-    "weight_decay": "weight decay",
-    "step_size": "StepLR step (epochs)",
-    "gamma": "StepLR gamma",
-    "lr": "learning rate",
-}
-
-STATES: tuple[str, ...] = ("completed", "stopped_early", "failed")
 
 
 def metric_info(name: str) -> Metric:

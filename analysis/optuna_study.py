@@ -1,5 +1,4 @@
-"""What the study's Optuna journal tells beyond results.csv: the search scale of each hyperparameter
-and the hyperparameter importances."""
+"""What the study's Optuna journal tells beyond results.csv: the hyperparameter importances."""
 
 from __future__ import annotations
 
@@ -10,25 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.columns import DEFAULT_LOG_HYPERPARAMETERS, NUMERIC_HYPERPARAMETERS
-
 MIN_COMPLETE_TRIALS = 3
 # Completed trials needed for each value of a categorical parameter: with none, its importance reads 0
 # (3 completed trials, all DWA, once rated the weighting 0.00); with one, its spread is unknown.
 MIN_TRIALS_PER_VALUE = 2
-
-
-def search_scales(study: Any | None, params: Iterable[str] = NUMERIC_HYPERPARAMETERS) -> dict[str, str]:
-    """'log' or 'linear' per numeric hyperparameter: as its Optuna distribution says where the journal
-    has one with a `log` flag, else log for the parameters the study searches on a log scale."""
-    scales = {p: "log" if p in DEFAULT_LOG_HYPERPARAMETERS else "linear" for p in params}
-    if study is None:
-        return scales
-    for trial in study.get_trials(deepcopy=False):
-        for name, distribution in trial.distributions.items():
-            if name in scales and hasattr(distribution, "log"):
-                scales[name] = "log" if distribution.log else "linear"
-    return scales
 
 
 @dataclass(frozen=True)

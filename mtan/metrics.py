@@ -1,4 +1,5 @@
-"""Evaluation metrics over a whole split: one table of facts per metric, and one accumulator per task.
+"""Evaluation metrics over a whole split: one table of facts per metric, and one accumulator per task
+(docs/design.md, "Metrics"; docs/metrics.md).
 
 Segmentation (void pixels have label -1):
 - accumulated (official repo since Nov 2020, torchvision): one confusion matrix over the split, void
@@ -90,7 +91,7 @@ METRIC_KEYS: tuple[str, ...] = tuple(METRICS)
 HIGHER_IS_BETTER: dict[str, bool] = {name: m.higher_is_better for name, m in METRICS.items()}
 SEGMENTATION_KEYS = tuple(name for name, m in METRICS.items() if m.task == "segmentation")
 DEPTH_KEYS = tuple(name for name, m in METRICS.items() if m.task == "depth")
-# The paper and its successors report the mean over the last 10 epochs (DESIGN.md, "Metrics").
+# The paper and its successors report the mean over the last 10 epochs (docs/design.md, "Metrics").
 TAIL_EPOCHS = 10
 
 

@@ -18,25 +18,28 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from mtan.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from mtan.checkpoint import load_checkpoint, save_checkpoint
 from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config
 from mtan.data import Batch, DataBundle, iterate_batches, load_data
 from mtan.errors import ConfigError, run_cli
 from mtan.evaluate import evaluate_model, trivial_baselines
+from mtan.files import (
+    BASELINES_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    atomic_write_json,
+    atomic_write_text,
+    json_line,
+)
 from mtan.losses import TASK_LOSSES
 from mtan.metrics import METRIC_KEYS, TAIL_EPOCHS, multitask_score, tail_mean
 from mtan.model import BACKBONES, MTAN
 from mtan.tasks import task_channels, task_targets
-from mtan.weighting import WEIGHTINGS, Weighting, make_weighting
+from mtan.weighting import WEIGHTINGS, Weighting, hyperparameters, make_weighting
 
 EpochCallback = Callable[[dict[str, float], Path], None]
-CONFIG_FILE, METRICS_FILE, BASELINES_FILE, CHECKPOINT_FILE = (
-    "config.json",
-    "metrics.jsonl",
-    "baselines.json",
-    "checkpoint.pt",
-)
-SUMMARY_FILE = "summary.json"
 # Fields that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = {"epochs", "device", "num_threads", "compile"}
 
@@ -64,7 +67,7 @@ def read_metrics(out_dir: Path) -> list[dict[str, float]]:
 
 def write_metrics(out_dir: Path, rows: Sequence[dict[str, float]]) -> None:
     """Rewrite `metrics.jsonl` atomically with `rows`."""
-    atomic_write_text(Path(out_dir) / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in rows))
+    atomic_write_text(Path(out_dir) / METRICS_FILE, "".join(json_line(row) for row in rows))
 
 
 def run_summary(rows: Sequence[dict[str, float]]) -> dict[str, Any]:
@@ -117,7 +120,7 @@ class Run:
             torch.compile(self.model) if config.compile else self.model
         )
         self.amp = config.amp
-        self.weighting: Weighting = make_weighting(config.weighting, list(self.tasks), config.temperature).to(
+        self.weighting: Weighting = make_weighting(config.weighting, list(self.tasks), config.to_flat()).to(
             device
         )
         parameters = [*self.model.parameters(), *self.weighting.parameters()]
@@ -275,7 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=float, help="channel width multiplier (1.0 = the paper's network)")
     parser.add_argument("--init", choices=("xavier", "kaiming"))
     parser.add_argument("--weighting", choices=list(WEIGHTINGS))
-    parser.add_argument("--temperature", type=float, help="DWA temperature T > 0")
+    for hyperparameter in hyperparameters().values():
+        parser.add_argument(
+            f"--{hyperparameter.name.replace('_', '-')}",
+            type=float,
+            help=f"{hyperparameter.label} (> {hyperparameter.above:g})",
+        )
     parser.add_argument("--lr", type=float, help="Adam learning rate")
     parser.add_argument("--weight-decay", type=float)
     parser.add_argument("--step-size", type=int, help="StepLR step size in epochs")

@@ -10,14 +10,13 @@ The best trial was picked because its seed did well, so only fresh seeds estimat
 configuration is: the seeds start above every seed the study used. Each run counts with its mean over
 its last 10 epochs (the paper's protocol, `mtan.metrics.tail_mean`). Runs already in the folder are
 continued from their checkpoints, finished ones are kept. Writes into ``RESULTS_DIR/reproduce/``:
-``<config>/seed_<s>/`` (one `mtan` run each), ``configs.csv``, ``seeds.csv``, ``summary.csv`` and
-``comparisons.csv`` (docs/results.md).
+``<config>/seed_<s>/`` (one `mtan` run each; config = ``trial_NNN`` or `paper` / `seed_report`),
+``configs.csv``, ``seeds.csv``, ``summary.csv`` and ``comparisons.csv`` (docs/results.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -28,20 +27,32 @@ from typing import Any
 import pandas as pd
 import ray
 
-from mtan.checkpoint import atomic_write_text
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
 from mtan.errors import UserError, run_cli
+from mtan.files import CHECKPOINT_FILE
 from mtan.metrics import METRIC_KEYS, tail_mean
-from mtan.train import CHECKPOINT_FILE, train
+from mtan.train import train
 from study.confirm_stats import comparisons_table, summary_table
 from study.connect import connect
-from study.results import COMPLETED, CONFIG_COLUMNS
+from study.record import (
+    COMPARISONS_CSV,
+    COMPLETED,
+    CONFIGS_CSV,
+    SEEDS_CSV,
+    SUMMARY_CSV,
+    StudyFolder,
+    trial_dirname,
+    write_csv,
+)
+from study.space import PUBLISHED, SearchSpace
 
-REPRODUCE_DIR = "reproduce"
-# The study's first two trials are the published configurations (study.space.SearchSpace.published_points).
-PUBLISHED_NAMES: tuple[str, ...] = ("paper", "seed_report")
-CONFIG_TABLE_COLUMNS = ("config", "trial_id", "roles", "weighting", "study_last", "study_tail", "state")
+# The study's trials 0 and 1 are the published configurations (`study.space.PUBLISHED`, in that order).
+CONFIG_TABLE_COLUMNS = (
+    "config", "trial", "trial_id", "roles", "weighting", "study_last", "study_tail", "state"
+)  # fmt: skip
+# Every `TrainConfig` field a search space may set (results.csv has a column for each it searched).
+SEARCHED_FIELDS: tuple[str, ...] = SearchSpace(uncertainty=True, tune_lr=True).fields
 
 
 @dataclass(frozen=True)
@@ -58,10 +69,11 @@ class ReproduceSettings:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A configuration to retrain: its name (the trial id, or `paper` / `seed_report`), the study trial
+    """A configuration to retrain: its name (``trial_NNN``, or `paper` / `seed_report`), the study trial
     it comes from, why it is retrained, and its flat `TrainConfig` (the seed is set per run)."""
 
     name: str
+    trial: int
     trial_id: str
     roles: tuple[str, ...]
     weighting: str
@@ -73,34 +85,30 @@ class Candidate:
 
 def read_best_config(results_dir: Path) -> dict[str, Any]:
     """The study's best_config.json; `UserError` when the folder holds no finished study."""
-    path = Path(results_dir) / "best_config.json"
-    if not path.is_file():
-        raise UserError(f"{path}: not found; RESULTS_DIR must be a finished study's folder (STORAGE/NAME)")
-    return json.loads(path.read_text())
-
-
-def read_results_table(results_dir: Path) -> pd.DataFrame:
-    """The study's results.csv, one row per trial in order of creation; `UserError` when absent."""
-    path = Path(results_dir) / "results.csv"
-    if not path.is_file():
-        raise UserError(f"{path}: not found; RESULTS_DIR must be a finished study's folder (STORAGE/NAME)")
-    return pd.read_csv(path)
+    folder = StudyFolder(Path(results_dir))
+    best = folder.read_best_config()
+    if best is None:
+        raise UserError(
+            f"{folder.best_config_json}: not found; RESULTS_DIR must be a finished study's folder "
+            "(STORAGE/NAME)"
+        )
+    return best
 
 
 def first_fresh_seed(best: dict[str, Any], table: pd.DataFrame) -> int:
-    """A seed above every seed of the study: trial n trained with the study's seed + n, the best trial's
-    seed is at least the study's, and there are at most `len(table)` trial numbers below it."""
-    return int(best["config"].get("seed", 0)) + max(len(table), 1)
+    """The seed after every seed of the study: trial n trained with the study's seed + n."""
+    study_seed = int(best["config"].get("seed", 0)) - int(best.get("trial", 0))
+    return study_seed + int(table["trial"].max()) + 1
 
 
 def trial_config(best: dict[str, Any], row: pd.Series) -> dict[str, Any]:
     """The flat config of a trial of `results.csv`: the best trial's config (every trial shares all but
-    the searched fields and the seed) with the trial's searched values."""
+    the searched fields and the seed) with the trial's searched fields."""
     flat = dict(best["config"])
-    for column in CONFIG_COLUMNS:
+    for column in SEARCHED_FIELDS:
         value = row.get(column)
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue  # e.g. the temperature of an equal-weighting trial
+            continue  # not searched, or not a field of this trial's method (temperature of equal)
         value = value.item() if hasattr(value, "item") else value
         if isinstance(flat.get(column), int) and isinstance(value, float) and value.is_integer():
             value = int(value)  # a CSV column with an empty cell reads as floats
@@ -114,27 +122,27 @@ def confirmation_candidates(best: dict[str, Any], table: pd.DataFrame, top: int 
     published configurations not among them. A published trial is named `paper` / `seed_report` in both
     modes, so its runs are shared between them."""
     metric, mode = best["metric"], best["mode"]
-    ranked: list[str]
     if top is None:
-        ranked = [str(best["trial_id"])]
+        ranked = [int(best["trial"])]
     else:
         completed = table[table["state"] == COMPLETED].dropna(subset=[f"last_{metric}"])
         ordered = completed.sort_values(f"last_{metric}", ascending=(mode == "min"), kind="stable")
-        ranked = [str(t) for t in ordered["trial_id"].head(top)]
-    roles: dict[str, list[str]] = {trial: [f"top {rank}"] for rank, trial in enumerate(ranked, start=1)}
-    published = dict(zip(table["trial_id"].astype(str).head(2), PUBLISHED_NAMES, strict=False))
+        ranked = [int(t) for t in ordered["trial"].head(top)]
+    roles: dict[int, list[str]] = {trial: [f"top {rank}"] for rank, trial in enumerate(ranked, start=1)}
+    published = dict(enumerate(PUBLISHED))  # trial number -> name
     for trial, name in published.items():
-        if top is not None or trial in roles:
+        if trial in set(table["trial"]) and (top is not None or trial in roles):
             roles.setdefault(trial, []).append(name)
-    rows = table.assign(trial_id=table["trial_id"].astype(str)).set_index("trial_id")
+    rows = table.set_index("trial")
     candidates = []
     for trial, trial_roles in roles.items():
         row = rows.loc[trial]
         config = trial_config(best, row)
         candidates.append(
             Candidate(
-                name=published.get(trial, trial),
-                trial_id=trial,
+                name=published.get(trial, trial_dirname(trial)),
+                trial=trial,
+                trial_id=str(row.get("trial_id", "")),
                 roles=tuple(trial_roles),
                 weighting=str(config["weighting"]),
                 study_last=float(row.get(f"last_{metric}", math.nan)),
@@ -203,7 +211,7 @@ def seeds_row(name: str, seed: int, history: Sequence[dict[str, float]]) -> dict
 def configs_table(candidates: Sequence[Candidate]) -> pd.DataFrame:
     """configs.csv: each retrained configuration, the trial it comes from and its values in the study."""
     rows = [
-        (c.name, c.trial_id, "; ".join(c.roles), c.weighting, c.study_last, c.study_tail, c.state)
+        (c.name, c.trial, c.trial_id, "; ".join(c.roles), c.weighting, c.study_last, c.study_tail, c.state)
         for c in candidates
     ]
     return pd.DataFrame(rows, columns=list(CONFIG_TABLE_COLUMNS))
@@ -214,11 +222,12 @@ def reproduce(settings: ReproduceSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     (summary, comparisons)."""
     check_counts(settings.seeds, settings.top)
     best = read_best_config(settings.results_dir)
-    table = read_results_table(settings.results_dir)
+    folder = StudyFolder(Path(settings.results_dir))
+    table = folder.read_results()
     candidates = confirmation_candidates(best, table, settings.top)
     first = first_fresh_seed(best, table)
     seeds = range(first, first + settings.seeds)
-    out_root = Path(settings.results_dir) / REPRODUCE_DIR
+    out_root = folder.reproduce
     runs = [(c.name, seed, seed_config(c.config, seed, settings)) for c in candidates for seed in seeds]
     data = ray.put(load_data(runs[0][2]))
     task = ray.remote(_train_seed).options(num_cpus=settings.cpus_per_task, num_gpus=settings.gpus_per_task)
@@ -229,10 +238,10 @@ def reproduce(settings: ReproduceSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
     summary = summary_table(per_seed, METRIC_KEYS)
     comparisons = comparisons_table(per_seed, comparison_pairs(candidates), METRIC_KEYS)
-    atomic_write_text(out_root / "configs.csv", configs_table(candidates).to_csv(index=False))
-    atomic_write_text(out_root / "seeds.csv", per_seed.to_csv(index=False))
-    atomic_write_text(out_root / "summary.csv", summary.to_csv(index=False))
-    atomic_write_text(out_root / "comparisons.csv", comparisons.to_csv(index=False))
+    write_csv(out_root / CONFIGS_CSV, configs_table(candidates))
+    write_csv(out_root / SEEDS_CSV, per_seed)
+    write_csv(out_root / SUMMARY_CSV, summary)
+    write_csv(out_root / COMPARISONS_CSV, comparisons)
     return summary, comparisons
 
 
@@ -284,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line: parse, start or join Ray, retrain, print the tables."""
     args = build_parser().parse_args(argv)
     best = read_best_config(args.results_dir)  # fail before starting Ray
-    read_results_table(args.results_dir)
+    StudyFolder(args.results_dir).read_results()
     check_counts(args.seeds, args.top)
     owns_ray = connect(args.address)
     try:
@@ -297,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if owns_ray:
             ray.shutdown()
     print(format_summary(summary, comparisons, best["metric"]))
-    print(f"\nper-seed runs and tables: {args.results_dir / REPRODUCE_DIR}")
+    print(f"\nper-seed runs and tables: {StudyFolder(args.results_dir).reproduce}")
     return 0
 
 

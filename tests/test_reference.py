@@ -1,4 +1,4 @@
-"""The published rows against DESIGN.md's table and issue #10 (copied by hand, with their conventions)."""
+"""The published rows against docs/design.md's table and issue #10 (copied by hand, with conventions)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from analysis.columns import COMPARISON_METRICS
 from analysis.reference import DEFAULT_BASELINE, REFERENCES, reference, reference_frame
 from mtan.metrics import ACCUMULATED, PAPER_2019, metric
 
-# DESIGN.md, "Published numbers": (mIoU, pix acc, abs err, rel err), percent / units / ratio as published.
+# docs/design.md, "Published numbers": (mIoU, pix acc, abs err, rel err), percent / units / ratio as
+# published.
 PUBLISHED = {
     "paper_equal": (53.04, 91.11, 0.0144, 33.63),
     "paper_dwa": (53.29, 91.09, 0.0144, 34.14),

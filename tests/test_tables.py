@@ -11,6 +11,7 @@ import pytest
 from analysis import tables
 from analysis.reference import REFERENCES, ReferenceRow, reference
 from mtan.metrics import PAPER_2019
+from tests.hand_space import HAND_SPACE
 
 
 def _trials() -> pd.DataFrame:
@@ -160,13 +161,13 @@ def test_a_row_with_custom_reference() -> None:
 
 
 def test_top_configs_ranked_without_failed_trials() -> None:
-    top = tables.top_configs(_trials(), "last_score", "max", n=5)
+    top = tables.top_configs(_trials(), "last_score", "max", HAND_SPACE, n=5)
     assert top["trial_id"].tolist() == ["t1", "t2", "t0"]
     assert top["rank"].tolist() == [1, 2, 3]
     assert top["last_score"].tolist() == [0.55, 0.50, 0.40]
-    by_error = tables.top_configs(_trials(), "last_abs_err", "min", n=2)
+    by_error = tables.top_configs(_trials(), "last_abs_err", "min", HAND_SPACE, n=2)
     assert by_error["trial_id"].tolist() == ["t1", "t0"]
-    text = tables.format_top_configs(top, "last_score")
+    text = tables.format_top_configs(top, "last_score", HAND_SPACE)
     assert text["weight decay"].tolist() == ["1.0e-04", "1.0e-05", "0 (none)"]
     assert text["DWA temperature T"].tolist() == ["2", "0.5", "-"]
     assert text["mIoU % (accumulated)"].tolist() == ["60.00", "70.00", "50.00"]

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from mtan.config import make_config
 from mtan.errors import ConfigError
 from mtan.weighting import WEIGHTINGS, DynamicWeightAverage, make_weighting
 
@@ -20,7 +21,7 @@ def dwa_formula(history, temperature):
 
 def test_dwa_follows_the_formula_over_several_epochs():
     losses = [(2.0, 0.5), (1.5, 0.45), (1.0, 0.44), (0.9, 0.30), (0.85, 0.29)]
-    dwa = make_weighting("dwa", ["segmentation", "depth"], temperature=2.0)
+    dwa = make_weighting("dwa", ["segmentation", "depth"], {"temperature": 2.0})
     history = []
     for seg, depth in losses:
         expected = dwa_formula(history, 2.0)
@@ -70,4 +71,5 @@ def test_registry_and_bad_names():
     with pytest.raises(ConfigError, match="unknown weighting 'gradnorm'"):
         make_weighting("gradnorm", ["a"])
     with pytest.raises(ConfigError, match="temperature must be > 0"):
-        make_weighting("dwa", ["a"], temperature=0.0)
+        make_config(temperature=0.0)  # each method's hyperparameters are checked with the config
+    assert make_weighting("dwa", ["a"], {"temperature": 0.5, "lr": 1.0}).temperature == 0.5
