@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
 from analysis.columns import label, metric_info
 from analysis.tables import format_metric
-from mtan.errors import UserError
+from study.record import StudyFolder
 
 SIGNIFICANCE = 0.05
 RANKING_METRICS: tuple[str, ...] = ("score", "miou", "abs_err")
@@ -32,18 +31,13 @@ class Confirmation:
     comparisons: pd.DataFrame
 
 
-def read_confirmation(folder: Path) -> Confirmation | None:
-    """The confirmation in a reproduce folder, or None when the folder holds none in this form."""
-    paths = [folder / name for name in ("configs.csv", "summary.csv", "comparisons.csv")]
-    if not all(path.is_file() for path in paths):
+def read_confirmation(folder: StudyFolder) -> Confirmation | None:
+    """The confirmation in a study's reproduce folder, or None when it holds none."""
+    configs = folder.read_reproduce_configs()
+    summary = folder.read_reproduce_summary()
+    comparisons = folder.read_reproduce_comparisons()
+    if configs is None or summary is None or comparisons is None:
         return None
-    try:
-        configs, summary, comparisons = (pd.read_csv(path) for path in paths)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise UserError(f"{folder}: unreadable confirmation table ({str(error).splitlines()[0]})") from None
-    if "ci_low" not in summary.columns:
-        return None
-    configs["roles"] = configs["roles"].fillna("").astype(str)
     return Confirmation(configs, summary, comparisons)
 
 
@@ -137,7 +131,7 @@ def winners_curse(confirmation: Confirmation, metric: str) -> str | None:
     tail = best.iloc[0].get("study_tail", math.nan)
     tail_text = "" if pd.isna(tail) else f" ({format_metric(metric, tail)} as the mean of its last 10 epochs)"
     return (
-        f"Winner's curse: the study's best trial {best.iloc[0]['trial_id']} reached {short_label(metric)} "
+        f"Winner's curse: the study's best trial {name} reached {short_label(metric)} "
         f"{format_metric(metric, best.iloc[0]['study_last'])} in the study{tail_text}, picked from many "
         f"single-seed runs; retrained on {int(confirmed['n'])} fresh seeds it reaches "
         f"{interval_text(metric, confirmed['mean'], confirmed['ci_low'], confirmed['ci_high'])} "

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from analysis.confirmation import (
     comparison_sentence,
     comparison_sentences,
@@ -13,9 +11,11 @@ from analysis.confirmation import (
     read_confirmation,
     winners_curse,
 )
+from study.record import StudyFolder
 
 
-def write_tables(folder: Path) -> None:
+def write_tables(root: Path) -> StudyFolder:
+    folder = root / "reproduce"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "configs.csv").write_text(
         "config,trial_id,roles,weighting,study_last,study_tail,state\n"
@@ -39,11 +39,11 @@ def write_tables(folder: Path) -> None:
         "t4 vs paper,miou,0.008,-0.012,0.028,0.2,3\n"
         "t4 vs paper,abs_err,-0.002,-0.003,-0.001,0.01,3\n"
     )
+    return StudyFolder(root)
 
 
 def test_ranking_by_the_confirmed_mean_with_intervals(tmp_path):
-    write_tables(tmp_path)
-    table = ranking_table(read_confirmation(tmp_path), "score", "max")
+    table = ranking_table(read_confirmation(write_tables(tmp_path)), "score", "max")
     assert table["configuration"].tolist() == ["paper", "t4", "seed_report"]  # not the study's order
     assert table.loc[1, "retrained as"] == "top 1"
     assert table.loc[0, "score in the study"] == "0.500"
@@ -53,8 +53,7 @@ def test_ranking_by_the_confirmed_mean_with_intervals(tmp_path):
 
 
 def test_comparisons_in_words(tmp_path):
-    write_tables(tmp_path)
-    confirmation = read_confirmation(tmp_path)
+    confirmation = read_confirmation(write_tables(tmp_path))
     row = confirmation.comparisons.iloc[1]
     assert comparison_sentence(row) == (
         "best dwa (t4) vs best equal (paper): +0.80 mIoU %, 95 % CI -1.20 to +2.80, "
@@ -68,13 +67,10 @@ def test_comparisons_in_words(tmp_path):
 
 
 def test_the_winners_curse_in_one_line(tmp_path):
-    write_tables(tmp_path)
-    line = winners_curse(read_confirmation(tmp_path), "score")
+    line = winners_curse(read_confirmation(write_tables(tmp_path)), "score")
     assert "best trial t4 reached score 0.550 in the study (0.530 as the mean of its last 10 epochs)" in line
     assert "retrained on 3 fresh seeds it reaches 0.480 [0.405, 0.555]" in line
 
 
 def test_a_folder_without_a_confirmation(tmp_path):
-    assert read_confirmation(tmp_path) is None
-    pd.DataFrame({"metric": ["score"], "mean": [0.5]}).to_csv(tmp_path / "summary.csv", index=False)
-    assert read_confirmation(tmp_path) is None
+    assert read_confirmation(StudyFolder(tmp_path)) is None
