@@ -7,7 +7,7 @@ fail counts with its value at the same epoch: the last one all of them reached.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -52,11 +52,15 @@ def weightings_at_epoch(trials: pd.DataFrame, curves: pd.DataFrame, metric: str,
     return pd.DataFrame(rows, columns=["weighting", "n", "best", "best trial", "median"])
 
 
-def common_epoch_sentence(table: pd.DataFrame, metric: str, epoch: int, total: int) -> str:
+def common_epoch_sentence(
+    table: pd.DataFrame, metric: str, epoch: int, total: int, names: Mapping[str, str] | None = None
+) -> str:
     """'At epoch 3, which all 20 trials that did not fail reached: equal best 0.310 (trial a), median
-    0.200, n = 6; dwa best ...'."""
+    0.200, n = 6; dwa best ...'; `names` may name a trial otherwise than by its id."""
+    names = names or {}
     parts: Sequence[str] = [
-        f"{row['weighting']} best {format_metric(metric, row['best'])} (trial {row['best trial']}), median "
+        f"{row['weighting']} best {format_metric(metric, row['best'])} "
+        f"(trial {names.get(row['best trial'], row['best trial'])}), median "
         f"{format_metric(metric, row['median'])}, n = {row['n']}"
         for _, row in table.iterrows()
     ]

@@ -74,7 +74,8 @@ def ranking_table(
         row = {
             "rank": rank,
             "configuration": name,
-            "retrained as": "" if info is None else info["roles"],
+            "trial": "" if info is None else str(info.get("trial_id", "")),
+            "retrained as": "" if info is None else info["roles"].replace("_", " "),
             "weighting": "" if info is None else info["weighting"],
             f"{short_label(metric)} in the study": format_metric(
                 metric, math.nan if info is None else info["study_last"]
@@ -101,7 +102,8 @@ def comparison_sentence(row: pd.Series) -> str:
         verdict = f"not testable over {n} seed{'s' if n != 1 else ''}"
     elif p < SIGNIFICANCE:
         better = (row["mean_diff"] > 0) == metric_info(metric).higher_is_better
-        verdict = f"significant over {n} seeds (p = {p:.3f}; {'better' if better else 'worse'})"
+        p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+        verdict = f"significant over {n} seeds ({p_text}; {'better' if better else 'worse'})"
     else:
         verdict = f"not significant over {n} seeds (p = {p:.2f})"
     return f"{text}, {verdict}"
@@ -124,7 +126,10 @@ def winners_curse(confirmation: Confirmation, metric: str) -> str | None:
     if best.empty:
         return None
     name = best.iloc[0]["config"]
-    row = summary[(summary["config"] == name) & (summary["metric"] == metric)]
+    trial_id = best.iloc[0].get("trial_id")
+    if pd.notna(trial_id) and str(trial_id) != name:
+        name = f"{name} ({trial_id})"
+    row = summary[(summary["config"] == best.iloc[0]["config"]) & (summary["metric"] == metric)]
     if row.empty:
         return None
     confirmed = row.iloc[0]

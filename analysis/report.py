@@ -18,6 +18,14 @@ import pandas as pd
 
 from analysis import plots, tables
 from analysis.columns import label
+from analysis.common_epoch import common_epoch, common_epoch_sentence, compared_trials, weightings_at_epoch
+from analysis.confirmation import (
+    Confirmation,
+    comparison_sentences,
+    ranking_table,
+    read_confirmation,
+    winners_curse,
+)
 from analysis.load import StudyResults, load_optuna_study, load_results
 from analysis.optuna_study import Importance, param_importances
 from analysis.reference import DEFAULT_BASELINE, REFERENCES, reference
@@ -25,6 +33,7 @@ from analysis.render import Banner, Block, Bullets, Figure, Heading, Paragraph, 
 from analysis.space import RecordedSpace
 from mtan.errors import UserError, run_cli
 from mtan.files import atomic_write_text
+from study.record import StudyFolder
 
 FIGURE_FILES: dict[str, str] = {
     "weighting": "fig_equal_vs_dwa.png",
@@ -50,6 +59,11 @@ UNITS_NOTE = (
 NOT_REPRODUCED = (
     "Not reproduced yet: `python -m study.reproduce RESULTS_DIR` retrains the best config with several seeds "
     "and gives the mean ± std this report then shows."
+)
+NOT_CONFIRMED = (
+    "Not confirmed yet: `python -m study.reproduce RESULTS_DIR --top 3` retrains the study's 3 best "
+    "configurations and both published ones on the same fresh seeds and gives the confirmed ranking, with "
+    "95 % intervals and paired comparisons, this section then shows."
 )
 COMPARISON_CAPTION = (
     "Each number sits under the convention its source used; '-' where the source used the other one. '?' "
@@ -111,6 +125,11 @@ class _Report:
         self.figures: list[Path] = []
         self.best_row = self._best_row()
         self.optuna_study, self.optuna_error = self._optuna()
+        self.names = dict(
+            zip(self.trials["trial_id"].astype(str), tables.trial_names(self.trials), strict=True)
+        )
+        self.confirmation: Confirmation | None = read_confirmation(StudyFolder(results.path))
+        self.epoch = common_epoch(self.trials)
 
     def _best_row(self) -> pd.Series | None:
         best_id = (self.results.best or {}).get("trial_id")
@@ -174,22 +193,12 @@ class _Report:
             return ["No trial finished, so there is no best configuration."]
         row = self.best_row
         items.append(
-            f"Best trial {row['trial_id']}: {_config_text(row, self.results.space)}; {label(self.metric)} "
+            f"Best trial {self.names.get(str(row['trial_id']), row['trial_id'])}: "
+            f"{_config_text(row, self.results.space)}; {label(self.metric)} "
             f"{tables.format_metric(self.metric, row.get(self.column))} after {_epochs(row['epochs'])} "
             f"({str(row['state']).replace('_', ' ')})."
         )
-        by_weighting = {w: g for w, g in self.ranked.groupby("weighting")}
-        if "equal" in by_weighting and "dwa" in by_weighting:
-            e, d = by_weighting["equal"].iloc[0], by_weighting["dwa"].iloc[0]
-            fmt = tables.format_metric
-            items.append(
-                f"Best equal trial {e['trial_id']}: {fmt(self.metric, e[self.column])}; "
-                f"best DWA trial {d['trial_id']}: {fmt(self.metric, d[self.column])} ({self.metric}; "
-                f"{len(by_weighting['equal'])} equal and {len(by_weighting['dwa'])} DWA trials finished)."
-            )
-        else:
-            missing = "DWA" if "dwa" not in by_weighting else "equal"
-            items.append(f"No {missing} trial finished, so equal and DWA cannot be compared in this study.")
+        items.append(self.weightings_at_common_epoch())
         top = self.ranked.head(5)[self.column]
         if len(top) > 1:
             low, high = (tables.format_metric(self.metric, v) for v in (top.min(), top.max()))
@@ -206,6 +215,14 @@ class _Report:
             )
         else:
             items.append(NOT_REPRODUCED)
+        if self.confirmation is not None:
+            curse = winners_curse(self.confirmation, self.metric)
+            if curse:
+                items.append(curse)
+            items += [
+                f"Confirmed on fresh seeds: {s}."
+                for s in comparison_sentences(self.confirmation, [self.metric])
+            ]
         trained, budget = tables.epochs_saved(self.study, self.trials)
         stopped, _ = tables.asha_savings(self.study, self.trials)
         if budget and not math.isnan(budget) and not math.isnan(stopped):
@@ -214,6 +231,49 @@ class _Report:
                 f"stops saved {stopped:.0f} ({100 * stopped / budget:.0f} %)."
             )
         return items
+
+    def weightings_at_common_epoch(self) -> str:
+        """The weightings compared at the last epoch every trial that did not fail reached, in words."""
+        if self.epoch is None:
+            return "No trial trained an epoch, so the weightings cannot be compared in this study."
+        table = weightings_at_epoch(self.trials, self.results.curves, self.metric, self.epoch)
+        total = len(compared_trials(self.trials))
+        sentence = common_epoch_sentence(table, self.metric, self.epoch, total, self.names)
+        if len(table) < 2:
+            sentence += "; only one weighting ran, so there is nothing to compare it with"
+        return sentence + ". Single runs, one seed each; ASHA stopped most trials, so later epochs differ."
+
+    def confirmation_section(self) -> list[Block]:
+        blocks: list[Block] = [Heading(2, "Confirmed ranking on fresh seeds")]
+        if self.confirmation is None:
+            return blocks + [Paragraph(NOT_CONFIRMED)]
+        ranking = ranking_table(self.confirmation, self.metric, self.mode)
+        seeds = int(ranking["seeds"].max()) if len(ranking) else 0
+        blocks.append(
+            Table(
+                ranking,
+                f"Each configuration retrained from scratch with the full budget on the same {seeds} fresh "
+                "seeds (`python -m study.reproduce --top K`); each run counts with the mean of its last 10 "
+                "epochs; mean over the seeds with its 95 % Student-t interval. 'in the study': the single "
+                "run the study ranked (last epoch).",
+            )
+        )
+        curse = winners_curse(self.confirmation, self.metric)
+        sentences = comparison_sentences(self.confirmation)
+        if curse:
+            blocks.append(Paragraph(curse))
+        if sentences:
+            blocks += [
+                Paragraph(
+                    "Paired comparisons (same seeds; difference A - B, 95 % Student-t interval, paired "
+                    "t-test; 'significant' at p < 0.05, and with 3 seeds only a large, steady difference "
+                    "is):"
+                ),
+                Bullets(tuple(sentences)),
+            ]
+        else:
+            blocks.append(Paragraph("Only one configuration was retrained: nothing to compare it with."))
+        return blocks
 
     def summary(self) -> list[Block]:
         blocks: list[Block] = [
@@ -304,6 +364,20 @@ class _Report:
             blocks.append(Paragraph("No DWA trial ran in this study: only equal weighting is shown."))
         elif "equal" not in present:
             blocks.append(Paragraph("No equal-weighting trial ran in this study: only DWA is shown."))
+        if self.epoch is not None:
+            at_epoch = weightings_at_epoch(self.trials, self.results.curves, self.metric, self.epoch)
+            shown = at_epoch.assign(
+                best=at_epoch["best"].map(lambda v: tables.format_metric(self.metric, v)),
+                median=at_epoch["median"].map(lambda v: tables.format_metric(self.metric, v)),
+                **{"best trial": at_epoch["best trial"].map(lambda t: self.names.get(t, t))},
+            )
+            blocks.append(
+                Table(
+                    shown,
+                    f"{label(self.metric)} at epoch {self.epoch}, the last epoch every trial that did not "
+                    "fail reached: the same budget for every trial, n trials per weighting.",
+                )
+            )
         blocks.append(
             Table(
                 tables.format_weighting_summary(tables.weighting_summary(self.trials)),
@@ -384,7 +458,7 @@ class _Report:
         front = front.sort_values("last_miou", ascending=False)
         rows = pd.DataFrame(
             {
-                "trial": front["trial_id"].astype(str),
+                "trial": tables.trial_names(front),
                 "weighting": front["weighting"].astype(str),
                 "epochs": front["epochs"].map(lambda v: f"{v:.0f}"),
                 label("miou"): front["last_miou"].map(lambda v: tables.format_metric("miou", v)),
@@ -416,6 +490,7 @@ class _Report:
             *self.summary(),
             *self.best_configs(),
             *self.comparison(),
+            *self.confirmation_section(),
             *self.weighting(),
             *self.hyperparameters(),
             *self.curves(),

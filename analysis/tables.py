@@ -18,6 +18,7 @@ from analysis.columns import COMPARISON_METRICS, FIGURE_METRICS, display_value, 
 from analysis.reference import REFERENCES, ReferenceRow
 from analysis.space import RecordedSpace
 from study.record import STATES
+from study.space import PUBLISHED
 
 NOT_RECORDED = "not recorded"
 
@@ -188,15 +189,29 @@ def top_configs(
     final (last-epoch) metrics, numbers as recorded (fractions)."""
     ranked = ranked_trials(trials, column, mode).head(n)
     metrics = [f"last_{m}" for m in FIGURE_METRICS if f"last_{m}" in ranked.columns]
-    columns = ["trial_id", "state", "epochs", *space.names, *([column] if column not in metrics else [])]
+    ids = ["trial", "trial_id"] if "trial" in ranked.columns else ["trial_id"]
+    columns = [*ids, "state", "epochs", *space.names, *([column] if column not in metrics else [])]
     table = ranked[columns + metrics].copy()
     table.insert(0, "rank", range(1, len(table) + 1))
     return table
 
 
+def trial_names(trials: pd.DataFrame) -> pd.Series:
+    """Each trial's id as the report shows it: the study's published configurations (trials 0 and 1,
+    `study.space.PUBLISHED`) marked '(paper)' and '(seed report)'."""
+    marks = {number: f" ({name.replace('_', ' ')})" for number, name in enumerate(PUBLISHED)}
+    numbers = trials["trial"] if "trial" in trials.columns else pd.Series(None, index=trials.index)
+    names = [
+        f"{t}{marks.get(int(n), '') if pd.notna(n) else ''}"
+        for t, n in zip(trials["trial_id"], numbers, strict=True)
+    ]
+    return pd.Series(names, index=trials.index, dtype=str)
+
+
 def format_top_configs(table: pd.DataFrame, column: str, space: RecordedSpace) -> pd.DataFrame:
-    """`top_configs` as text with labelled columns (percent for mIoU and pixel accuracy)."""
-    out = pd.DataFrame({"rank": table["rank"].astype(str), "trial": table["trial_id"].astype(str)})
+    """`top_configs` as text with labelled columns (percent for mIoU and pixel accuracy); the published
+    configurations marked."""
+    out = pd.DataFrame({"rank": table["rank"].astype(str), "trial": trial_names(table)})
     out["state"] = table["state"].str.replace("_", " ")
     out["epochs"] = table["epochs"].map(lambda v: "-" if pd.isna(v) else f"{v:.0f}")
     for name in space.names:

@@ -260,11 +260,13 @@ class StudyFolder:
     def write_trial_metrics(self, number: int, rows: Iterable[Mapping[str, Any]]) -> None:
         write_metrics_jsonl(self.trial_metrics(number), rows)
 
-    def _read_reproduce_csv(self, name: str, columns: Sequence[str]) -> pd.DataFrame | None:
+    def _read_reproduce_csv(
+        self, name: str, columns: Sequence[str], dtype: Mapping[str, Any] | None = None
+    ) -> pd.DataFrame | None:
         path = self.reproduce / name
         if not path.is_file():
             return None
-        frame = read_csv(path)
+        frame = read_csv(path, dtype=dtype)
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -273,11 +275,13 @@ class StudyFolder:
     def read_reproduce_summary(self) -> pd.DataFrame | None:
         """reproduce/summary.csv (``config``, ``metric``, ``mean``, ``std``, ``ci_low``, ``ci_high``,
         ``n``), or None when there is none."""
-        return self._read_reproduce_csv(SUMMARY_CSV, ("config", "metric", "mean", "std", "n"))
+        columns = ("config", "metric", "mean", "std", "n")
+        return self._read_reproduce_csv(SUMMARY_CSV, columns, {"config": str, "metric": str})
 
     def read_reproduce_configs(self) -> pd.DataFrame | None:
         """reproduce/configs.csv (``config``, ``trial``, ``trial_id``, ``roles``, ...), or None."""
-        frame = self._read_reproduce_csv(CONFIGS_CSV, ("config", "roles"))
+        text = {"config": str, "trial_id": str, "roles": str, "weighting": str}
+        frame = self._read_reproduce_csv(CONFIGS_CSV, ("config", "roles"), text)
         if frame is not None:
             frame["roles"] = frame["roles"].fillna("").astype(str)
         return frame

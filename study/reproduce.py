@@ -157,7 +157,8 @@ def confirmation_candidates(best: dict[str, Any], table: pd.DataFrame, top: int 
 def comparison_pairs(candidates: Sequence[Candidate]) -> list[tuple[str, str, str]]:
     """(name, a, b) of the paired comparisons a - b: the best configuration of every other weighting
     against the best equal one ("best" = first in `candidates`' order), and each top trial against the
-    paper's configuration."""
+    paper's configuration (once: a top trial that is the best of its weighting, compared with the paper's
+    as the best equal one, is not compared again)."""
     best_of: dict[str, str] = {}
     for candidate in candidates:
         best_of.setdefault(candidate.weighting, candidate.name)
@@ -169,9 +170,11 @@ def comparison_pairs(candidates: Sequence[Candidate]) -> list[tuple[str, str, st
                     (f"best {weighting} ({name}) vs best equal ({best_of['equal']})", name, best_of["equal"])
                 )
     names = {c.name for c in candidates}
+    compared = {(a, b) for _, a, b in pairs}
     if "paper" in names:
         for candidate in candidates:
-            if any(r.startswith("top ") for r in candidate.roles) and candidate.name != "paper":
+            top = any(r.startswith("top ") for r in candidate.roles)
+            if top and candidate.name != "paper" and (candidate.name, "paper") not in compared:
                 pairs.append((f"{candidate.name} vs paper", candidate.name, "paper"))
     return pairs
 

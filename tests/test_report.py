@@ -57,7 +57,7 @@ def test_no_dwa_trial_says_so(tmp_path: Path) -> None:
     assert "No DWA trial ran in this study" in md
     assert "Not shown: no DWA trial ran in this study." in md
     assert not (out / FIGURE_FILES["dwa"]).exists()
-    assert "No DWA trial finished, so equal and DWA cannot be compared" in md
+    assert "only one weighting ran, so there is nothing to compare it with" in md
 
 
 def test_all_trials_failed(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_one_trial_of_one_epoch(tmp_path: Path) -> None:
     trials = [FakeTrial("dwa", 1e-4, 0.0, 0.5, 0.5, temperature=2.0, epochs=1, state="stopped_early")]
     out, md, _ = _report(tmp_path, trials=trials)
     assert "after 1 epoch (stopped early)" in md
-    assert "No equal trial finished" in md
+    assert "only one weighting ran, so there is nothing to compare it with" in md
     assert (out / FIGURE_FILES["curves"]).read_bytes().startswith(PNG)
     assert "Not computed: 0 completed trial(s)" in md
 
@@ -99,6 +99,22 @@ def test_cityscapes_study_without_reproduce_or_journal(tmp_path: Path) -> None:
     assert "Not reproduced yet" in md
     assert "best config reproduced" not in md
     assert "Not computed: no optuna.journal in the results directory." in md
+
+
+def test_confirmed_ranking_winners_curse_and_weightings_at_a_common_epoch(tmp_path: Path) -> None:
+    trials = default_trials(16, failed=1)
+    _, md, _ = _report(tmp_path, trials=trials)
+    assert "## Confirmed ranking on fresh seeds" in md
+    assert "| 1 | trial_003 | 00003 | top 1 | dwa |" in md  # the best trial, confirmed first here
+    assert "Winner's curse: the study's best trial trial_003 (00003) reached score" in md
+    assert "- best dwa (trial_003) vs best equal (paper): +" in md and "95 % CI" in md
+    # the weightings at the epoch all 15 trials that did not fail reached, n per weighting
+    equal = sum(t.weighting == "equal" and t.state != "failed" for t in trials)
+    dwa = sum(t.weighting == "dwa" and t.state != "failed" for t in trials)
+    assert "At epoch 1, which all 15 trials that did not fail reached (score): equal best" in md
+    assert f"n = {equal}; dwa best" in md and f"n = {dwa}." in md
+    _, unconfirmed, _ = _report(tmp_path / "none", trials=trials, reproduce=False)
+    assert "Not confirmed yet: `python -m study.reproduce RESULTS_DIR --top 3`" in unconfirmed
 
 
 def test_the_synthetic_warning_is_drawn_inside_every_figure(tmp_path: Path, monkeypatch) -> None:

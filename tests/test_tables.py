@@ -248,3 +248,8 @@ def test_formatting() -> None:
     assert tables.format_metric("miou", 0.5304) == "53.04"
     assert tables.format_metric("rel_err", 33.63, converted=True) == "33.63"
     assert tables.format_duration(200) == "3 min 20 s"
+
+
+def test_the_published_configurations_are_marked() -> None:
+    trials = pd.DataFrame({"trial": [0, 1, 2], "trial_id": ["a", "b", "c"]})
+    assert tables.trial_names(trials).tolist() == ["a (paper)", "b (seed report)", "c"]
