@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis.space import RecordedSpace
 from mtan.errors import UserError
-from study.record import CONFIGS_CSV, FAILED, StudyFolder, read_csv
+from study.record import FAILED, StudyFolder
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,10 @@ def read_curves(folder: StudyFolder, trials: pd.DataFrame) -> pd.DataFrame:
 def best_config_name(folder: StudyFolder) -> str | None:
     """The name of the study's best configuration among the retrained ones (role "top 1" in
     reproduce/configs.csv), or None when there is no such table."""
-    path = folder.reproduce / CONFIGS_CSV
-    if not path.is_file():
+    configs = folder.read_reproduce_configs()
+    if configs is None:
         return None
-    configs = read_csv(path, dtype={"config": str, "roles": str})
-    best = configs.loc[configs["roles"].fillna("").str.split("; ").map(lambda r: "top 1" in r), "config"]
+    best = configs.loc[configs["roles"].str.split("; ").map(lambda roles: "top 1" in roles), "config"]
     return str(best.iloc[0]) if len(best) else None
 
 

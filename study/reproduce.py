@@ -10,8 +10,8 @@ The best trial was picked because its seed did well, so only fresh seeds estimat
 configuration is: the seeds start above every seed the study used. Each run counts with its mean over
 its last 10 epochs (the paper's protocol, `mtan.metrics.tail_mean`). Runs already in the folder are
 continued from their checkpoints, finished ones are kept. Writes into ``RESULTS_DIR/reproduce/``:
-``<config>/seed_<s>/`` (one `mtan` run each), ``configs.csv``, ``seeds.csv``, ``summary.csv`` and
-``comparisons.csv`` (docs/results.md).
+``<config>/seed_<s>/`` (one `mtan` run each; config = ``trial_NNN`` or `paper` / `seed_report`),
+``configs.csv``, ``seeds.csv``, ``summary.csv`` and ``comparisons.csv`` (docs/results.md).
 """
 
 from __future__ import annotations
@@ -44,15 +44,17 @@ from study.record import (
     SEEDS_CSV,
     SUMMARY_CSV,
     StudyFolder,
+    trial_dirname,
     write_csv,
 )
 from study.space import PUBLISHED, SearchSpace
 
-# The study's first two trials are the published configurations (study.space.SearchSpace.published_points).
-PUBLISHED_NAMES: tuple[str, ...] = PUBLISHED
-# The `TrainConfig` fields any study may search (the widest space): a trial's values in results.csv.
-CONFIG_FIELDS: tuple[str, ...] = SearchSpace(uncertainty=True, tune_lr=True).fields
-CONFIG_TABLE_COLUMNS = ("config", "trial_id", "roles", "weighting", "study_last", "study_tail", "state")
+# The study's trials 0 and 1 are the published configurations (`study.space.PUBLISHED`, in that order).
+CONFIG_TABLE_COLUMNS = (
+    "config", "trial", "trial_id", "roles", "weighting", "study_last", "study_tail", "state"
+)  # fmt: skip
+# Every `TrainConfig` field a search space may set (results.csv has a column for each it searched).
+SEARCHED_FIELDS: tuple[str, ...] = SearchSpace(uncertainty=True, tune_lr=True).fields
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,11 @@ class ReproduceSettings:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A configuration to retrain: its name (the trial id, or `paper` / `seed_report`), the study trial
+    """A configuration to retrain: its name (``trial_NNN``, or `paper` / `seed_report`), the study trial
     it comes from, why it is retrained, and its flat `TrainConfig` (the seed is set per run)."""
 
     name: str
+    trial: int
     trial_id: str
     roles: tuple[str, ...]
     weighting: str
@@ -101,30 +104,20 @@ def read_best_config(results_dir: Path) -> dict[str, Any]:
     return best
 
 
-def read_results_table(results_dir: Path) -> pd.DataFrame:
-    """The study's results.csv, one row per trial in order of creation; `UserError` when absent."""
-    folder = StudyFolder(Path(results_dir))
-    if not folder.results_csv.is_file():
-        raise UserError(
-            f"{folder.results_csv}: not found; RESULTS_DIR must be a finished study's folder (STORAGE/NAME)"
-        )
-    return folder.read_results()
-
-
 def first_fresh_seed(best: dict[str, Any], table: pd.DataFrame) -> int:
-    """A seed above every seed of the study: trial n trained with the study's seed + n, the best trial's
-    seed is at least the study's, and there are at most `len(table)` trial numbers below it."""
-    return int(best["config"].get("seed", 0)) + max(len(table), 1)
+    """The seed after every seed of the study: trial n trained with the study's seed + n."""
+    study_seed = int(best["config"].get("seed", 0)) - int(best.get("trial", 0))
+    return study_seed + int(table["trial"].max()) + 1
 
 
 def trial_config(best: dict[str, Any], row: pd.Series) -> dict[str, Any]:
     """The flat config of a trial of `results.csv`: the best trial's config (every trial shares all but
-    the searched fields and the seed) with the trial's searched values."""
+    the searched fields and the seed) with the trial's searched fields."""
     flat = dict(best["config"])
-    for column in CONFIG_FIELDS:
+    for column in SEARCHED_FIELDS:
         value = row.get(column)
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue  # e.g. the temperature of an equal-weighting trial
+            continue  # not searched, or not a field of this trial's method (temperature of equal)
         value = value.item() if hasattr(value, "item") else value
         if isinstance(flat.get(column), int) and isinstance(value, float) and value.is_integer():
             value = int(value)  # a CSV column with an empty cell reads as floats
@@ -138,27 +131,27 @@ def confirmation_candidates(best: dict[str, Any], table: pd.DataFrame, top: int 
     published configurations not among them. A published trial is named `paper` / `seed_report` in both
     modes, so its runs are shared between them."""
     metric, mode = best["metric"], best["mode"]
-    ranked: list[str]
     if top is None:
-        ranked = [str(best["trial_id"])]
+        ranked = [int(best["trial"])]
     else:
         completed = table[table["state"] == COMPLETED].dropna(subset=[f"last_{metric}"])
         ordered = completed.sort_values(f"last_{metric}", ascending=(mode == "min"), kind="stable")
-        ranked = [str(t) for t in ordered["trial_id"].head(top)]
-    roles: dict[str, list[str]] = {trial: [f"top {rank}"] for rank, trial in enumerate(ranked, start=1)}
-    published = dict(zip(table["trial_id"].astype(str).head(2), PUBLISHED_NAMES, strict=False))
+        ranked = [int(t) for t in ordered["trial"].head(top)]
+    roles: dict[int, list[str]] = {trial: [f"top {rank}"] for rank, trial in enumerate(ranked, start=1)}
+    published = dict(enumerate(PUBLISHED))  # trial number -> name
     for trial, name in published.items():
-        if top is not None or trial in roles:
+        if trial in set(table["trial"]) and (top is not None or trial in roles):
             roles.setdefault(trial, []).append(name)
-    rows = table.assign(trial_id=table["trial_id"].astype(str)).set_index("trial_id")
+    rows = table.set_index("trial")
     candidates = []
     for trial, trial_roles in roles.items():
         row = rows.loc[trial]
         config = trial_config(best, row)
         candidates.append(
             Candidate(
-                name=published.get(trial, trial),
-                trial_id=trial,
+                name=published.get(trial, trial_dirname(trial)),
+                trial=trial,
+                trial_id=str(row.get("trial_id", "")),
                 roles=tuple(trial_roles),
                 weighting=str(config["weighting"]),
                 study_last=float(row.get(f"last_{metric}", math.nan)),
@@ -230,7 +223,7 @@ def seeds_row(name: str, seed: int, history: Sequence[dict[str, float]]) -> dict
 def configs_table(candidates: Sequence[Candidate]) -> pd.DataFrame:
     """configs.csv: each retrained configuration, the trial it comes from and its values in the study."""
     rows = [
-        (c.name, c.trial_id, "; ".join(c.roles), c.weighting, c.study_last, c.study_tail, c.state)
+        (c.name, c.trial, c.trial_id, "; ".join(c.roles), c.weighting, c.study_last, c.study_tail, c.state)
         for c in candidates
     ]
     return pd.DataFrame(rows, columns=list(CONFIG_TABLE_COLUMNS))
@@ -241,11 +234,11 @@ def reproduce(settings: ReproduceSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     (summary, comparisons)."""
     check_counts(settings.seeds, settings.top)
     best = read_best_config(settings.results_dir)
-    table = read_results_table(settings.results_dir)
+    folder = StudyFolder(Path(settings.results_dir))
+    table = folder.read_results()
     candidates = confirmation_candidates(best, table, settings.top)
     first = first_fresh_seed(best, table)
     seeds = range(first, first + settings.seeds)
-    folder = StudyFolder(Path(settings.results_dir))
     out_root = folder.reproduce
     runs = [(c.name, seed, seed_config(c.config, seed, settings)) for c in candidates for seed in seeds]
     data = ray.put(load_data(runs[0][2]))
@@ -313,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line: parse, start or join Ray, retrain, print the tables."""
     args = build_parser().parse_args(argv)
     best = read_best_config(args.results_dir)  # fail before starting Ray
-    read_results_table(args.results_dir)
+    StudyFolder(args.results_dir).read_results()
     check_counts(args.seeds, args.top)
     owns_ray = connect(args.address)
     try:

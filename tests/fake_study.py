@@ -18,8 +18,11 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from mtan.metrics import METRIC_KEYS
+from study.confirm_stats import comparisons_table, summary_table
 from study.record import (
+    COMPARISONS_CSV,
     COMPLETED,
+    CONFIGS_CSV,
     FAILED,
     SEEDS_CSV,
     STOPPED_EARLY,
@@ -29,6 +32,7 @@ from study.record import (
     write_csv,
     write_results,
 )
+from study.reproduce import comparison_pairs, configs_table, confirmation_candidates
 from study.space import TRIAL_NUMBER, SearchSpace
 
 TASKS = ("segmentation", "depth")
@@ -158,6 +162,26 @@ def _write_optuna_journal(
             study.tell(trial, state=TrialState.PRUNED if state == STOPPED_EARLY else TrialState.FAIL)
 
 
+def write_fake_confirmation(folder: StudyFolder, best: dict, table: pd.DataFrame) -> None:
+    """reproduce/ as `study.reproduce --top 1 --seeds 3` writes it, by its own table functions: the best
+    trial and both published ones, each seed within 1 % (times the config's position) of its study value."""
+    candidates = confirmation_candidates(best, table, top=1)
+    rows = table.set_index("trial")
+    seeds = pd.DataFrame(
+        [
+            {"config": c.name, "seed": 100 + k, "epochs": int(rows.loc[c.trial, "epochs"]),
+             **{m: float(rows.loc[c.trial, f"last_{m}"]) * (1 + shift * (1 + i)) for m in METRIC_KEYS}}
+            for i, c in enumerate(candidates)
+            for k, shift in enumerate((-0.01, 0.0, 0.01))
+        ]
+    )  # fmt: skip
+    write_csv(folder.reproduce / CONFIGS_CSV, configs_table(candidates))
+    write_csv(folder.reproduce / SEEDS_CSV, seeds)
+    write_csv(folder.reproduce / SUMMARY_CSV, summary_table(seeds, METRIC_KEYS))
+    comparisons = comparisons_table(seeds, comparison_pairs(candidates), METRIC_KEYS)
+    write_csv(folder.reproduce / COMPARISONS_CSV, comparisons)
+
+
 def write_fake_study(
     root: Path,
     name: str = "fake",
@@ -238,20 +262,5 @@ def write_fake_study(
         _write_optuna_journal(folder.journal, name, SPACE, records, list(table["state"]))
     best = folder.read_best_config()
     if reproduce and best is not None:
-        seeds = pd.DataFrame(
-            [
-                {"seed": seed, **{m: float(best["metrics"][m]) * (1 + shift) for m in METRIC_KEYS}}
-                for seed, shift in enumerate((-0.01, 0.0, 0.01))
-            ]
-        )
-        summary_table = pd.DataFrame(
-            {
-                "metric": list(METRIC_KEYS),
-                "mean": [seeds[m].mean() for m in METRIC_KEYS],
-                "std": [seeds[m].std(ddof=1) for m in METRIC_KEYS],
-                "n": len(seeds),
-            }
-        )
-        write_csv(folder.reproduce / SEEDS_CSV, seeds)
-        write_csv(folder.reproduce / SUMMARY_CSV, summary_table)
+        write_fake_confirmation(folder, best, table)
     return folder.path

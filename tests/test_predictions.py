@@ -21,7 +21,10 @@ HEADING = "## Predictions of the best confirmed configuration"
 
 def write_configs(folder: StudyFolder, roles: dict[str, tuple[str, ...]]) -> None:
     """reproduce/configs.csv with study.reproduce's own writer: configuration name -> its roles."""
-    candidates = [Candidate(name, name, r, "equal", 0.3, 0.3, "completed", {}) for name, r in roles.items()]
+    candidates = [
+        Candidate(name, number, name, r, "equal", 0.3, 0.3, "completed", {})
+        for number, (name, r) in enumerate(roles.items())
+    ]
     write_csv(folder.reproduce / CONFIGS_CSV, configs_table(candidates))
 
 
@@ -78,7 +81,8 @@ def test_without_reproduce_the_section_says_why_and_an_old_figure_goes(tmp_path:
 
 
 def test_reproduce_without_configs_csv_says_so(tmp_path: Path) -> None:
-    study = write_fake_study(tmp_path, journal=False)  # reproduce/summary.csv, no configs.csv
+    study = write_fake_study(tmp_path, journal=False)
+    (study / REPRODUCE_DIR / CONFIGS_CSV).unlink()  # reproduce/summary.csv, no configs.csv
     section, png = _section(study)
     assert "Not shown: reproduce/configs.csv is missing or names no best configuration" in section
     assert not png.exists()
