@@ -4,6 +4,7 @@ then the MLflow store and the TensorBoard event files read back offline, against
 from __future__ import annotations
 
 import importlib.util
+import re
 import struct
 import sys
 from pathlib import Path
@@ -181,9 +182,10 @@ def test_wandb_without_wandb_is_a_one_line_error(tmp_path):
 
 
 @pytest.mark.skipif(not HAS_WANDB, reason="wandb is not installed")
-def test_wandb_offline_run_per_trial(ray_cluster, tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
+def test_wandb_offline_run_per_trial_named_by_its_number(ray_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")  # set after Ray started: the callback passes it on
     study_dir = tmp_path / "wandb-study"
     run_study(study_dir, "wandb")
-    runs = list((study_dir / "wandb").glob("offline-run-*"))
-    assert len(runs) == TRIALS
+    runs = sorted((study_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    names = sorted(sorted(set(re.findall(rb"trial_\d{3}", run.read_bytes()))) for run in runs)
+    assert names == [[b"trial_000"], [b"trial_001"], [b"trial_002"]]
