@@ -17,6 +17,7 @@ from mtan.errors import UserError
 from study.loggers import (
     TENSORBOARD_DIR,
     check_logger,
+    dashboard_hints,
     default_tracking_uri,
     trial_metrics,
     tune_callbacks,
@@ -189,3 +190,12 @@ def test_wandb_offline_run_per_trial_named_by_its_number(ray_cluster, tmp_path, 
     runs = sorted((study_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     names = sorted(sorted(set(re.findall(rb"trial_\d{3}", run.read_bytes()))) for run in runs)
     assert names == [[b"trial_000"], [b"trial_001"], [b"trial_002"]]
+
+
+def test_dashboard_hints_name_the_study_folder(tmp_path):
+    study = tmp_path / "s1"
+    assert dashboard_hints("none", study) == []
+    assert dashboard_hints("tensorboard", study) == [f"TensorBoard: tensorboard --logdir {study}/tensorboard"]
+    local, server = dashboard_hints("mlflow", study), dashboard_hints("mlflow", study, "http://mlflow:5000")
+    assert local[1] == f"MLflow: mlflow ui --backend-store-uri sqlite:///{study}/mlflow.db (experiment s1)"
+    assert server[1] == "MLflow: http://mlflow:5000 (experiment s1)"
