@@ -1,42 +1,14 @@
-"""Atomic writes of checkpoints and result files: write to a temporary file, then rename."""
+"""Checkpoints of a training run: written atomically, loaded without unpickling arbitrary objects."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-
-def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Call `write(file)` on a temporary file beside `path`, then rename it onto `path` (creating its
-    folder if need be)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically."""
-    atomic_write_bytes(path, lambda file: file.write(text.encode()))
-
-
-def atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write a JSON object to `path` atomically, indented for reading."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+from mtan.files import atomic_write_bytes
 
 
 def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:

@@ -30,9 +30,9 @@ import numpy as np
 import ray
 from ray import tune
 
-from mtan.checkpoint import atomic_write_json
 from mtan.data import DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
+from mtan.files import atomic_write_json
 from mtan.train import parse_size
 from study.run import build_parser as study_parser
 from study.run import run_study, settings_from_args

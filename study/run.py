@@ -9,34 +9,29 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import json
 import math
 import os
-import platform
-import re
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
 import ray
-import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-import mtan
 from mtan.data import load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
 from mtan.metrics import METRIC_KEYS
 from study.connect import connect
+from study.environment import hardware, versions
+from study.harvest import collect_records
 from study.progress import TrialLines
-from study.results import TrialRecord, write_json_atomic, write_results
+from study.record import FAILED, write_results
 from study.search import make_searcher
 from study.settings import (
     DEFAULT_MAX_FAILURES,
@@ -50,8 +45,9 @@ from study.settings import (
     preset_epochs,
     validate,
 )
-from study.storage import StudyLocation, read_history
-from study.trainable import run_trial, trial_config
+from study.space import SearchSpace
+from study.storage import StudyLocation
+from study.trainable import run_trial
 
 
 @dataclass(frozen=True)
@@ -61,29 +57,6 @@ class StudyOutcome:
     location: StudyLocation
     finished: bool
     table: pd.DataFrame | None  # results.csv, when finished
-
-
-def _versions() -> dict[str, str | None]:
-    try:
-        mtan_version: str | None = importlib.metadata.version("mtan-study")
-    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
-        mtan_version = mtan.__version__
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ray": ray.__version__,
-        "optuna": optuna.__version__,
-        "mtan": mtan_version,
-    }
-
-
-def _hardware() -> dict[str, Any]:
-    resources = ray.cluster_resources()
-    accelerators = sorted(k.split(":", 1)[1] for k in resources if k.startswith("accelerator_type:"))
-    gpu_name = accelerators[0] if accelerators else None
-    if gpu_name is None and torch.cuda.is_available():
-        gpu_name = torch.cuda.get_device_name(0)
-    return {"cpus": resources.get("CPU", 0.0), "gpus": resources.get("GPU", 0.0), "gpu_name": gpu_name}
 
 
 def _summary(settings: StudySettings, data_source: str, wall_seconds: float | None) -> dict[str, Any]:
@@ -97,58 +70,17 @@ def _summary(settings: StudySettings, data_source: str, wall_seconds: float | No
         "preset": settings.preset,
         "data": settings.data_root or "synthetic",
         "data_source": data_source,
+        "space": settings.space.describe(),
         "wall_seconds": wall_seconds,
-        "hardware": _hardware(),
-        "versions": _versions(),
+        "hardware": hardware(),
+        "versions": versions(),
         "settings": settings.to_json(),
     }
 
 
-def trial_dirname(trial: Any) -> str:
+def ray_trial_dirname(trial: Any) -> str:
     """Ray's folder name of a trial: ``trial_<n>_<trial_id>``, n = 1, 2, ... in the order of creation."""
     return f"trial_{trial.experiment_tag.split('_', 1)[0]:0>3}_{trial.trial_id}"
-
-
-def _creation_order(result: tune.Result) -> int:
-    match = re.match(r"trial_(\d+)_", Path(result.path).name)
-    return int(match.group(1)) if match else sys.maxsize
-
-
-def _error_reason(error: BaseException) -> str:
-    """One line saying why a trial failed: the original exception's type and first line."""
-    cause = getattr(error, "cause", None) or error
-    lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0] if lines else ''}".strip()
-
-
-def _read_params(result: tune.Result) -> dict[str, Any]:
-    """A trial's point from its ``params.json`` when it never reported (empty if there is none)."""
-    path = f"{result.path.rstrip('/')}/params.json"
-    try:
-        with result.filesystem.open_input_stream(path) as stream:
-            return json.loads(stream.read().decode("utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def collect_records(grid: tune.ResultGrid, settings: StudySettings) -> list[TrialRecord]:
-    """The finished trials of a Tune run, with their histories read from their last checkpoints."""
-    records = []
-    trial_settings = settings.trial_settings()
-    for result in sorted(grid, key=_creation_order):
-        trial_id = str(result.metrics.get("trial_id") or Path(result.path).name.rsplit("_", 1)[-1])
-        history = read_history(result.checkpoint) if result.checkpoint is not None else []
-        point = dict(result.config or _read_params(result))
-        records.append(
-            TrialRecord(
-                trial_id=trial_id,
-                config=trial_config(point, trial_settings).to_flat() if "weighting" in point else {},
-                history=tuple(history),
-                error=_error_reason(result.error) if result.error is not None else None,
-                point=point,
-            )
-        )
-    return records
 
 
 def _slots(settings: StudySettings) -> int | None:
@@ -173,7 +105,7 @@ def _tuner(
         mode=settings.mode,
         max_epochs=settings.max_epochs,
         study_name=settings.name,
-        journal=location.journal,
+        journal=location.folder.journal,
         seed=settings.seed,
         points=points,
     )
@@ -191,7 +123,7 @@ def _tuner(
         num_samples=settings.num_samples,
         max_concurrent_trials=settings.max_concurrent or _slots(settings),
         reuse_actors=True,
-        trial_dirname_creator=trial_dirname,
+        trial_dirname_creator=ray_trial_dirname,
     )
     run_config = tune.RunConfig(
         name=settings.name,
@@ -226,7 +158,7 @@ def run_study(
             f"--gpus-per-trial {settings.gpus_per_trial}: no GPU is visible to Ray on this machine"
         )
     location = StudyLocation.of(settings.storage_path, settings.name)
-    previous = location.read_study_json()
+    previous = location.folder.read_study()
     restorable = tune.Tuner.can_restore(location.experiment_uri)
     if not resume and (previous is not None or restorable):
         raise UserError(
@@ -236,9 +168,9 @@ def run_study(
     trial_settings = settings.trial_settings()
     data = load_data(trial_settings.base_config())
     baselines = trivial_baselines(data, trial_settings.base_config().batch_size)
-    write_json_atomic(location.local_dir / "baselines.json", baselines)
+    location.folder.write_baselines(baselines)
     spent = float((previous or {}).get("wall_seconds") or 0.0)
-    location.write_study_json(_summary(settings, data.source, spent or None))
+    location.folder.write_study(_summary(settings, data.source, spent or None))
 
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, settings=trial_settings, data=data),
@@ -259,17 +191,18 @@ def run_study(
     wall = spent + time.monotonic() - started
     finished = grid.num_terminated + grid.num_errors
     if finished < settings.num_samples or len(grid) < settings.num_samples:
-        location.write_study_json(_summary(settings, data.source, wall))
+        location.folder.write_study(_summary(settings, data.source, wall))
         location.publish()
         return StudyOutcome(location, finished=False, table=None)
     records = collect_records(grid, settings)
     summary = _summary(settings, data.source, wall)
     table = write_results(
-        location.local_dir,
+        location.folder,
         records,
         metric=settings.metric,
         mode=settings.mode,
         max_epochs=settings.max_epochs,
+        columns=settings.space.columns,
         summary=summary,
     )
     location.publish()
@@ -281,20 +214,11 @@ def _is_local() -> bool:
     return len(ray.nodes()) <= 1
 
 
-def best_trials_table(table: pd.DataFrame, metric: str, mode: str, top: int = 5) -> str:
+def best_trials_table(table: pd.DataFrame, metric: str, mode: str, space: SearchSpace, top: int = 5) -> str:
     """The best `top` trials by their last value of `metric`, as text."""
-    columns = [
-        "trial_id",
-        "state",
-        "epochs",
-        "weighting",
-        "temperature",
-        "weight_decay",
-        "step_size",
-        "gamma",
-    ]
-    columns += ["lr", f"last_{metric}"] + [f"last_{m}" for m in ("miou", "abs_err") if m != metric]
-    ranked = table[table["state"] != "failed"].sort_values(f"last_{metric}", ascending=mode == "min")
+    columns = ["trial", "trial_id", "state", "epochs", *space.columns]
+    columns += [f"last_{metric}"] + [f"last_{m}" for m in ("miou", "abs_err") if m != metric]
+    ranked = table[table["state"] != FAILED].sort_values(f"last_{metric}", ascending=mode == "min")
     return ranked[columns].head(top).to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
@@ -402,7 +326,7 @@ def settings_for_resume(args: argparse.Namespace) -> StudySettings:
     name = args.name or StudyLocation.latest_name(storage)
     if name is None:
         raise UserError(f"--resume: no study in {storage} (give --storage-path and --name)")
-    recorded = StudyLocation.of(storage, name).read_study_json()
+    recorded = StudyLocation.of(storage, name).folder.read_study()
     if recorded is None or "settings" not in recorded:
         raise UserError(f"--resume: {storage}/{name} has no study.json with the study's settings")
     given = [f"--{flag.replace('_', '-')}" for flag in STUDY_FLAGS if getattr(args, flag) is not None]
@@ -437,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     assert outcome.table is not None
     print(f"\nbest trials by {settings.metric} ({settings.mode}):")
-    print(best_trials_table(outcome.table, settings.metric, settings.mode))
+    print(best_trials_table(outcome.table, settings.metric, settings.mode, settings.space))
     print(f"\nresults: {where}")
     return 0
 

@@ -12,10 +12,9 @@ from typing import Any
 import pyarrow.fs
 from ray import tune
 
-from study.results import write_json_atomic
+from mtan.files import METRICS_FILE
+from study.record import STUDY_JSON, StudyFolder
 
-STUDY_JSON = "study.json"
-JOURNAL = "optuna.journal"
 STAGING_ROOT = Path("~/.cache/mtan-study").expanduser()
 
 
@@ -55,18 +54,9 @@ class StudyLocation:
         return f"{self.storage_path}/{self.name}"
 
     @property
-    def journal(self) -> Path:
-        """The Optuna journal file (local; uploaded with the other files for remote storage)."""
-        return self.local_dir / JOURNAL
-
-    def read_study_json(self) -> dict[str, Any] | None:
-        """study.json, or None when the study has none yet."""
-        path = self.local_dir / STUDY_JSON
-        return json.loads(path.read_text()) if path.is_file() else None
-
-    def write_study_json(self, study: dict[str, Any]) -> None:
-        """Write study.json atomically."""
-        write_json_atomic(self.local_dir / STUDY_JSON, study)
+    def folder(self) -> StudyFolder:
+        """The study's files in the local folder (uploaded at the end for remote storage)."""
+        return StudyFolder(self.local_dir)
 
     def publish(self) -> None:
         """Upload the staged files to remote storage (nothing to do for a local folder)."""
@@ -76,7 +66,7 @@ class StudyLocation:
 
 def read_history(checkpoint: tune.Checkpoint) -> list[dict[str, Any]]:
     """The `metrics.jsonl` rows of a trial's checkpoint (only that small file is read)."""
-    path = f"{checkpoint.path.rstrip('/')}/metrics.jsonl"
+    path = f"{checkpoint.path.rstrip('/')}/{METRICS_FILE}"
     with checkpoint.filesystem.open_input_stream(path) as stream:
         text = stream.read().decode("utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]

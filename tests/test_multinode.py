@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import ray
 
+from study.record import StudyFolder
 from tests.conftest import WORKER_CPUS, tiny_study_args
 from tests.tiny_data import write_tiny_set
 
@@ -96,8 +97,9 @@ def test_a_trial_survives_the_loss_of_its_node(ray_cluster, tmp_path):
             assert epochs[switch] == epochs[switch - 1] + 1, epochs
             restarted.append(trial_dir.name)
         trial_id = trial_dir.name.rsplit("_", 1)[-1]
-        kept = (study_dir / "trials" / trial_id / "metrics.jsonl").read_text().splitlines()
-        assert [json.loads(line)["epoch"] for line in kept] == list(range(1, EPOCHS + 1))
+        number = int(table.loc[table["trial_id"] == trial_id, "trial"].iloc[0])
+        kept = StudyFolder(study_dir).read_trial_metrics(number)
+        assert [row["epoch"] for row in kept] == list(range(1, EPOCHS + 1))
     assert len(restarted) == 1, "exactly the trial of the killed node was restarted"
     assert "retried from its last checkpoint" in output
     assert ray.cluster_resources().get("CPU") == 2 * WORKER_CPUS
