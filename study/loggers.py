@@ -28,6 +28,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, LoggerCallbac
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from mtan.errors import UserError
+from study.record import trial_dirname
 from study.search import EPOCH_KEY  # the step of every logged value: one result per epoch
 from study.space import TRIAL_NUMBER
 
@@ -46,19 +47,14 @@ _PACKAGES = {
 _NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
 
 
-def trial_label(number: int) -> str:
-    """A trial's folder and run name from its Optuna trial number: ``trial_003``."""
-    return f"trial_{number:03d}"
-
-
 def trial_number(trial: Any) -> int:
     """The Optuna trial number of a Tune trial (its point carries it)."""
     return int(trial.config[TRIAL_NUMBER])
 
 
 def trial_name(trial: Any) -> str:
-    """A Tune trial's folder and run name: ``trial_003``."""
-    return trial_label(trial_number(trial))
+    """A Tune trial's folder and run name, as its folder under ``trials/``: ``trial_003``."""
+    return trial_dirname(trial_number(trial))
 
 
 def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:

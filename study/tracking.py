@@ -9,7 +9,7 @@ from typing import Any
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.air.integrations.wandb import WandbLoggerCallback
 
-from study.loggers import trial_label, trial_metrics, trial_name, trial_number
+from study.loggers import trial_metrics, trial_name, trial_number
 from study.search import EPOCH_KEY
 from study.space import TRIAL_NUMBER
 
@@ -50,7 +50,7 @@ class StudyMLflow(MLflowLoggerCallback):
         if found:
             return found[0].info.run_id
         tags = {**self.tags, TRIAL_NUMBER: str(number), RAY_TRIAL_ID_TAG: trial.trial_id}
-        return self.mlflow_util.start_run(run_name=trial_label(number), tags=tags).info.run_id
+        return self.mlflow_util.start_run(run_name=trial_name(trial), tags=tags).info.run_id
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
         """The trial's metrics at step = the epoch."""
