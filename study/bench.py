@@ -11,6 +11,9 @@ Tune itself adds (scheduling, workers starting).
 object store (`tune.with_parameters`, as the study does), and samples the proportional set size (PSS) of
 Ray's processes: shared pages, such as the object store's copy of the data, count once in total. Linux
 only (``/proc/<pid>/smaps_rollup``).
+
+``driver``: the driver's seconds per trial and peak memory in studies of a trivial trainable of growing
+size (`study.bench_driver`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from mtan.data import DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
 from mtan.files import atomic_write_json
 from mtan.train import parse_size
+from study.bench_driver import driver_figures, format_figures
 from study.run import build_parser as study_parser
 from study.run import run_study, settings_from_args
 from study.space import TRIAL_NUMBER, SearchSpace
@@ -243,7 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     mem.add_argument("--train-images", type=int, default=2975, help="data set size (default CityScapes')")
     mem.add_argument("--size", type=parse_size, help="image size HxW (default: the cpu-preset study's)")
     mem.add_argument("--seconds", type=float, default=60, help="how long the trials run (default 60)")
-    for sub_parser in (over, mem):
+    drv = sub.add_parser("driver", help="the driver's cost per trial in studies of a trivial trainable")
+    drv.add_argument("--trials", type=int, nargs="+", default=[100, 300, 1000], help="study sizes")
+    drv.add_argument("--concurrent", type=int, default=4, help="trials at once (default 4)")
+    for sub_parser in (over, mem, drv):
         sub_parser.add_argument("--storage-path", type=Path, help="where the runs go (default: a temp dir)")
         sub_parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return parser
@@ -269,6 +276,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"work); Tune between trials {result['tune_share']:.1%} of {result['slots']} slots x "
                 f"{result['study_wall_s']:.1f} s"
             )
+        elif args.mode == "driver":
+            if min(args.trials) < 1 or args.concurrent < 1:
+                raise UserError("--trials and --concurrent must be at least 1")
+            ray.init(
+                address="local", num_cpus=args.concurrent, include_dashboard=False, logging_level="WARNING"
+            )
+            try:
+                result = driver_figures(args.trials, storage, args.concurrent)
+            finally:
+                ray.shutdown()
+            print("\n".join(format_figures(result)))
         else:
             counts = sorted({int(k) for k in args.trials.split(",")})
             if not counts or counts[0] < 1:
