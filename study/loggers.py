@@ -86,21 +86,27 @@ def check_logger(kind: str, tracking_uri: str | None = None) -> None:
             raise UserError(f"--logger {kind}: {module} is not installed ({install})")
 
 
-def dashboard_hints(kind: str, study_dir: Path, tracking_uri: str | None = None) -> list[str]:
-    """The commands that open this study's dashboards, one line each (for the study's header)."""
+def dashboard_hints(
+    kind: str, study_dir: Path, study_name: str, tracking_uri: str | None = None
+) -> list[str]:
+    """The commands that open the dashboards of study `study_name`, whose driver writes to `study_dir`,
+    one line each (for the study's header)."""
     logdir = study_dir / TENSORBOARD_DIR
     hints = [] if kind == "none" else [f"TensorBoard: tensorboard --logdir {logdir}"]
     if kind == "mlflow":
         uri = tracking_uri or default_tracking_uri(study_dir)
         where = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:") else uri
-        hints.append(f"MLflow: {where} (experiment {study_dir.name})")
+        hints.append(f"MLflow: {where} (experiment {study_name})")
     if kind == "wandb":
-        hints.append(f"W&B: project {_wandb_project()}, group {study_dir.name}")
+        hints.append(f"W&B: project {_wandb_project()}, group {study_name}")
     return hints
 
 
-def tune_callbacks(kind: str, study_dir: Path, tracking_uri: str | None = None) -> list[tune.Callback]:
-    """Tune's loggers for ``--logger kind`` of the study in `study_dir` (its local folder).
+def tune_callbacks(
+    kind: str, study_dir: Path, study_name: str, tracking_uri: str | None = None
+) -> list[tune.Callback]:
+    """Tune's loggers for ``--logger kind`` of study `study_name`, whose driver writes to `study_dir` (the
+    study folder, or its local staging folder for remote storage).
 
     Also Tune's CSV and JSON loggers (Ray's trial folders keep ``progress.csv`` and ``result.json``), as
     Tune's automatic loggers are switched off in this process (see the module's docstring).
@@ -118,7 +124,7 @@ def tune_callbacks(kind: str, study_dir: Path, tracking_uri: str | None = None) 
         callbacks.append(
             StudyMLflow(
                 tracking_uri or default_tracking_uri(study_dir),
-                experiment_name=study_dir.name,
+                experiment_name=study_name,
                 artifact_location=(study_dir / MLFLOW_ARTIFACTS).resolve().as_uri() if local_store else None,
             )
         )
@@ -126,7 +132,7 @@ def tune_callbacks(kind: str, study_dir: Path, tracking_uri: str | None = None) 
         from study.tracking import StudyWandb
 
         study_dir.mkdir(parents=True, exist_ok=True)
-        callbacks.append(StudyWandb(project=_wandb_project(), group=study_dir.name, dir=str(study_dir)))
+        callbacks.append(StudyWandb(project=_wandb_project(), group=study_name, dir=str(study_dir)))
     return callbacks
 
 

@@ -43,14 +43,14 @@ def trainable(config: dict) -> None:
         tune.report({"epoch": epoch, **reported(config[TRIAL_NUMBER], epoch)})
 
 
-def run_study(study_dir: Path, kind: str) -> None:
+def run_study(study_dir: Path, kind: str, name: str = "my-study") -> None:
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
         param_space={TRIAL_NUMBER: tune.grid_search(list(range(TRIALS))), "weighting": "dwa", "gamma": 0.5},
         run_config=tune.RunConfig(
             name="ray",
             storage_path=str(study_dir),
-            callbacks=tune_callbacks(kind, study_dir),
+            callbacks=tune_callbacks(kind, study_dir, name),
             verbose=0,
         ),
     )
@@ -85,8 +85,8 @@ def tunes_own_loggers_back_after_this_module():
 
 @pytest.fixture(scope="module")
 def mlflow_study(ray_cluster, tmp_path_factory) -> Path:
-    study_dir = tmp_path_factory.mktemp("studies") / "my-study"
-    run_study(study_dir, "mlflow")
+    study_dir = tmp_path_factory.mktemp("studies") / "staged-my-study"  # a folder not named as the study
+    run_study(study_dir, "mlflow", "my-study")
     return study_dir
 
 
@@ -148,7 +148,8 @@ def test_a_resumed_trial_logs_to_its_mlflow_run_again(tmp_path):
     study_dir = tmp_path / "resumed"
     trial = FakeTrial(config={TRIAL_NUMBER: 7, "gamma": 0.5}, trial_id="abc_00007")
     for epoch in (1, 2):  # two drivers: the study, then its resume with fresh callbacks
-        (callback,) = [c for c in tune_callbacks("mlflow", study_dir) if type(c).__name__ == "StudyMLflow"]
+        callbacks = tune_callbacks("mlflow", study_dir, "resumed")
+        (callback,) = [c for c in callbacks if type(c).__name__ == "StudyMLflow"]
         callback.setup()
         callback.log_trial_start(trial)
         callback.log_trial_result(epoch, trial, {"epoch": epoch, "score": epoch / 10})
@@ -179,7 +180,7 @@ def test_bad_logger_flags_are_one_line_errors(monkeypatch):
 @pytest.mark.skipif(HAS_WANDB, reason="wandb is installed: the offline run below checks it")
 def test_wandb_without_wandb_is_a_one_line_error(tmp_path):
     with pytest.raises(UserError, match=r"^--logger wandb: wandb is not installed \(pip install wandb\)$"):
-        tune_callbacks("wandb", tmp_path)
+        tune_callbacks("wandb", tmp_path, "s")
 
 
 @pytest.mark.skipif(not HAS_WANDB, reason="wandb is not installed")
@@ -194,8 +195,10 @@ def test_wandb_offline_run_per_trial_named_by_its_number(ray_cluster, tmp_path, 
 
 def test_dashboard_hints_name_the_study_folder(tmp_path):
     study = tmp_path / "s1"
-    assert dashboard_hints("none", study) == []
-    assert dashboard_hints("tensorboard", study) == [f"TensorBoard: tensorboard --logdir {study}/tensorboard"]
-    local, server = dashboard_hints("mlflow", study), dashboard_hints("mlflow", study, "http://mlflow:5000")
+    assert dashboard_hints("none", study, "s1") == []
+    tensorboard = dashboard_hints("tensorboard", study, "s1")
+    assert tensorboard == [f"TensorBoard: tensorboard --logdir {study}/tensorboard"]
+    local = dashboard_hints("mlflow", study, "s1")
+    server = dashboard_hints("mlflow", study, "s1", "http://mlflow:5000")
     assert local[1] == f"MLflow: mlflow ui --backend-store-uri sqlite:///{study}/mlflow.db (experiment s1)"
     assert server[1] == "MLflow: http://mlflow:5000 (experiment s1)"
