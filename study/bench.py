@@ -43,7 +43,7 @@ from mtan.data import DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
 from mtan.files import atomic_write_json
 from mtan.train import parse_size
-from study.bench_driver import driver_figures, format_figures
+from study.bench_driver import driver_figures
 from study.run import build_parser as study_parser
 from study.run import run_study, settings_from_args
 from study.space import TRIAL_NUMBER, SearchSpace
@@ -411,10 +411,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 address="local", num_cpus=args.concurrent, include_dashboard=False, logging_level="WARNING"
             )
             try:
-                result = driver_figures(args.trials, storage, args.concurrent)
+                result = driver_figures(
+                    args.trials, storage, args.concurrent, on_run=lambda line: print(line, flush=True)
+                )
             finally:
                 ray.shutdown()
-            print("\n".join(format_figures(result)))
         else:
             counts = sorted({int(k) for k in args.trials.split(",")})
             if not counts or counts[0] < 1:

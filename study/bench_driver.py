@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,22 +89,27 @@ def driver_run(num_trials: int, storage: Path, concurrent: int) -> dict[str, Any
     }
 
 
-def driver_figures(counts: Sequence[int], storage: Path, concurrent: int) -> dict[str, Any]:
-    """`driver_run` at each size, smallest first, and how the cost per trial grows from the smallest."""
-    runs = [driver_run(n, storage, concurrent) for n in sorted(counts)]
-    first = runs[0]
-    for run in runs:
-        run["per_trial_vs_smallest"] = run["wall_s_per_trial"] / first["wall_s_per_trial"]
+def driver_figures(
+    counts: Sequence[int], storage: Path, concurrent: int, on_run: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """`driver_run` at each size, smallest first, with the cost per trial against the smallest's;
+    `on_run` gets each size's line as soon as it is measured."""
+    runs: list[dict[str, Any]] = []
+    for num_trials in sorted(counts):
+        run = driver_run(num_trials, storage, concurrent)
+        run["per_trial_vs_smallest"] = run["wall_s_per_trial"] / (runs or [run])[0]["wall_s_per_trial"]
+        runs.append(run)
+        if on_run is not None:
+            on_run(format_run(run))
     return {"concurrent": concurrent, "epochs_per_trial": EPOCHS, "runs": runs}
 
 
-def format_figures(figures: dict[str, Any]) -> list[str]:
-    """One line per size."""
-    return [
+def format_run(run: dict[str, Any]) -> str:
+    """One size's figures in one line."""
+    return (
         f"{run['trials']:5d} trials ({run['epochs']} epochs, {run['errors']} failed): "
         f"{run['wall_s']:7.1f} s, {run['wall_s_per_trial']:.3f} s per trial "
         f"(x{run['per_trial_vs_smallest']:.2f} the smallest's), "
         f"driver CPU {run['driver_cpu_s_per_trial']:.3f} s per trial, "
         f"driver peak RSS {run['peak_rss_bytes'] / 2**20:.0f} MiB"
-        for run in figures["runs"]
-    ]
+    )

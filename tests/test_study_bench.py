@@ -15,7 +15,7 @@ from mtan.data import Split
 from mtan.errors import UserError
 from study.bench import descendants, memory_kb, tiled, trial_times
 from study.bench import main as bench_main
-from study.bench_driver import EPOCHS, driver_figures, format_figures, peak_rss_bytes, reset_peak_rss
+from study.bench_driver import EPOCHS, driver_figures, format_run, peak_rss_bytes, reset_peak_rss
 from study.record import JOURNAL
 from study.search import journal_storage
 
@@ -96,7 +96,8 @@ def test_peak_rss_sees_an_allocation_after_its_reset():
 
 
 def test_driver_bench_runs_a_small_study_through_the_studys_searcher(ray_cluster, tmp_path):
-    figures = driver_figures([5], tmp_path, concurrent=2)
+    lines: list[str] = []
+    figures = driver_figures([5], tmp_path, concurrent=2, on_run=lines.append)
     (run,) = figures["runs"]
     assert run["trials"] == run["ended"] == 5 and run["errors"] == 0
     assert 5 <= run["epochs"] <= 5 * EPOCHS  # ASHA (grace 1) may stop trials after their first epoch
@@ -106,7 +107,7 @@ def test_driver_bench_runs_a_small_study_through_the_studys_searcher(ray_cluster
     study = optuna.load_study(study_name="driver-5", storage=journal_storage(tmp_path / "driver-5" / JOURNAL))
     assert len(study.trials) == 5
     assert study.trials[0].params["weighting"] == "equal" and study.trials[1].params["weighting"] == "dwa"
-    assert len(format_figures(figures)) == 1
+    assert lines == [format_run(run)] and lines[0].startswith("    5 trials")
 
 
 def test_driver_bench_refuses_an_empty_study():
