@@ -16,6 +16,9 @@ cluster, and N worker nodes of K CPUs, each with its own object store) and sampl
 (its raylet, which holds the node's object store, and the workers the raylet started): the data set
 copies a node holds = (its peak PSS - its PSS before the trials - its trials' private memory) / the data
 set's size, which is 1 when the node's trials share one copy.
+
+``driver``: the driver's seconds per trial and peak memory in studies of a trivial trainable of growing
+size (`study.bench_driver`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from mtan.data import DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
 from mtan.files import atomic_write_json
+from study.bench_driver import driver_figures
 from study.run import build_parser as study_parser
 from study.run import run_study, settings_from_args
 from study.space import TRIAL_NUMBER, SearchSpace
@@ -375,7 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a local cluster of this many worker nodes, each running the largest --trials count at once; "
         "prints each node's memory and the data set copies it holds",
     )
-    for sub_parser in (over, mem):
+    drv = sub.add_parser("driver", help="the driver's cost per trial in studies of a trivial trainable")
+    drv.add_argument("--trials", type=int, nargs="+", default=[100, 300, 1000], help="study sizes")
+    drv.add_argument("--concurrent", type=int, default=4, help="trials at once (default 4)")
+    for sub_parser in (over, mem, drv):
         sub_parser.add_argument("--storage-path", type=Path, help="where the runs go (default: a temp dir)")
         sub_parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return parser
@@ -401,6 +408,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"work); Tune between trials {result['tune_share']:.1%} of {result['slots']} slots x "
                 f"{result['study_wall_s']:.1f} s"
             )
+        elif args.mode == "driver":
+            if min(args.trials) < 1 or args.concurrent < 1:
+                raise UserError("--trials and --concurrent must be at least 1")
+            ray.init(
+                address="local", num_cpus=args.concurrent, include_dashboard=False, logging_level="WARNING"
+            )
+            try:
+                result = driver_figures(
+                    args.trials, storage, args.concurrent, on_run=lambda line: print(line, flush=True)
+                )
+            finally:
+                ray.shutdown()
         else:
             counts = sorted({int(k) for k in args.trials.split(",")})
             if not counts or counts[0] < 1:

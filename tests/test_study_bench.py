@@ -7,11 +7,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 
 from mtan.data import Split
+from mtan.errors import UserError
 from study.bench import descendants, memory_kb, tiled, trial_times
+from study.bench import main as bench_main
+from study.bench_driver import EPOCHS, driver_figures, format_run, peak_rss_bytes, reset_peak_rss
+from study.record import JOURNAL
+from study.search import journal_storage
 
 
 def test_a_trials_time_splits_into_work_and_overhead(finished_study):
@@ -78,3 +84,32 @@ def test_shared_memory_counts_once_across_the_processes_that_map_it():
             child.kill()
             child.wait()
         segment.unlink(missing_ok=True)
+
+
+def test_peak_rss_sees_an_allocation_after_its_reset():
+    reset_peak_rss()
+    before = peak_rss_bytes()
+    block = bytearray(64 * 2**20)  # zero-filled: every page touched
+    block[::4096] = b"\1" * len(block[::4096])
+    assert peak_rss_bytes() >= before + 60 * 2**20
+    del block
+
+
+def test_driver_bench_runs_a_small_study_through_the_studys_searcher(ray_cluster, tmp_path):
+    lines: list[str] = []
+    figures = driver_figures([5], tmp_path, concurrent=2, on_run=lines.append)
+    (run,) = figures["runs"]
+    assert run["trials"] == run["ended"] == 5 and run["errors"] == 0
+    assert 5 <= run["epochs"] <= 5 * EPOCHS  # ASHA (grace 1) may stop trials after their first epoch
+    assert run["wall_s_per_trial"] == pytest.approx(run["wall_s"] / 5)
+    assert run["peak_rss_bytes"] > 0 and run["per_trial_vs_smallest"] == 1.0
+    # the study's Optuna journal holds the 5 trials, the published points first
+    study = optuna.load_study(study_name="driver-5", storage=journal_storage(tmp_path / "driver-5" / JOURNAL))
+    assert len(study.trials) == 5
+    assert study.trials[0].params["weighting"] == "equal" and study.trials[1].params["weighting"] == "dwa"
+    assert lines == [format_run(run)] and lines[0].startswith("    5 trials")
+
+
+def test_driver_bench_refuses_an_empty_study():
+    with pytest.raises(UserError, match="--trials and --concurrent must be at least 1"):
+        bench_main(["driver", "--trials", "0"])
