@@ -8,6 +8,7 @@ after the epoch's row is in ``metrics.jsonl`` and its checkpoint is on disk.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -35,8 +36,9 @@ CONFIG_FILE, METRICS_FILE, BASELINES_FILE, CHECKPOINT_FILE = (
     "baselines.json",
     "checkpoint.pt",
 )
-# Fields that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_CHANGES = {"epochs", "device", "num_threads", "compile"}
+# Fields that may change when a run is resumed: they do not change what is computed. (Not `num_threads`:
+# the number of CPU threads changes how torch splits its reductions, so the numbers of the resumed epochs.)
+RESUMABLE_CHANGES = {"epochs", "device", "compile"}
 
 
 class TrainingDiverged(Exception):
@@ -180,8 +182,15 @@ def train(
     on_epoch: EpochCallback | None = None,
     data: DataBundle | None = None,
     progress: bool = True,
+    checkpoint_every: int = 1,
+    final_checkpoint: bool = True,
 ) -> list[dict[str, float]]:
-    """Train `config` into `out_dir`; return the metrics rows of all epochs (resumed ones included)."""
+    """Train `config` into `out_dir`; return the metrics rows of all epochs (resumed ones included).
+
+    A checkpoint is saved after every `checkpoint_every`-th epoch and, with `final_checkpoint`, after the
+    last one; a resumed run continues after its checkpoint's epoch (later rows of ``metrics.jsonl`` are
+    trained again).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / CHECKPOINT_FILE
@@ -222,7 +231,8 @@ def train(
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
         write_metrics(out_dir, rows)
-        save_checkpoint(checkpoint_path, run.state(epoch, config))
+        if epoch % checkpoint_every == 0 or (final_checkpoint and epoch == config.epochs):
+            save_checkpoint(checkpoint_path, run.state(epoch, config))
         if progress:
             tqdm.write(
                 f"epoch {epoch}/{config.epochs}  mIoU {row['miou']:.3f}  pix acc {row['pixel_acc']:.3f}  "
@@ -306,12 +316,26 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return make_config(args.preset, **overrides)
 
 
+def new_run_folder(parent: Path, name: str) -> Path:
+    """Create and return ``parent/name``, or ``name-2``, ``name-3``, ... when taken: each call gets a folder
+    no other run (another process started in the same second included) was given."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for attempt in itertools.count(1):
+        folder = parent / (name if attempt == 1 else f"{name}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise AssertionError("unreachable")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.resume and args.out is None:
         raise ConfigError("--resume needs --out, the folder of the run to continue")
     config = config_from_args(args)
-    out = args.out or Path("runs") / f"{config.preset}-{datetime.now():%Y%m%d-%H%M%S}"
+    out = args.out or new_run_folder(Path("runs"), f"{config.preset}-{datetime.now():%Y%m%d-%H%M%S}")
     print(f"training into {out} ({config.preset} preset, data: {config.data_root or 'synthetic'})")
     rows = train(config, out, resume=args.resume, progress=not args.quiet)
     if rows:
