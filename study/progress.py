@@ -7,6 +7,8 @@ from typing import Any
 
 from ray.tune import Callback
 
+from study.space import TRIAL_NUMBER
+
 
 class TrialLines(Callback):
     """Print a line when a trial ends: how, after how many epochs, with what value of the metric."""
@@ -24,10 +26,12 @@ class TrialLines(Callback):
         epochs = result.get("epoch", 0)
         value = result.get(self._metric)
         shown = f"{self._metric} {value:.4f}" if isinstance(value, float) else f"{self._metric} -"
-        point = ", ".join(f"{k}={_short(v)}" for k, v in sorted((trial.config or {}).items()))
+        config = dict(trial.config or {})
+        number = config.pop(TRIAL_NUMBER, "?")
+        point = ", ".join(f"{k}={_short(v)}" for k, v in sorted(config.items()))
         elapsed = time.monotonic() - self._start
         print(
-            f"[{elapsed:6.0f} s] trial {trial.trial_id} {how} after {epochs}/{self._max_epochs} epochs, "
+            f"[{elapsed:6.0f} s] trial {number} {how} after {epochs}/{self._max_epochs} epochs, "
             f"{shown} ({self._ended} ended this run; {self._num_samples} in the study) {point}",
             flush=True,
         )
@@ -43,7 +47,8 @@ class TrialLines(Callback):
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A trial failed and is retried from its last checkpoint (e.g. its node was lost)."""
-        print(f"trial {trial.trial_id} failed and is retried from its last checkpoint", flush=True)
+        number = (trial.config or {}).get(TRIAL_NUMBER, "?")
+        print(f"trial {number} failed and is retried from its last checkpoint", flush=True)
 
 
 def _short(value: Any) -> str:

@@ -30,6 +30,7 @@ class TrialRecord:
     history: tuple[Mapping[str, Any], ...] = ()  # `metrics.jsonl` rows, in epoch order
     error: str | None = None
     point: Mapping[str, Any] = field(default_factory=dict)  # the searched values
+    number: int = 0  # Optuna's trial number: the folder trials/trial_NNN/ and the seed offset
 
 
 def write_json_atomic(path: Path, value: Any) -> None:
@@ -66,6 +67,7 @@ def _best(values: Sequence[float], higher_is_better: bool) -> float:
 def trial_row(record: TrialRecord, max_epochs: int) -> dict[str, Any]:
     """The results.csv row of one trial."""
     row: dict[str, Any] = {
+        "trial": record.number,
         "trial_id": record.trial_id,
         "state": trial_state(record, max_epochs),
         "epochs": len(record.history),
@@ -88,6 +90,7 @@ def results_table(records: Iterable[TrialRecord], max_epochs: int) -> pd.DataFra
     """results.csv as a DataFrame: one row per trial, in the order given."""
     rows = [trial_row(record, max_epochs) for record in records]
     columns = [
+        "trial",
         "trial_id",
         "state",
         "epochs",
@@ -127,21 +130,20 @@ def write_results(
     max_epochs: int,
     summary: Mapping[str, Any],
 ) -> pd.DataFrame:
-    """Write results.csv, trials/<id>/metrics.jsonl, best_config.json and study.json into `exp_dir`.
+    """Write results.csv, best_config.json and study.json into `exp_dir` (each trial's metrics.jsonl is in
+    its folder already).
 
     `summary` is study.json's settings part (num_samples, hardware, versions, ...); this adds the
     counts by state and the epochs trained. Returns the results table.
     """
     table = results_table(records, max_epochs)
-    for record in records:
-        lines = "".join(json.dumps(_json_safe(dict(r))) + "\n" for r in record.history)
-        atomic_write_text(exp_dir / "trials" / record.trial_id / "metrics.jsonl", lines)
     atomic_write_text(exp_dir / "results.csv", table.to_csv(index=False))
 
     best_id = best_trial_id(table, metric, mode)
     if best_id is not None:
         best = next(r for r in records if r.trial_id == best_id)
         best_config = {
+            "trial": best.number,
             "trial_id": best_id,
             "metric": metric,
             "mode": mode,

@@ -1,8 +1,8 @@
 """``python -m study.run``: the Ray Tune study of MTAN (Optuna suggestions, ASHA early stopping).
 
-Each trial is one `mtan` training run (`study.trainable`); the study's files go to
-``STORAGE/NAME/`` next to Ray's own (docs/results.md). ``--resume`` continues an interrupted study
-with its recorded settings.
+Each trial is one `mtan` training run (`study.trainable`) in its folder ``STORAGE/NAME/trials/trial_NNN/``;
+the study's files go to ``STORAGE/NAME/`` (docs/results.md). ``--resume`` continues an interrupted study
+with its recorded settings, from the study's own record (the Optuna journal and the trial folders).
 """
 
 from __future__ import annotations
@@ -11,33 +11,43 @@ import argparse
 import dataclasses
 import importlib.metadata
 import json
+import logging
 import math
-import os
 import platform
-import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import optuna
 import pandas as pd
 import ray
 import torch
+from optuna.trial import TrialState
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune import Callback
 
 import mtan
-from mtan.data import load_data
+from mtan.data import DataBundle, load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
 from mtan.metrics import METRIC_KEYS
 from study.connect import connect
+from study.harvest import collect_records
+from study.lock import StudyLock
 from study.progress import TrialLines
-from study.results import TrialRecord, write_json_atomic, write_results
-from study.search import make_searcher
+from study.results import write_json_atomic, write_results
+from study.search import (
+    FINISHED_STATES,
+    RecordingASHA,
+    StudySearcher,
+    finished_count,
+    is_finished,
+    open_study,
+)
 from study.settings import (
     DEFAULT_MAX_FAILURES,
     DEFAULT_METRIC,
@@ -50,8 +60,14 @@ from study.settings import (
     preset_epochs,
     validate,
 )
-from study.storage import StudyLocation, read_history
-from study.trainable import run_trial, trial_config
+from study.space import TRIAL_NUMBER
+from study.storage import STUDY_JSON, StudyLocation, TrialStore, trial_dirname
+from study.trainable import DEFAULT_CHECKPOINT_EVERY, TrialSettings, run_trial
+
+# study.json's status: a driver runs it (or was killed: then its lock is free), it was interrupted and
+# can be resumed, or every trial has ended and the results are written.
+RUNNING, INTERRUPTED, FINISHED = "running", "interrupted", "finished"
+WALL_CLOCK_EVERY_S = 10.0  # study.json's wall time is written this often while the study runs
 
 
 @dataclass(frozen=True)
@@ -104,51 +120,9 @@ def _summary(settings: StudySettings, data_source: str, wall_seconds: float | No
     }
 
 
-def trial_dirname(trial: Any) -> str:
-    """Ray's folder name of a trial: ``trial_<n>_<trial_id>``, n = 1, 2, ... in the order of creation."""
-    return f"trial_{trial.experiment_tag.split('_', 1)[0]:0>3}_{trial.trial_id}"
-
-
-def _creation_order(result: tune.Result) -> int:
-    match = re.match(r"trial_(\d+)_", Path(result.path).name)
-    return int(match.group(1)) if match else sys.maxsize
-
-
-def _error_reason(error: BaseException) -> str:
-    """One line saying why a trial failed: the original exception's type and first line."""
-    cause = getattr(error, "cause", None) or error
-    lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0] if lines else ''}".strip()
-
-
-def _read_params(result: tune.Result) -> dict[str, Any]:
-    """A trial's point from its ``params.json`` when it never reported (empty if there is none)."""
-    path = f"{result.path.rstrip('/')}/params.json"
-    try:
-        with result.filesystem.open_input_stream(path) as stream:
-            return json.loads(stream.read().decode("utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def collect_records(grid: tune.ResultGrid, settings: StudySettings) -> list[TrialRecord]:
-    """The finished trials of a Tune run, with their histories read from their last checkpoints."""
-    records = []
-    trial_settings = settings.trial_settings()
-    for result in sorted(grid, key=_creation_order):
-        trial_id = str(result.metrics.get("trial_id") or Path(result.path).name.rsplit("_", 1)[-1])
-        history = read_history(result.checkpoint) if result.checkpoint is not None else []
-        point = dict(result.config or _read_params(result))
-        records.append(
-            TrialRecord(
-                trial_id=trial_id,
-                config=trial_config(point, trial_settings).to_flat() if "weighting" in point else {},
-                history=tuple(history),
-                error=_error_reason(result.error) if result.error is not None else None,
-                point=point,
-            )
-        )
-    return records
+def ray_trial_dirname(trial: Any) -> str:
+    """Ray's folder name of a trial: the study's own, ``trial_NNN`` with its Optuna number."""
+    return trial_dirname(int(trial.config[TRIAL_NUMBER]))
 
 
 def _slots(settings: StudySettings) -> int | None:
@@ -161,44 +135,99 @@ def _slots(settings: StudySettings) -> int | None:
     return slots if slots >= 1 else None
 
 
+class StudyRecord:
+    """study.json while the driver runs: the study's summary, its status and its wall time, summed over
+    the driver's runs (this one counted from `started`)."""
+
+    def __init__(
+        self, location: StudyLocation, summary: dict[str, Any], spent: float, started: float
+    ) -> None:
+        self.location = location
+        self.summary = summary
+        self.spent = spent
+        self.started = started
+
+    def wall_seconds(self) -> float:
+        """The study's wall time so far."""
+        return self.spent + time.monotonic() - self.started
+
+    def write(self, status: str) -> dict[str, Any]:
+        """Write study.json with `status` and the wall time so far; return what was written."""
+        study = {**self.summary, "status": status, "wall_seconds": self.wall_seconds()}
+        self.location.write_study_json(study)
+        return study
+
+
+class RecordClock(Callback):
+    """Writes study.json's wall time every `every_s` seconds and whenever a trial ends, so a driver killed
+    without warning loses at most `every_s` seconds of it."""
+
+    def __init__(self, record: StudyRecord, every_s: float = WALL_CLOCK_EVERY_S) -> None:
+        self._record = record
+        self._every_s = every_s
+        self._last = time.monotonic()
+
+    def _write(self) -> None:
+        self._record.write(RUNNING)
+        self._last = time.monotonic()
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        """Tune's loop went round once: write when it is time."""
+        if time.monotonic() - self._last >= self._every_s:
+            self._write()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A trial ended."""
+        self._write()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A trial failed."""
+        self._write()
+
+
 def _tuner(
     settings: StudySettings,
     location: StudyLocation,
+    study: optuna.Study,
+    store: TrialStore,
     trainable: Any,
-    points: list[dict[str, Any]] | None,
+    record: StudyRecord,
+    run: int,
 ) -> tune.Tuner:
-    searcher = make_searcher(
-        settings.space,
-        metric=settings.metric,
-        mode=settings.mode,
-        max_epochs=settings.max_epochs,
-        study_name=settings.name,
-        journal=location.journal,
-        seed=settings.seed,
-        points=points,
-    )
-    scheduler = ASHAScheduler(
+    """A fresh Tuner for what is left of the study: its trials, minus those the journal has as ended."""
+    scheduler = RecordingASHA(
         time_attr="epoch",
         max_t=settings.max_epochs,
         grace_period=settings.grace_period,
         reduction_factor=settings.reduction_factor,
+    )
+    searcher = StudySearcher(
+        study,
+        settings.space,
+        metric=settings.metric,
+        mode=settings.mode,
+        max_epochs=settings.max_epochs,
+        stopped=scheduler.stopped,
+        on_end=lambda number, state: store.end(number, failed=state == TrialState.FAIL),
     )
     tune_config = tune.TuneConfig(
         metric=settings.metric,
         mode=settings.mode,
         search_alg=searcher,
         scheduler=scheduler,
-        num_samples=settings.num_samples,
+        num_samples=settings.num_samples - finished_count(study),
         max_concurrent_trials=settings.max_concurrent or _slots(settings),
         reuse_actors=True,
-        trial_dirname_creator=trial_dirname,
+        trial_dirname_creator=ray_trial_dirname,
     )
     run_config = tune.RunConfig(
-        name=settings.name,
-        storage_path=location.storage_path,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        name=f"run_{run:03d}",
+        storage_path=location.ray_uri,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-        callbacks=[TrialLines(settings.metric, settings.num_samples, settings.max_epochs)],
+        callbacks=[
+            TrialLines(settings.metric, settings.num_samples, settings.max_epochs),
+            RecordClock(record),
+        ],
         verbose=0,
     )
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
@@ -213,57 +242,94 @@ def run_study(
 ) -> StudyOutcome:
     """Run (or with `resume`, continue) a study on the Ray instance this process is connected to.
 
-    `points` replaces the published configurations as the first points (tests use it); `started`
-    is a ``time.monotonic()`` stamp the wall time counts from (default: now).
+    The study's own record is the truth: the Optuna journal (which trials exist and how each ended) and
+    the trial folders (each trial's newest checkpoint and history). Each call holds the study's lock and
+    runs a fresh Tuner for the trials left; the study is finished, and results.csv written, only when
+    the journal holds exactly `num_samples` trials that all ended. `points` replaces the published
+    configurations as the first points of a new study (tests use it); `started` is a
+    ``time.monotonic()`` stamp the wall time counts from (default: now).
     """
     started = time.monotonic() if started is None else started
     validate(settings)
-    # Every epoch checkpoints and only the latest checkpoint is kept, so Tune snapshots its experiment
-    # state often; that is intended here (a resume must find the kept checkpoint), not worth a warning.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if settings.gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0.0) == 0 and _is_local():
         raise UserError(
             f"--gpus-per-trial {settings.gpus_per_trial}: no GPU is visible to Ray on this machine"
         )
     location = StudyLocation.of(settings.storage_path, settings.name)
-    previous = location.read_study_json()
-    restorable = tune.Tuner.can_restore(location.experiment_uri)
-    if not resume and (previous is not None or restorable):
-        raise UserError(
-            f"{location.experiment_uri}: a study exists there; pass --resume or choose another --name"
-        )
+    if resume:
+        if location.read_study_json() is None:
+            raise UserError(f"--resume: {location.experiment_uri} holds no study (no {STUDY_JSON})")
+    else:
+        location.check_new()
+    location.local_dir.mkdir(parents=True, exist_ok=True)
+    with StudyLock(location.local_dir):
+        previous = location.read_study_json()  # again, now that no other driver can write it
+        if not resume and previous is not None:
+            raise UserError(
+                f"{location.experiment_uri}: a study exists there; pass --resume or choose another --name"
+            )
+        spent = float((previous or {}).get("wall_seconds") or 0.0)
+        runs = int((previous or {}).get("runs") or 0) + 1
+        trial_settings = settings.trial_settings()
+        data = load_data(trial_settings.base_config())
+        summary = {**_summary(settings, data.source, None), "runs": runs}
+        record = StudyRecord(location, summary, spent, started)
+        record.write(RUNNING)
+        try:
+            return _run(settings, location, record, trial_settings, data, points, runs)
+        except BaseException:
+            record.write(INTERRUPTED)
+            location.publish()
+            raise
 
-    trial_settings = settings.trial_settings()
-    data = load_data(trial_settings.base_config())
+
+def _run(
+    settings: StudySettings,
+    location: StudyLocation,
+    record: StudyRecord,
+    trial_settings: TrialSettings,
+    data: DataBundle,
+    points: list[dict[str, Any]] | None,
+    run: int,
+) -> StudyOutcome:
+    """The body of `run_study`, under the study's lock."""
+    published = settings.space.published_points() if points is None else points
+    study = open_study(
+        location.journal,
+        settings.name,
+        mode=settings.mode,
+        seed=settings.seed,
+        points=published[: settings.num_samples],
+    )
+    store = TrialStore(location.trials_uri)
+    for trial in study.get_trials(deepcopy=False):  # ended before a crash could clean their folders
+        if trial.state in FINISHED_STATES:
+            store.end(trial.number, failed=trial.state == TrialState.FAIL)
     baselines = trivial_baselines(data, trial_settings.base_config().batch_size)
     write_json_atomic(location.local_dir / "baselines.json", baselines)
-    spent = float((previous or {}).get("wall_seconds") or 0.0)
-    location.write_study_json(_summary(settings, data.source, spent or None))
 
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, settings=trial_settings, data=data),
-        {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
-    )
-    if resume and restorable:
-        tuner = tune.Tuner.restore(
-            location.experiment_uri,
-            trainable=trainable,
-            resume_unfinished=True,
-            resume_errored=False,
-            restart_errored=False,
+    if finished_count(study) < settings.num_samples:
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                run_trial, settings=trial_settings, data=data, trials_uri=location.trials_uri
+            ),
+            {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
         )
-    else:
-        tuner = _tuner(settings, location, trainable, points)
-    grid = tuner.fit()
+        tuner = _tuner(settings, location, study, store, trainable, record, run)
+        tune_logger = logging.getLogger("ray.tune.tune")
+        level = tune_logger.level
+        tune_logger.setLevel(logging.CRITICAL)  # its lines about interrupts advise Tuner.restore
+        try:
+            tuner.fit()
+        finally:
+            tune_logger.setLevel(level)
 
-    wall = spent + time.monotonic() - started
-    finished = grid.num_terminated + grid.num_errors
-    if finished < settings.num_samples or len(grid) < settings.num_samples:
-        location.write_study_json(_summary(settings, data.source, wall))
+    if not is_finished(study, settings.num_samples):
+        record.write(INTERRUPTED)
         location.publish()
         return StudyOutcome(location, finished=False, table=None)
-    records = collect_records(grid, settings)
-    summary = _summary(settings, data.source, wall)
+    records = collect_records(study, store, settings)
+    summary = {**record.summary, "status": FINISHED, "wall_seconds": record.wall_seconds()}
     table = write_results(
         location.local_dir,
         records,
@@ -284,7 +350,7 @@ def _is_local() -> bool:
 def best_trials_table(table: pd.DataFrame, metric: str, mode: str, top: int = 5) -> str:
     """The best `top` trials by their last value of `metric`, as text."""
     columns = [
-        "trial_id",
+        "trial",
         "state",
         "epochs",
         "weighting",
@@ -347,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--uncertainty", action="store_true", default=None, help="also search uncertainty weighting")
     add("--tune-lr", action="store_true", default=None, help="also search the learning rate")
     add("--set", action="append", default=[], metavar="KEY=VALUE", help="another TrainConfig field")
+    add(
+        "--checkpoint-every",
+        type=int,
+        help=f"epochs between a trial's checkpoints: a lost node or driver costs at most this many minus one "
+        f"(default {DEFAULT_CHECKPOINT_EVERY})",
+    )
     add("--resume", action="store_true", help="continue an interrupted study with its recorded settings")
     return parser
 
@@ -387,12 +459,13 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
         uncertainty=bool(args.uncertainty),
         tune_lr=bool(args.tune_lr),
         overrides=tuple(sorted(overrides.items())),
+        checkpoint_every=_or(args.checkpoint_every, DEFAULT_CHECKPOINT_EVERY),
     )
 
 
 STUDY_FLAGS = (
     "num_samples preset data_root max_epochs grace_period reduction_factor metric gpus_per_trial "
-    "cpus_per_trial max_concurrent max_failures seed uncertainty tune_lr"
+    "cpus_per_trial max_concurrent max_failures seed uncertainty tune_lr checkpoint_every"
 ).split()
 
 
@@ -413,6 +486,16 @@ def settings_for_resume(args: argparse.Namespace) -> StudySettings:
     return dataclasses.replace(settings, storage_path=storage, name=name)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM handled as Ctrl-C: Tune's handler while trials run (the study stops cleanly), else a
+    KeyboardInterrupt. Replaces Ray's own handler, which exits with a crash dump."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: parse, start or join Ray, run the study, print the best trials."""
     started = time.monotonic()
@@ -420,15 +503,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_for_resume(args) if args.resume else settings_from_args(args)
     validate(settings)  # bad flags fail before Ray starts
     owns_ray = connect(args.address)
+    signal.signal(signal.SIGTERM, _interrupt)
+    outcome = None
     try:
         if not args.resume and args.gpus_per_trial is None and ray.cluster_resources().get("GPU", 0.0) > 0:
             settings = dataclasses.replace(settings, gpus_per_trial=1.0)
         outcome = run_study(settings, resume=args.resume, started=started)
+    except KeyboardInterrupt:
+        pass
     finally:
         if owns_ray:
             ray.shutdown()
-    where = outcome.location.experiment_uri
-    if not outcome.finished:
+    if outcome is None or not outcome.finished:
         print(
             f"study interrupted; continue it with: python -m study.run --resume --storage-path "
             f"{settings.storage_path} --name {settings.name}",
@@ -438,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert outcome.table is not None
     print(f"\nbest trials by {settings.metric} ({settings.mode}):")
     print(best_trials_table(outcome.table, settings.metric, settings.mode))
-    print(f"\nresults: {where}")
+    print(f"\nresults: {outcome.location.experiment_uri}")
     return 0
 
 

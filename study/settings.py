@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,13 +13,16 @@ from mtan.config import make_config
 from mtan.errors import UserError
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 from study.space import SearchSpace
-from study.trainable import TrialSettings
+from study.trainable import DEFAULT_CHECKPOINT_EVERY, TrialSettings
 
 DEFAULT_NUM_SAMPLES = 20
 DEFAULT_STORAGE = "./results"
 DEFAULT_METRIC = "score"
 DEFAULT_REDUCTION_FACTOR = 4
 DEFAULT_MAX_FAILURES = 2
+# A study's name is its folder's: a plain name (no path, not hidden, not . or ..) that is safe in a shell,
+# a URI and on every file system.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class StudySettings:
     uncertainty: bool = False
     tune_lr: bool = False
     overrides: tuple[tuple[str, Any], ...] = ()
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
 
     @property
     def mode(self) -> str:
@@ -106,6 +111,7 @@ class StudySettings:
             device="cuda" if self.gpus_per_trial > 0 else "cpu",
             num_threads=max(1, math.floor(self.cpus_per_trial)),
             overrides=self.overrides,
+            checkpoint_every=self.checkpoint_every,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -149,8 +155,13 @@ def validate(settings: StudySettings) -> None:
             f"--metric must be one of {', '.join(METRIC_KEYS)}, got {settings.metric}",
         ),
         (
-            bool(settings.name) and "/" not in settings.name,
-            f"--name must be a plain folder name, got {settings.name!r}",
+            settings.checkpoint_every >= 1,
+            f"--checkpoint-every must be at least 1, got {settings.checkpoint_every}",
+        ),
+        (
+            NAME_PATTERN.fullmatch(settings.name) is not None,
+            f"--name must be a plain folder name of at most 100 letters, digits and . _ + - (not starting "
+            f"with a dot), got {settings.name[:120]!r}",
         ),
     ]
     for ok, message in checks:

@@ -1,0 +1,51 @@
+"""Harvesting a finished study from its own record: one `TrialRecord` per trial of the Optuna journal, in
+the order of their numbers, with the history from the trial folder's ``metrics.jsonl`` (no Ray state)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from mtan.train import METRICS_FILE
+from study.results import TrialRecord
+from study.search import RAY_TRIAL_ID
+from study.settings import StudySettings
+from study.space import TRIAL_NUMBER
+from study.storage import ERROR_FILE, TrialStore
+from study.trainable import trial_config
+
+NO_REASON = "the trial's process ended without a reason (see Ray's logs under STUDY/ray/)"
+NOT_FINITE = "the objective's last value is not a finite number"
+
+
+def read_history(store: TrialStore, number: int) -> list[dict[str, Any]]:
+    """The ``metrics.jsonl`` rows of trial `number` (empty if it has none)."""
+    text = store.read_text(number, METRICS_FILE) or ""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def collect_records(study: optuna.Study, store: TrialStore, settings: StudySettings) -> list[TrialRecord]:
+    """The trials of a finished study, from the journal and their folders."""
+    records = []
+    trial_settings = settings.trial_settings()
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        point = {**trial.params, TRIAL_NUMBER: trial.number}
+        error = None
+        if trial.state == TrialState.FAIL:
+            reason = (store.read_text(trial.number, ERROR_FILE) or "").strip()
+            epoch = trial.user_attrs.get("epoch")
+            error = reason or (NOT_FINITE if epoch is not None else NO_REASON)
+        records.append(
+            TrialRecord(
+                trial_id=str(trial.user_attrs.get(RAY_TRIAL_ID, "")),
+                config=trial_config(point, trial_settings).to_flat(),
+                history=tuple(read_history(store, trial.number)),
+                error=error,
+                point=point,
+                number=trial.number,
+            )
+        )
+    return records
