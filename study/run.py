@@ -502,10 +502,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_for_resume(args) if args.resume else settings_from_args(args)
     validate(settings)  # bad flags fail before Ray starts
-    owns_ray = connect(args.address)
     signal.signal(signal.SIGTERM, _interrupt)
+    owns_ray = False
     outcome = None
     try:
+        owns_ray = connect(args.address)
+        signal.signal(signal.SIGTERM, _interrupt)  # again: Ray's start installs its own
         if not args.resume and args.gpus_per_trial is None and ray.cluster_resources().get("GPU", 0.0) > 0:
             settings = dataclasses.replace(settings, gpus_per_trial=1.0)
         outcome = run_study(settings, resume=args.resume, started=started)
