@@ -152,8 +152,10 @@ def stop(
     chaos.count("kills")
     chaos.count(kind.name)
     output = log.read_text(errors="replace")
-    if kind != signal.SIGKILL and code in (-signal.SIGTERM, -signal.SIGINT, 1) and _record(study) == before:
-        chaos.count("stopped before it began")  # in Python's start, before its handlers: nothing written
+    early = (-signal.SIGTERM, -signal.SIGINT, -signal.SIGABRT, 1)
+    if kind != signal.SIGKILL and code in early and _record(study) == before:
+        # in Python's or Ray's start, before the driver's handlers were in place: nothing was written
+        chaos.count("stopped before it began")
         log.unlink()
         return None
     if kind != signal.SIGKILL and code not in (0, 130):

@@ -496,6 +496,20 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
 
+def _connect(address: str | None) -> bool:
+    """`connect`, then SIGTERM as Ctrl-C again. While Ray starts, its own handler is in place: it exits
+    with SystemExit(SIGTERM), taken here as an interrupt (in a short window its C++ core prints a crash
+    report and aborts instead; nothing of the study is written before Ray has started)."""
+    try:
+        owns_ray = connect(address)
+    except SystemExit as error:
+        if error.code == signal.SIGTERM:
+            raise KeyboardInterrupt from None
+        raise
+    signal.signal(signal.SIGTERM, _interrupt)
+    return owns_ray
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: parse, start or join Ray, run the study, print the best trials."""
     started = time.monotonic()
@@ -506,8 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     owns_ray = False
     outcome = None
     try:
-        owns_ray = connect(args.address)
-        signal.signal(signal.SIGTERM, _interrupt)  # again: Ray's start installs its own
+        owns_ray = _connect(args.address)
         if not args.resume and args.gpus_per_trial is None and ray.cluster_resources().get("GPU", 0.0) > 0:
             settings = dataclasses.replace(settings, gpus_per_trial=1.0)
         outcome = run_study(settings, resume=args.resume, started=started)
