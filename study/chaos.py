@@ -59,6 +59,8 @@ STUDY_ARGS = (
 )  # fmt: skip
 TINY_SET = ("max_train_images=16", "max_val_images=8")
 STATE_OF = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "stopped_early", TrialState.FAIL: "failed"}
+RAY_START_MESSAGE = "timed out during startup"  # Ray's, when its node does not come up in time
+RAY_START_RETRIES = 5
 STOP_TIMEOUT_S = 180  # a driver given SIGTERM or SIGINT must have ended by then
 
 
@@ -79,6 +81,7 @@ class Chaos:
     wall_slack: float
     rng: random.Random = field(init=False)
     counts: dict[str, int] = field(default_factory=dict)
+    failed_starts: int = 0  # Ray failed to start this many times in a row
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -156,14 +159,28 @@ def stop(
     if kind != signal.SIGKILL and code in early and _record(study) == before:
         # in Python's or Ray's start, before the driver's handlers were in place: nothing was written
         chaos.count("stopped before it began")
-        log.unlink()
+        log.unlink(missing_ok=True)
         return None
     if kind != signal.SIGKILL and code not in (0, 130):
         raise Violation(f"{kind.name}: the driver exited {code}, not 130 (or 0):\n{output[-3000:]}")
     if kind != signal.SIGKILL and code == 130 and "--resume" not in output:
         raise Violation(f"{kind.name}: exit 130 without the resume hint:\n{output[-3000:]}")
-    log.unlink()
+    log.unlink(missing_ok=True)
     return 0 if code == 0 else None
+
+
+def _ray_did_not_start(chaos: Chaos, study: Study, log: Path, before: bytes | None, code: int) -> None:
+    """A driver that ended by itself with an error is a violation, unless Ray could not start on an
+    overloaded machine (its own message) before anything was written: then it is counted and tried again,
+    up to `RAY_START_RETRIES` times in a row."""
+    output = log.read_text(errors="replace")
+    chaos.count("Ray failed to start")
+    chaos.failed_starts += 1
+    if RAY_START_MESSAGE in output and _record(study) == before and chaos.failed_starts <= RAY_START_RETRIES:
+        print(f"  Ray did not start (exit {code}); again", flush=True)
+        log.unlink(missing_ok=True)
+        return
+    raise Violation(f"a driver exited {code} by itself:\n{output[-3000:]}")
 
 
 def _record(study: Study) -> bytes | None:
@@ -290,26 +307,29 @@ def run_chaos(chaos: Chaos, kills: int) -> dict[str, int]:
         before = _record(study)
         process, began, log = start(chaos, study)
         code = stop(chaos, study, process, began, log, before)
+        if code is not None and code != 0:
+            _ray_did_not_start(chaos, study, log, before, code)
+            continue
+        chaos.failed_starts = 0
         if code is None:
             check_any_moment(chaos, study)
             chaos.count("checks")
             continue
-        if code != 0:
-            raise Violation(f"a driver exited {code} by itself:\n{log.read_text(errors='replace')[-3000:]}")
-        log.unlink()
+        log.unlink(missing_ok=True)
         check_finished(chaos, study)
         chaos.count("studies finished")
         print(f"  {study.folder.name} finished after {len(study.runs)} runs: invariants hold", flush=True)
         study = Study(chaos.storage / f"chaos-{chaos.seed}-{chaos.counts['studies finished']}")
     while True:  # the last study, to its end
+        before = _record(study)
         process, began, log = start(chaos, study)
         code = process.wait()
         study.runs.append((time.monotonic() - began, False))
         _kill_group(process)
         if code == 0:
             break
-        raise Violation(f"the last driver exited {code}:\n{log.read_text(errors='replace')[-3000:]}")
-    log.unlink()
+        _ray_did_not_start(chaos, study, log, before, code)
+    log.unlink(missing_ok=True)
     check_finished(chaos, study)
     chaos.count("studies finished")
     print(f"  {study.folder.name} finished after {len(study.runs)} runs: invariants hold", flush=True)
