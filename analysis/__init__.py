@@ -5,7 +5,7 @@ For a notebook::
     from analysis import load_results, comparison_table, delta_m_column, plots
     results = load_results("results/my_study")
     table = comparison_table(best_metrics(results.trials, results.best), results.reproduce)
-    delta_m_column(table, "single-task baseline (CAGrad/FAMO)")
+    delta_m_column(table, "single-task baseline (STL, Nash-MTL table)")
     plots.plot_tradeoff(results.trials)
 
 Modules: `reference` (published rows), `load` (a results directory into DataFrames), `tables` (pure

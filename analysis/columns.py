@@ -1,4 +1,5 @@
-"""Names, directions, units and conventions of the metrics and hyperparameters a study records.
+"""Names, directions, units and conventions of the metrics a study records (from `mtan.metrics.METRICS`;
+the hyperparameters' labels and scales are in the recorded search space, `analysis.space`).
 
 Values in the results files are fractions or plain ratios (docs/results.md); published tables give
 mIoU and pixel accuracy in percent. `display_value` converts, `label` says which unit and convention.
@@ -6,72 +7,19 @@ mIoU and pixel accuracy in percent. `display_value` converts, `label` says which
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from mtan.metrics import METRIC_KEYS, METRICS, Metric, metric
+from mtan.tasks import TASKS
 
-TASKS: tuple[str, ...] = ("segmentation", "depth")
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """How to read one metric of `metrics.jsonl`."""
-
-    name: str
-    label: str
-    higher_is_better: bool
-    percent: bool
-    convention: str
-
-
-METRICS: dict[str, MetricInfo] = {
-    m.name: m
-    for m in (
-        MetricInfo("miou", "mIoU % (accumulated)", True, True, "accumulated"),
-        MetricInfo("miou_per_image", "mIoU % (per-image)", True, True, "per-image"),
-        MetricInfo("pixel_acc", "pix acc % (accumulated)", True, True, "accumulated"),
-        MetricInfo("pixel_acc_per_image", "pix acc % (per-image)", True, True, "per-image"),
-        MetricInfo("abs_err", "abs err (per-pixel mean)", False, False, "per-pixel mean"),
-        MetricInfo("abs_err_batch_mean", "abs err (per-batch mean)", False, False, "per-batch mean"),
-        MetricInfo("rel_err", "rel err, ratio (per-pixel mean)", False, False, "per-pixel mean"),
-        MetricInfo("rel_err_batch_mean", "rel err, ratio (per-batch mean)", False, False, "per-batch mean"),
-        MetricInfo("score", "score (0 = trivial, 1 = perfect)", True, False, "study objective"),
-    )
-}
-
-# The metrics of the comparison table, in the order its columns are shown.
-COMPARISON_METRICS: tuple[str, ...] = (
-    "miou",
-    "miou_per_image",
-    "pixel_acc",
-    "pixel_acc_per_image",
-    "abs_err",
-    "abs_err_batch_mean",
-    "rel_err",
-    "rel_err_batch_mean",
-)
+# The metrics of the comparison table, in the order its columns are shown: every task metric.
+COMPARISON_METRICS: tuple[str, ...] = tuple(k for k in METRIC_KEYS if METRICS[k].task in TASKS)
 
 # The metrics the figures show (one convention each, the honest primary one, plus the objective).
 FIGURE_METRICS: tuple[str, ...] = ("score", "miou", "pixel_acc", "abs_err", "rel_err")
 
-HYPERPARAMETERS: tuple[str, ...] = ("weighting", "temperature", "weight_decay", "step_size", "gamma", "lr")
-NUMERIC_HYPERPARAMETERS: tuple[str, ...] = ("temperature", "weight_decay", "step_size", "gamma", "lr")
-# Searched on a log scale when the Optuna journal cannot say (DESIGN.md, the study issue).
-DEFAULT_LOG_HYPERPARAMETERS: frozenset[str] = frozenset({"temperature", "weight_decay", "lr"})
 
-HYPERPARAMETER_LABELS: dict[str, str] = {
-    "weighting": "weighting",
-    "temperature": "DWA temperature T",
-    "weight_decay": "weight decay",
-    "step_size": "StepLR step (epochs)",
-    "gamma": "StepLR gamma",
-    "lr": "learning rate",
-}
-
-STATES: tuple[str, ...] = ("completed", "stopped_early", "failed")
-
-
-def metric_info(name: str) -> MetricInfo:
-    """The `MetricInfo` of `name`; unknown metrics are read as higher-is-better plain numbers."""
-    return METRICS.get(name, MetricInfo(name, name, True, False, "as recorded"))
+def metric_info(name: str) -> Metric:
+    """The facts of metric `name` (`mtan.metrics.METRICS`); a `KeyError` for an unknown metric."""
+    return metric(name)
 
 
 def label(name: str) -> str:

@@ -1,5 +1,4 @@
-"""What the study's Optuna journal tells beyond results.csv: the search scale of each hyperparameter
-and the hyperparameter importances."""
+"""What the study's Optuna journal tells beyond results.csv: the hyperparameter importances."""
 
 from __future__ import annotations
 
@@ -10,22 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.columns import DEFAULT_LOG_HYPERPARAMETERS, NUMERIC_HYPERPARAMETERS
-
 MIN_COMPLETE_TRIALS = 3
-
-
-def search_scales(study: Any | None, params: Iterable[str] = NUMERIC_HYPERPARAMETERS) -> dict[str, str]:
-    """'log' or 'linear' per numeric hyperparameter: as its Optuna distribution says where the journal
-    has one with a `log` flag, else log for the parameters the study searches on a log scale."""
-    scales = {p: "log" if p in DEFAULT_LOG_HYPERPARAMETERS else "linear" for p in params}
-    if study is None:
-        return scales
-    for trial in study.get_trials(deepcopy=False):
-        for name, distribution in trial.distributions.items():
-            if name in scales and hasattr(distribution, "log"):
-                scales[name] = "log" if distribution.log else "linear"
-    return scales
+# Completed trials needed for each value of a categorical parameter: with none, its importance reads 0
+# (3 completed trials, all DWA, once rated the weighting 0.00); with one, its spread is unknown.
+MIN_TRIALS_PER_VALUE = 2
 
 
 @dataclass(frozen=True)
@@ -40,10 +27,28 @@ class Importance:
     message: str
 
 
+def uncovered_values(trials: Iterable[Any]) -> dict[str, dict[str, int]]:
+    """Per categorical parameter whose values the completed `trials` do not all cover at least
+    `MIN_TRIALS_PER_VALUE` times: the count of completed trials of each of its values."""
+    from optuna.distributions import CategoricalDistribution
+
+    trials = list(trials)
+    choices: dict[str, tuple[Any, ...]] = {}
+    for trial in trials:
+        for name, distribution in trial.distributions.items():
+            if isinstance(distribution, CategoricalDistribution):
+                choices.setdefault(name, tuple(distribution.choices))
+    counts = {name: {str(v): sum(t.params.get(name) == v for t in trials) for v in values}
+              for name, values in choices.items()}  # fmt: skip
+    return {name: c for name, c in counts.items() if min(c.values()) < MIN_TRIALS_PER_VALUE}
+
+
 def param_importances(study: Any) -> Importance:
     """Optuna's `get_param_importances` with its default evaluator (PED-ANOVA in Optuna 5, which
     also rates conditional parameters such as the DWA temperature) over the completed trials.
-    Pruned (ASHA-stopped) and failed trials are not used; too few completed trials give a message."""
+    Pruned (ASHA-stopped) and failed trials are not used; too few completed trials, or completed trials
+    that do not cover every value of a categorical parameter `MIN_TRIALS_PER_VALUE` times, give the
+    reason instead."""
     import optuna
     from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
     from optuna.trial import TrialState
@@ -58,6 +63,18 @@ def param_importances(study: Any) -> Importance:
         message = (
             f"not computed: {complete} completed trial(s) in the Optuna journal, at least "
             f"{MIN_COMPLETE_TRIALS} needed (ASHA-stopped trials are pruned and not used)"
+        )
+        return Importance(None, name, complete, pruned, failed, message)
+    uncovered = uncovered_values(t for t in trials if t.state == TrialState.COMPLETE)
+    if uncovered:
+        counts = "; ".join(
+            f"{param}: " + ", ".join(f"{value} {n}" for value, n in values.items())
+            for param, values in uncovered.items()
+        )
+        message = (
+            f"not computed: the {complete} completed trials do not cover every value of "
+            f"{', '.join(uncovered)} at least {MIN_TRIALS_PER_VALUE} times (completed trials per value: "
+            f"{counts}); a value no completed trial took would read as unimportant"
         )
         return Importance(None, name, complete, pruned, failed, message)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -24,18 +24,15 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
-from analysis.columns import (  # noqa: E402
-    FIGURE_METRICS,
-    HYPERPARAMETER_LABELS,
-    NUMERIC_HYPERPARAMETERS,
-    TASKS,
-    display_value,
-    label,
-)
+from analysis.columns import FIGURE_METRICS, TASKS, display_value, label  # noqa: E402
+from analysis.space import RecordedSpace  # noqa: E402
 from analysis.tables import pareto_front  # noqa: E402
+from mtan.weighting import WEIGHTINGS  # noqa: E402
 
 DPI = 90
-WEIGHTING_COLORS = {"equal": "#1f77b4", "dwa": "#d62728"}
+PALETTE = ("#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+# One colour per registered weighting method, in the registry's order (equal, dwa, uncertainty, ...).
+WEIGHTING_COLORS = dict(zip(WEIGHTINGS, PALETTE, strict=False))
 STATE_MARKERS = {"completed": "o", "stopped_early": "X", "failed": "s"}
 STATE_LABELS = {"completed": "completed (full budget)", "stopped_early": "stopped early by ASHA"}
 TASK_COLORS = {"segmentation": "#2ca02c", "depth": "#9467bd"}
@@ -176,13 +173,14 @@ def _mark_zero_on_log_axis(ax: plt.Axes, position: float, positive: np.ndarray) 
 
 def plot_metrics_vs_hyperparameters(
     trials: pd.DataFrame,
-    scales: Mapping[str, str],
+    space: RecordedSpace,
     metrics: Sequence[str] = FIGURE_METRICS,
-    params: Sequence[str] = NUMERIC_HYPERPARAMETERS,
 ) -> Figure | None:
-    """A grid: each final metric (rows) against each numeric hyperparameter (columns), one mark per
-    trial coloured by weighting. Log axes where the search was log-scale; a value 0 on such an axis
-    (weight decay 'none') is drawn one decade left of the smallest non-zero value and labelled 0."""
+    """A grid: each final metric (rows) against each numeric config column of the study's `space`
+    (columns), one mark per trial coloured by weighting. Log axes where the search was log-scale; a value
+    0 on such an axis (weight decay 'none') is drawn one decade left of the smallest non-zero value and
+    labelled 0."""
+    params = space.numeric
     data = _finished(trials)
     metrics = _with_values(data, metrics, "last_")
     if data.empty or not metrics:
@@ -199,7 +197,7 @@ def plot_metrics_vs_hyperparameters(
         )
         present = values.notna().to_numpy()
         x = values.to_numpy(dtype=float)
-        log = scales.get(param) == "log" and (x[present] > 0).any()
+        log = space.scale(param) == "log" and (x[present] > 0).any()
         zero = present & (x == 0)
         position = _zero_position(x[present]) if log and zero.any() else None
         if position is not None:
@@ -208,7 +206,8 @@ def plot_metrics_vs_hyperparameters(
             ax = axes[row][col]
             y = data[f"last_{metric}"].map(lambda v, m=metric: display_value(m, v)).to_numpy(dtype=float)
             if not present.any():
-                why = "DWA only; no DWA trial" if param == "temperature" else "not recorded"
+                only = space.weightings_of(param)
+                why = f"{'/'.join(only)} only; no such trial" if only else "not recorded"
                 ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color="#666666")
             for state in states:
                 for weighting in weightings:
@@ -228,7 +227,7 @@ def plot_metrics_vs_hyperparameters(
                     _mark_zero_on_log_axis(ax, position, x[present & ~zero])
             else:
                 ax.xaxis.set_major_locator(MaxNLocator(4))
-            name = HYPERPARAMETER_LABELS.get(param, param)
+            name = space.label(param)
             ax.set_xlabel(f"{name} (log scale)" if log else name, fontsize=9)
             if col == 0:
                 ax.set_ylabel(label(metric), fontsize=9)
@@ -238,7 +237,11 @@ def plot_metrics_vs_hyperparameters(
         handles=_legend_handles(weightings, states), loc="outside lower center",
         ncol=len(weightings) + len(states), frameon=False,
     )  # fmt: skip
-    fig.suptitle("Final metrics against each hyperparameter (DWA temperature: DWA trials only)")
+    conditional = [f"{space.label(p)}: {'/'.join(space.weightings_of(p) or ())} trials only"
+                   for p in params if space.weightings_of(p)]  # fmt: skip
+    fig.suptitle(
+        "Final metrics against each hyperparameter" + (f" ({'; '.join(conditional)})" if conditional else "")
+    )
     return fig
 
 
@@ -317,14 +320,14 @@ def plot_learning_curves(
 # ---------------------------------------------------------------- importance
 
 
-def plot_importance(importances: pd.Series, evaluator: str) -> Figure | None:
+def plot_importance(importances: pd.Series, evaluator: str, space: RecordedSpace) -> Figure | None:
     """Horizontal bars of the hyperparameter importances, largest on top."""
     if importances is None or importances.empty:
         return None
     ordered = importances.sort_values(ascending=True)
     fig, ax = plt.subplots(figsize=(7.0, 0.45 * len(ordered) + 1.6), layout="constrained")
     ax.barh(
-        [HYPERPARAMETER_LABELS.get(str(p), str(p)) for p in ordered.index],
+        [space.label(str(p)) for p in ordered.index],
         ordered.to_numpy(),
         color="#4c72b0",
     )

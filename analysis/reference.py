@@ -1,6 +1,8 @@
 """Published CityScapes numbers to compare a study with, each with its source and protocol.
 
-Only rows whose source is known are carried (DESIGN.md, "Published numbers"). Values are as
+Only rows whose source is known are carried (DESIGN.md, "Published numbers"): the paper's Table 2 (MTAN
+with equal, DWA and uncertainty weighting, and One Task), the seed report's two rows, and the rows of the
+Nash-MTL table (MTAN with LS/DWA/UW and the single-task baseline), each with its protocol. Values are as
 published: mIoU and pixel accuracy in percent, abs err in the data's inverse-depth units, rel err a
 plain ratio. Each value sits under the metric key of the convention its source used, so a published
 number is never set beside one of this project's numbers computed another way. `uncertain` names the
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analysis.columns import COMPARISON_METRICS
+from mtan.metrics import ACCUMULATED, PAPER_2019
 
 CITYSCAPES_MTAN = "CityScapes, 7 classes + depth, MTAN preprocessing (2975 train / 500 val)"
 RESOLUTION = "128x256"
@@ -40,115 +43,146 @@ class ReferenceRow:
     uncertain: frozenset[str] = field(default_factory=frozenset)
 
 
-REFERENCES: tuple[ReferenceRow, ...] = (
-    ReferenceRow(
-        key="paper_equal",
-        label="paper, MTAN equal",
-        group="paper (Liu et al. 2019)",
-        source="Liu, Johns, Davison, End-to-End Multi-Task Learning with Attention, CVPR 2019 "
-        "(arXiv:1803.10704), CityScapes table; checked against the paper",
-        weighting="equal",
-        dataset=CITYSCAPES_MTAN + ", no augmentation",
-        resolution=RESOLUTION,
-        epochs=200,
-        backbone="SegNet (VGG-16 encoder) with MTAN attention",
-        seg_convention="per-image",
-        depth_averaging="per-batch mean (official code)",
-        evaluation="mean of the last 10 epochs on the validation set",
+PAPER_SOURCE = (
+    "Liu, Johns, Davison, End-to-End Multi-Task Learning with Attention, CVPR 2019 (arXiv:1803.10704v2), "
+    "Table 2 (CityScapes)"
+)
+PAPER_GROUP = "paper (Liu et al. 2019)"
+PAPER_PROTOCOL = {
+    "group": PAPER_GROUP,
+    "dataset": CITYSCAPES_MTAN + ", no augmentation",
+    "resolution": RESOLUTION,
+    "epochs": 200,
+    "seg_convention": PAPER_2019,
+    "depth_averaging": "per-batch mean (official code)",
+    "evaluation": "mean of the last 10 epochs on the validation set, one run (one seed)",
+}
+MTAN_SEGNET = "SegNet (VGG-16 encoder) with MTAN attention"
+
+
+def _paper_row(
+    key: str, label: str, weighting: str, backbone: str, values: tuple[float, ...]
+) -> ReferenceRow:
+    miou, pixel_acc, abs_err, rel_err = values
+    return ReferenceRow(
+        key=key,
+        label=label,
+        source=PAPER_SOURCE,
+        weighting=weighting,
+        backbone=backbone,
         values={
-            "miou_per_image": 53.04,
-            "pixel_acc_per_image": 91.11,
-            "abs_err_batch_mean": 0.0144,
-            "rel_err_batch_mean": 33.63,
+            "miou_2019": miou,
+            "pixel_acc_2019": pixel_acc,
+            "abs_err_batch_mean": abs_err,
+            "rel_err_batch_mean": rel_err,
         },
-    ),
-    ReferenceRow(
-        key="paper_dwa",
-        label="paper, MTAN DWA T=2",
-        group="paper (Liu et al. 2019)",
-        source="Liu et al., CVPR 2019, as quoted by the seed report (not yet checked against the paper)",
-        weighting="dwa (T=2)",
-        dataset=CITYSCAPES_MTAN + ", no augmentation",
-        resolution=RESOLUTION,
-        epochs=200,
-        backbone="SegNet (VGG-16 encoder) with MTAN attention",
-        seg_convention="per-image",
-        depth_averaging="per-batch mean (official code)",
-        evaluation="mean of the last 10 epochs on the validation set",
+        **PAPER_PROTOCOL,
+    )
+
+
+NASH_SOURCE = (
+    "Navon et al., Multi-Task Learning as a Bargaining Game (Nash-MTL), ICML 2022 (arXiv:2202.01017), "
+    "Table 3 (CityScapes); the STL row is CAGrad's (Liu et al., NeurIPS 2021), also in FAMO"
+)
+NASH_PROTOCOL = {
+    "group": "Nash-MTL (Navon et al. 2022)",
+    "dataset": CITYSCAPES_MTAN + ", with augmentation",
+    "resolution": RESOLUTION,
+    "epochs": 200,
+    "seg_convention": ACCUMULATED,
+    "depth_averaging": "per-batch mean (probably: code derived from the official one)",
+    "evaluation": "mean of the last 10 epochs on the validation set, averaged over 3 seeds",
+}
+
+
+def _nash_row(key: str, label: str, weighting: str, backbone: str, values: tuple[float, ...]) -> ReferenceRow:
+    miou, pixel_acc, abs_err, rel_err = values
+    return ReferenceRow(
+        key=key,
+        label=label,
+        source=NASH_SOURCE,
+        weighting=weighting,
+        backbone=backbone,
         values={
-            "miou_per_image": 53.29,
-            "pixel_acc_per_image": 91.09,
-            "abs_err_batch_mean": 0.0144,
-            "rel_err_batch_mean": 34.14,
-        },
-    ),
-    ReferenceRow(
-        key="seed_dwa",
-        label="seed report, DWA T=2",
-        group="seed report",
-        source="the project's seed report (100 epochs, reduced SegNet, He init, weight decay 1e-4)",
-        weighting="dwa (T=2)",
-        dataset=CITYSCAPES_MTAN,
-        resolution=RESOLUTION,
-        epochs=100,
-        backbone="reduced SegNet ('SegNet-Basic', 5 encoder / 5 decoder layers) with MTAN attention",
-        seg_convention="accumulated (probably; not stated)",
-        depth_averaging="not stated",
-        evaluation="not stated",
-        values={
-            "miou": 68.09,
-            "pixel_acc": 91.14,
-            "abs_err_batch_mean": 0.0161,
-            "rel_err_batch_mean": 38.39,
-        },
-        uncertain=frozenset({"miou", "pixel_acc", "abs_err_batch_mean", "rel_err_batch_mean"}),
-    ),
-    ReferenceRow(
-        key="seed_equal",
-        label="seed report, equal",
-        group="seed report",
-        source="the project's seed report (100 epochs, reduced SegNet, He init, weight decay 1e-4)",
-        weighting="equal",
-        dataset=CITYSCAPES_MTAN,
-        resolution=RESOLUTION,
-        epochs=100,
-        backbone="reduced SegNet ('SegNet-Basic', 5 encoder / 5 decoder layers) with MTAN attention",
-        seg_convention="accumulated (probably; not stated)",
-        depth_averaging="not stated",
-        evaluation="not stated",
-        values={
-            "miou": 67.76,
-            "pixel_acc": 91.15,
-            "abs_err_batch_mean": 0.0160,
-            "rel_err_batch_mean": 38.01,
-        },
-        uncertain=frozenset({"miou", "pixel_acc", "abs_err_batch_mean", "rel_err_batch_mean"}),
-    ),
-    ReferenceRow(
-        key="stl_cagrad",
-        label="single-task baseline (CAGrad/FAMO)",
-        group="single-task baseline (CAGrad/FAMO)",
-        source="single-task learning row as tabulated by CAGrad (Liu et al., NeurIPS 2021) and "
-        "FAMO (Liu et al., NeurIPS 2023)",
-        weighting="- (one network per task)",
-        dataset=CITYSCAPES_MTAN + ", with augmentation",
-        resolution=RESOLUTION,
-        epochs=200,
-        backbone="SegNet, one network per task",
-        seg_convention="accumulated",
-        depth_averaging="per-batch mean (probably: code derived from the official one)",
-        evaluation="mean of the last 10 epochs on the validation set",
-        values={
-            "miou": 74.01,
-            "pixel_acc": 93.16,
-            "abs_err_batch_mean": 0.0125,
-            "rel_err_batch_mean": 27.77,
+            "miou": miou,
+            "pixel_acc": pixel_acc,
+            "abs_err_batch_mean": abs_err,
+            "rel_err_batch_mean": rel_err,
         },
         uncertain=frozenset({"abs_err_batch_mean", "rel_err_batch_mean"}),
+        **NASH_PROTOCOL,
+    )
+
+
+SEED_REPORT_BACKBONE = "reduced SegNet ('SegNet-Basic', 5 encoder / 5 decoder layers) with MTAN attention"
+
+
+def _seed_row(key: str, label: str, weighting: str, values: tuple[float, ...]) -> ReferenceRow:
+    miou, pixel_acc, abs_err, rel_err = values
+    return ReferenceRow(
+        key=key,
+        label=label,
+        group="seed report",
+        source="the project's seed report (100 epochs, reduced SegNet, He init, weight decay 1e-4)",
+        weighting=weighting,
+        dataset=CITYSCAPES_MTAN,
+        resolution=RESOLUTION,
+        epochs=100,
+        backbone=SEED_REPORT_BACKBONE,
+        seg_convention="accumulated (probably; not stated)",
+        depth_averaging="not stated",
+        evaluation="not stated",
+        values={
+            "miou": miou,
+            "pixel_acc": pixel_acc,
+            "abs_err_batch_mean": abs_err,
+            "rel_err_batch_mean": rel_err,
+        },
+        uncertain=frozenset({"miou", "pixel_acc", "abs_err_batch_mean", "rel_err_batch_mean"}),
+    )
+
+
+# (mIoU %, pix acc %, abs err, rel err) as published.
+REFERENCES: tuple[ReferenceRow, ...] = (
+    _paper_row("paper_equal", "paper, MTAN equal", "equal", MTAN_SEGNET, (53.04, 91.11, 0.0144, 33.63)),
+    _paper_row("paper_dwa", "paper, MTAN DWA T=2", "dwa (T=2)", MTAN_SEGNET, (53.29, 91.09, 0.0144, 34.14)),
+    _paper_row(
+        "paper_uncertainty",
+        "paper, MTAN uncertainty",
+        "uncertainty",
+        MTAN_SEGNET,
+        (53.86, 91.10, 0.0144, 35.72),
+    ),
+    _paper_row(
+        "paper_one_task",
+        "paper, One Task",
+        "- (one network per task)",
+        "SegNet (VGG-16 encoder), one network per task",
+        (51.09, 90.69, 0.0158, 34.17),
+    ),
+    _seed_row("seed_dwa", "seed report, DWA T=2", "dwa (T=2)", (68.09, 91.14, 0.0161, 38.39)),
+    _seed_row("seed_equal", "seed report, equal", "equal", (67.76, 91.15, 0.0160, 38.01)),
+    _nash_row(
+        "nash_equal", "Nash-MTL table, MTAN LS (equal)", "equal", MTAN_SEGNET, (75.18, 93.49, 0.0155, 46.77)
+    ),
+    _nash_row("nash_dwa", "Nash-MTL table, MTAN DWA", "dwa", MTAN_SEGNET, (75.24, 93.52, 0.0160, 44.37)),
+    _nash_row(
+        "nash_uncertainty",
+        "Nash-MTL table, MTAN UW",
+        "uncertainty",
+        MTAN_SEGNET,
+        (72.02, 92.85, 0.0140, 30.13),
+    ),
+    _nash_row(
+        "nash_stl",
+        "single-task baseline (STL, Nash-MTL table)",
+        "- (one network per task)",
+        "SegNet, one network per task",
+        (74.01, 93.16, 0.0125, 27.77),
     ),
 )
 
-DEFAULT_BASELINE = "stl_cagrad"
+DEFAULT_BASELINE = "nash_stl"
 
 
 def reference(key: str) -> ReferenceRow:

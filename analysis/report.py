@@ -17,13 +17,14 @@ from typing import Any
 import pandas as pd
 
 from analysis import plots, tables
-from analysis.columns import HYPERPARAMETER_LABELS, HYPERPARAMETERS, NUMERIC_HYPERPARAMETERS, label
+from analysis.columns import label
 from analysis.load import StudyResults, load_optuna_study, load_results
-from analysis.optuna_study import Importance, param_importances, search_scales
+from analysis.optuna_study import Importance, param_importances
 from analysis.reference import DEFAULT_BASELINE, REFERENCES, reference
 from analysis.render import Banner, Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
-from mtan.checkpoint import atomic_write_text
+from analysis.space import RecordedSpace
 from mtan.errors import UserError, run_cli
+from mtan.files import atomic_write_text
 
 FIGURE_FILES: dict[str, str] = {
     "weighting": "fig_equal_vs_dwa.png",
@@ -57,8 +58,10 @@ COMPARISON_CAPTION = (
     "everywhere) show what no learning gets on this study's data."
 )
 CONVENTION_NOTES = (
-    "mIoU: accumulated = one confusion matrix over the validation set; per-image = mean over images of the "
-    "IoU over the classes present (the paper's 2019 convention, 8 to 20 points lower).",
+    "mIoU: accumulated = one confusion matrix over the validation set, void excluded; paper 2019 = the "
+    "official code of 2019: per image the IoU over the classes present, with void pixels predicted as a "
+    "class counted in its union, averaged per evaluation batch, then over batches (several points lower); "
+    "2020 = the same with void masked out (the official fix of July 2020).",
     "Depth errors over valid pixels: per-pixel mean over the whole split, or the mean of per-batch means "
     "(the official code). Rel err is a plain ratio: the paper's 33.63 is not a percentage.",
     "This study's rows are the last epoch of one run; the published rows average the last 10 epochs.",
@@ -79,12 +82,12 @@ class ReportFiles:
     figures: tuple[Path, ...]
 
 
-def _config_text(row: Mapping[str, Any]) -> str:
+def _config_text(row: Mapping[str, Any], space: RecordedSpace) -> str:
     parts = []
-    for name in HYPERPARAMETERS:
+    for name in space.names:
         text = tables.format_hyperparameter(name, row.get(name))
         if text != "-":
-            parts.append(f"{HYPERPARAMETER_LABELS[name]} {text}")
+            parts.append(f"{space.label(name)} {text}")
     return ", ".join(parts)
 
 
@@ -169,7 +172,7 @@ class _Report:
             return ["No trial finished, so there is no best configuration."]
         row = self.best_row
         items.append(
-            f"Best trial {row['trial_id']}: {_config_text(row)}; {label(self.metric)} "
+            f"Best trial {row['trial_id']}: {_config_text(row, self.results.space)}; {label(self.metric)} "
             f"{tables.format_metric(self.metric, row.get(self.column))} after {_epochs(row['epochs'])} "
             f"({str(row['state']).replace('_', ' ')})."
         )
@@ -227,13 +230,13 @@ class _Report:
         blocks: list[Block] = [Heading(2, "Best configurations")]
         if self.ranked.empty:
             return blocks + [Paragraph("No trial finished with a value of the objective: nothing to rank.")]
-        top = tables.top_configs(self.trials, self.column, self.mode)
+        top = tables.top_configs(self.trials, self.column, self.mode, self.results.space)
         caption = (
             f"Top {len(top)} of {len(self.ranked)} finished trials by {self.column} ({self.mode}). "
             "Metrics are the last epoch each trial trained; a trial stopped early by ASHA is ranked at the "
             "epoch it reached. mIoU and pixel accuracy in percent."
         )
-        return blocks + [Table(tables.format_top_configs(top, self.column), caption)]
+        return blocks + [Table(tables.format_top_configs(top, self.column, self.results.space), caption)]
 
     def comparison(self) -> list[Block]:
         blocks: list[Block] = [Heading(2, "Comparison with the published numbers")]
@@ -246,8 +249,13 @@ class _Report:
         weighting = ""
         if self.best_row is not None:
             weighting = str(self.best_row["weighting"])
-            if weighting == "dwa" and pd.notna(self.best_row.get("temperature")):
-                weighting += f" (T={self.best_row['temperature']:.3g})"
+            space = self.results.space
+            own = [  # the method's own hyperparameters (e.g. DWA's temperature)
+                f"{space.label(c.name)} {tables.format_hyperparameter(c.name, self.best_row.get(c.name))}"
+                for c in space.columns
+                if c.weightings and weighting in c.weightings and pd.notna(self.best_row.get(c.name))
+            ]
+            weighting += f" ({', '.join(own)})" if own else ""
         table = tables.comparison_table(
             best,
             self.results.reproduce,
@@ -309,11 +317,11 @@ class _Report:
         return blocks + [figure or Paragraph("No finished trial: nothing to plot.")]
 
     def hyperparameters(self) -> list[Block]:
-        scales = search_scales(self.optuna_study)
-        log = [HYPERPARAMETER_LABELS[p] for p in NUMERIC_HYPERPARAMETERS if scales.get(p) == "log"]
+        space = self.results.space
+        log = [space.label(p) for p in space.numeric if space.scale(p) == "log"]
         figure = self._figure(
             "hyperparameters",
-            plots.plot_metrics_vs_hyperparameters(self.trials, scales),
+            plots.plot_metrics_vs_hyperparameters(self.trials, space),
             f"Each final metric against each hyperparameter, one mark per trial. Log x axes: "
             f"{', '.join(log)} (searched on a log scale). A weight decay of 0 ('none') cannot sit on a log "
             "axis: it is drawn at the tick labelled 0, left of the dotted break.",
@@ -348,10 +356,10 @@ class _Report:
         if result.values is not None:
             figure = self._figure(
                 "importance",
-                plots.plot_importance(result.values, result.evaluator),
+                plots.plot_importance(result.values, result.evaluator, self.results.space),
                 f"Hyperparameter importance, {result.evaluator}, from the Optuna journal "
-                f"({result.complete} completed trials; the DWA temperature is rated over the DWA "
-                "trials only).",
+                f"({result.complete} completed trials; a weighting method's own hyperparameters are rated "
+                "over that method's trials only).",
             )
             if figure is not None:
                 blocks.append(figure)

@@ -14,17 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.columns import (
-    COMPARISON_METRICS,
-    FIGURE_METRICS,
-    HYPERPARAMETER_LABELS,
-    HYPERPARAMETERS,
-    STATES,
-    display_value,
-    label,
-    metric_info,
-)
+from analysis.columns import COMPARISON_METRICS, FIGURE_METRICS, display_value, label, metric_info
 from analysis.reference import REFERENCES, ReferenceRow
+from analysis.space import RecordedSpace
+from study.record import STATES
 
 NOT_RECORDED = "not recorded"
 
@@ -188,24 +181,26 @@ def ranked_trials(trials: pd.DataFrame, column: str, mode: str) -> pd.DataFrame:
     return usable.sort_values(column, ascending=(mode == "min"), kind="stable").reset_index(drop=True)
 
 
-def top_configs(trials: pd.DataFrame, column: str, mode: str, n: int = 5) -> pd.DataFrame:
-    """The `n` best trials by `column`: rank, id, state, epochs, hyperparameters and the final
-    (last-epoch) metrics, numbers as recorded (fractions)."""
+def top_configs(
+    trials: pd.DataFrame, column: str, mode: str, space: RecordedSpace, n: int = 5
+) -> pd.DataFrame:
+    """The `n` best trials by `column`: rank, id, state, epochs, the config columns of `space` and the
+    final (last-epoch) metrics, numbers as recorded (fractions)."""
     ranked = ranked_trials(trials, column, mode).head(n)
     metrics = [f"last_{m}" for m in FIGURE_METRICS if f"last_{m}" in ranked.columns]
-    columns = ["trial_id", "state", "epochs", *HYPERPARAMETERS, *([column] if column not in metrics else [])]
+    columns = ["trial_id", "state", "epochs", *space.names, *([column] if column not in metrics else [])]
     table = ranked[columns + metrics].copy()
     table.insert(0, "rank", range(1, len(table) + 1))
     return table
 
 
-def format_top_configs(table: pd.DataFrame, column: str) -> pd.DataFrame:
+def format_top_configs(table: pd.DataFrame, column: str, space: RecordedSpace) -> pd.DataFrame:
     """`top_configs` as text with labelled columns (percent for mIoU and pixel accuracy)."""
     out = pd.DataFrame({"rank": table["rank"].astype(str), "trial": table["trial_id"].astype(str)})
     out["state"] = table["state"].str.replace("_", " ")
     out["epochs"] = table["epochs"].map(lambda v: "-" if pd.isna(v) else f"{v:.0f}")
-    for name in HYPERPARAMETERS:
-        out[HYPERPARAMETER_LABELS[name]] = table[name].map(lambda v, n=name: format_hyperparameter(n, v))
+    for name in space.names:
+        out[space.label(name)] = table[name].map(lambda v, n=name: format_hyperparameter(n, v))
     for source in table.columns:
         if source.startswith(("last_", "best_")):
             metric = source.split("_", 1)[1]
@@ -377,7 +372,8 @@ def protocol_differences(
         "resolution": resolution,
         "epochs": epochs,
         "backbone": backbone,
-        "segmentation metric convention": "both: accumulated and per-image (separate columns)",
+        "segmentation metric convention": "accumulated, the paper's 2019 rule and the void-masked 2020 rule "
+        "(separate columns)",
         "depth error averaging": "both: per-pixel mean and per-batch mean (separate columns)",
         "evaluation": "final epoch of the trial on the validation split",
     }

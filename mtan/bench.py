@@ -27,10 +27,10 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from mtan.checkpoint import atomic_write_json
 from mtan.config import PRESETS, TrainConfig, make_config
 from mtan.data import Batch, Split, iterate_batches
 from mtan.errors import ConfigError, run_cli
+from mtan.files import atomic_write_json
 from mtan.model import BACKBONES
 from mtan.reference import PerTaskMTAN
 from mtan.train import Run, parse_size, resolve_device, task_losses

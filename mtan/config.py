@@ -1,6 +1,6 @@
 """The configuration of one training run: a frozen dataclass, its presets, and its checks.
 
-Presets (DESIGN.md, "Training"):
+Presets (docs/design.md, "Training"):
 - ``paper``: Liu et al. 2019 on CityScapes, 128x256, SegNet-MTAN width 1, batch 8, 200 epochs,
   Adam 1e-4, no weight decay, StepLR(100, 0.5), xavier init.
 - ``report``: the seed report, reduced SegNet (``segnet-basic``), 100 epochs, weight decay 1e-4,
@@ -114,7 +114,7 @@ def config_from_flat(flat: Mapping[str, Any]) -> TrainConfig:
 def validate(config: TrainConfig) -> None:
     """Raise `ConfigError` for the first value outside its allowed range or an unknown name."""
     from mtan.model import BACKBONES
-    from mtan.weighting import WEIGHTINGS
+    from mtan.weighting import WEIGHTINGS, hyperparameters
 
     checks: list[tuple[bool, str]] = [
         (
@@ -128,7 +128,6 @@ def validate(config: TrainConfig) -> None:
         (config.init in _INITS, f"unknown init {config.init!r}; choose one of {', '.join(_INITS)}"),
         (config.device in _DEVICES, f"unknown device {config.device!r}; choose one of {', '.join(_DEVICES)}"),
         (config.labels in (7, 19), f"labels must be 7 or 19, got {config.labels}"),
-        (config.temperature > 0, f"temperature must be > 0, got {config.temperature}"),
         (config.lr > 0, f"lr must be > 0, got {config.lr}"),
         (config.weight_decay >= 0, f"weight decay must be >= 0, got {config.weight_decay}"),
         (config.step_size >= 1, f"step size must be >= 1, got {config.step_size}"),
@@ -148,6 +147,9 @@ def validate(config: TrainConfig) -> None:
         ),
         (config.max_val_images is None or config.max_val_images >= 1, "max val images must be >= 1"),
     ]
+    for hyperparameter in hyperparameters().values():  # each weighting method's, as it declares them
+        problem = hyperparameter.check(getattr(config, hyperparameter.name))
+        checks.append((problem is None, problem or ""))
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)

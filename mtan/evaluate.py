@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mtan.data import Batch, DataBundle, Split, iterate_batches
-from mtan.metrics import SplitMetrics
+from mtan.tasks import metric_accumulators, task_targets
 
 Predictor = Callable[[Batch], dict[str, torch.Tensor]]
 
@@ -17,13 +17,18 @@ Predictor = Callable[[Batch], dict[str, torch.Tensor]]
 def evaluate_predictor(
     predict: Predictor, split: Split, num_classes: int, batch_size: int, device: torch.device
 ) -> dict[str, float]:
-    """All metrics of `predict` (batch -> {"segmentation": logits, "depth": prediction}) over `split`."""
-    metrics = SplitMetrics(num_classes)
+    """All metrics of `predict` (batch -> {task: output}) over `split`, evaluated in batches of
+    `batch_size` (the batch of the per-batch means)."""
+    accumulators = metric_accumulators(num_classes)
     with torch.inference_mode():
         for batch in iterate_batches(split, batch_size, device):
-            out = predict(batch)
-            metrics.update(out["segmentation"], batch.labels, out["depth"], batch.depth)
-    return metrics.compute()
+            outputs, targets = predict(batch), task_targets(batch)
+            for task, accumulator in accumulators.items():
+                accumulator.update(outputs[task], targets[task])
+    metrics: dict[str, float] = {}
+    for accumulator in accumulators.values():
+        metrics.update(accumulator.compute())
+    return metrics
 
 
 def evaluate_model(

@@ -1,12 +1,16 @@
-"""Evaluation metrics over a whole split, in both published conventions (DESIGN.md, "Metrics").
+"""Evaluation metrics over a whole split: one table of facts per metric, and one accumulator per task.
 
-Segmentation, void pixels (label -1) excluded everywhere:
-- accumulated (official repo since Nov 2020, torchvision): one confusion matrix over the split;
-  pixel accuracy = trace / total, IoU_c = TP / (TP + FP + FN), mIoU = mean of IoU_c. A class absent from
-  both prediction and ground truth over the whole split has no IoU (0/0) and is left out of the mean, so
-  it neither rewards nor punishes the model; if no class has a defined IoU, mIoU is NaN.
-- per image (the paper, 2019): per image, the mean IoU over the classes present in its prediction or
-  ground truth, and its pixel accuracy; both averaged over the images that have valid pixels.
+Segmentation (void pixels have label -1):
+- accumulated (official repo since Nov 2020, torchvision): one confusion matrix over the split, void
+  excluded; pixel accuracy = trace / total, IoU_c = TP / (TP + FP + FN), mIoU = mean of IoU_c. A class
+  absent from both prediction and truth over the whole split has no IoU (0/0) and is left out of the mean.
+- the paper's 2019 convention (official code of 2019, lorenmt/mtan 8064cc6, `compute_miou`/`compute_iou`):
+  per image and class c, union = pixels predicted c OR labelled c over ALL pixels, void included (a void
+  pixel predicted as c counts in c's union; a class predicted only on void pixels counts with IoU 0);
+  classes with an empty union are skipped; the image's mIoU is the mean over the rest. Pixel accuracy
+  per image = correct / non-void pixels. Both are averaged per batch (the evaluation batch), then the
+  batch means are averaged over the batches, so an uneven last batch weighs as much as a full one.
+- the official fix of July 2020 (ff79d45): the same, with void pixels removed from the union.
 
 Depth over valid pixels (ground truth > 0): abs err = mean |d - d_hat|, rel err = mean |d - d_hat| / d,
 as a global per-pixel mean (primary) and as the official mean of per-batch means (``*_batch_mean``).
@@ -14,19 +18,87 @@ as a global per-pixel mean (primary) and as the official mean of per-batch means
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-import numpy as np
 import torch
 
-SEGMENTATION_KEYS = ("miou", "pixel_acc", "miou_per_image", "pixel_acc_per_image")
-DEPTH_KEYS = ("abs_err", "rel_err", "abs_err_batch_mean", "rel_err_batch_mean")
-METRIC_KEYS: tuple[str, ...] = (*SEGMENTATION_KEYS, *DEPTH_KEYS, "score")
-HIGHER_IS_BETTER: dict[str, bool] = {
-    **dict.fromkeys(SEGMENTATION_KEYS, True),
-    **dict.fromkeys(DEPTH_KEYS, False),
-    "score": True,
+from mtan.losses import VOID_LABEL
+
+ACCUMULATED = "accumulated over the split"
+PAPER_2019 = "paper 2019 (official code: per image, void in the union, mean of per-batch means)"
+OFFICIAL_2020 = "official code July 2020 (per image, void masked, mean of per-batch means)"
+PER_PIXEL = "per-pixel mean over the split"
+OBJECTIVE = "study objective"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The facts about one metric key of `metrics.jsonl`: which task it measures, which way is better,
+    its unit, whether published tables show it in percent, its label and its convention."""
+
+    name: str
+    task: str  # a task of `mtan.tasks.TASKS`, or "multitask"
+    higher_is_better: bool
+    unit: str
+    percent: bool
+    label: str
+    convention: str
+
+
+_UNIT_FRACTION, _UNIT_DEPTH, _UNIT_RATIO = "fraction", "data's depth units", "ratio"
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("miou", "segmentation", True, _UNIT_FRACTION, True, "mIoU % (accumulated)", ACCUMULATED),
+        Metric(
+            "pixel_acc", "segmentation", True, _UNIT_FRACTION, True, "pix acc % (accumulated)", ACCUMULATED
+        ),
+        Metric("miou_2019", "segmentation", True, _UNIT_FRACTION, True, "mIoU % (paper 2019)", PAPER_2019),
+        Metric(
+            "pixel_acc_2019", "segmentation", True, _UNIT_FRACTION, True, "pix acc % (paper 2019)", PAPER_2019
+        ),
+        Metric(
+            "miou_2020",
+            "segmentation",
+            True,
+            _UNIT_FRACTION,
+            True,
+            "mIoU % (void masked, 2020)",
+            OFFICIAL_2020,
+        ),
+        Metric("abs_err", "depth", False, _UNIT_DEPTH, False, "abs err (per-pixel mean)", PER_PIXEL),
+        Metric("rel_err", "depth", False, _UNIT_RATIO, False, "rel err, ratio (per-pixel mean)", PER_PIXEL),
+        Metric(
+            "abs_err_batch_mean", "depth", False, _UNIT_DEPTH, False, "abs err (per-batch mean)", PAPER_2019
+        ),
+        Metric(
+            "rel_err_batch_mean",
+            "depth",
+            False,
+            _UNIT_RATIO,
+            False,
+            "rel err, ratio (per-batch mean)",
+            PAPER_2019,
+        ),
+        Metric("score", "multitask", True, "score", False, "score (0 = trivial, 1 = perfect)", OBJECTIVE),
+    )
 }
+METRIC_KEYS: tuple[str, ...] = tuple(METRICS)
+HIGHER_IS_BETTER: dict[str, bool] = {name: m.higher_is_better for name, m in METRICS.items()}
+SEGMENTATION_KEYS = tuple(name for name, m in METRICS.items() if m.task == "segmentation")
+DEPTH_KEYS = tuple(name for name, m in METRICS.items() if m.task == "depth")
+# The paper and its successors report the mean over the last 10 epochs (docs/design.md, "Metrics").
+TAIL_EPOCHS = 10
+
+
+def metric(name: str) -> Metric:
+    """The facts of metric `name`; a `KeyError` naming the known metrics for any other name."""
+    if name not in METRICS:
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
+    return METRICS[name]
 
 
 def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -45,68 +117,112 @@ def iou_from_confusion(confusion: torch.Tensor) -> torch.Tensor:
 
 
 def per_image_scores(prediction: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(N, 2): per image, mIoU over classes present in prediction or truth, and pixel accuracy.
+    """(N, 3) per image: mIoU of the 2019 rule (void in the union), mIoU of the July 2020 rule (void
+    masked), and pixel accuracy (correct / non-void pixels; NaN without a non-void pixel, as 0/0 was).
 
-    Rows of images without a valid pixel are NaN.
+    In both mIoU rules the classes with an empty union are skipped; NaN when every union is empty.
     """
     n = target.shape[0]
-    valid = target >= 0
-    image = torch.arange(n, device=target.device).view(n, *([1] * (target.dim() - 1))).expand_as(target)
-    index = (image[valid] * num_classes + target[valid].long()) * num_classes + prediction[valid].long()
+    flat_prediction = prediction.reshape(n, -1).long()
+    flat_target = target.reshape(n, -1).long()
+    image = torch.arange(n, device=target.device)[:, None].expand_as(flat_target)
+    valid = flat_target != VOID_LABEL
+    index = (image[valid] * num_classes + flat_target[valid]) * num_classes + flat_prediction[valid]
     confusion = torch.bincount(index, minlength=n * num_classes**2).reshape(n, num_classes, num_classes)
-    miou = torch.nanmean(iou_from_confusion(confusion), dim=1)
-    total = confusion.sum((1, 2)).double()
-    accuracy = confusion.diagonal(dim1=1, dim2=2).sum(1).double() / total
-    return torch.stack((miou, accuracy), dim=1)
+    on_void = torch.bincount(
+        image[~valid] * num_classes + flat_prediction[~valid], minlength=n * num_classes
+    ).reshape(n, num_classes)
+    intersection = confusion.diagonal(dim1=1, dim2=2).double()
+    union_masked = confusion.sum(1) + confusion.sum(2) - confusion.diagonal(dim1=1, dim2=2)
+    union_2019 = union_masked + on_void
+
+    def mean_iou(union: torch.Tensor) -> torch.Tensor:
+        iou = torch.where(
+            union > 0, intersection / union.clamp(min=1), torch.full_like(intersection, math.nan)
+        )
+        return torch.nanmean(iou, dim=1)
+
+    accuracy = intersection.sum(1) / valid.sum(1).double()
+    return torch.stack((mean_iou(union_2019), mean_iou(union_masked), accuracy), dim=1)
 
 
-class SplitMetrics:
-    """Accumulates predictions batch by batch and gives every metric of `METRIC_KEYS` but `score`."""
+class TaskMetrics(Protocol):
+    """A task's metrics accumulated batch by batch (one `update` per evaluation batch)."""
+
+    def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None: ...
+
+    def compute(self) -> dict[str, float]: ...
+
+
+class SegmentationMetrics:
+    """The segmentation keys of `METRICS` over a split, in all three conventions."""
 
     def __init__(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
-        self.image_scores: list[torch.Tensor] = []
+        self.batch_means: list[torch.Tensor] = []  # per batch: mean of `per_image_scores` rows
+
+    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add one evaluation batch: logits (N,C,H,W), labels (N,H,W) with -1 = void."""
+        prediction = logits.argmax(dim=1)
+        self.confusion += confusion_matrix(prediction, labels, self.num_classes).cpu()
+        self.batch_means.append(per_image_scores(prediction, labels, self.num_classes).mean(0).cpu())
+
+    def compute(self) -> dict[str, float]:
+        """The split's values; NaN where undefined."""
+        iou = iou_from_confusion(self.confusion)
+        total = int(self.confusion.sum())
+        means = torch.stack(self.batch_means).mean(0) if self.batch_means else torch.full((3,), math.nan)
+        return {
+            "miou": float(torch.nanmean(iou)) if not torch.isnan(iou).all() else math.nan,
+            "pixel_acc": float(self.confusion.trace()) / total if total else math.nan,
+            "miou_2019": float(means[0]),
+            "pixel_acc_2019": float(means[2]),
+            "miou_2020": float(means[1]),
+        }
+
+
+class DepthMetrics:
+    """The depth keys of `METRICS` over a split: per-pixel means and the official mean of batch means."""
+
+    def __init__(self) -> None:
         self.abs_sum = 0.0
         self.rel_sum = 0.0
         self.valid_pixels = 0
         self.batch_means: list[tuple[float, float]] = []
 
-    def update(
-        self, logits: torch.Tensor, labels: torch.Tensor, depth_pred: torch.Tensor, depth: torch.Tensor
-    ) -> None:
-        """Add one batch: logits (N,C,H,W), labels (N,H,W), depth prediction (N,1,H,W), depth (N,H,W)."""
-        prediction = logits.argmax(dim=1)
-        self.confusion += confusion_matrix(prediction, labels, self.num_classes).cpu()
-        self.image_scores.append(per_image_scores(prediction, labels, self.num_classes).cpu())
+    def update(self, prediction: torch.Tensor, depth: torch.Tensor) -> None:
+        """Add one evaluation batch: prediction (N,1,H,W), depth (N,H,W) with 0 = invalid. A batch
+        without a valid pixel gives NaN batch means, as the official 0/0 did."""
         valid = depth > 0
         count = int(valid.sum())
-        if count:
-            truth = depth[valid].double()
-            error = (depth_pred[:, 0][valid].double() - truth).abs()
-            abs_sum, rel_sum = float(error.sum()), float((error / truth).sum())
-            self.abs_sum += abs_sum
-            self.rel_sum += rel_sum
-            self.valid_pixels += count
-            self.batch_means.append((abs_sum / count, rel_sum / count))
+        truth = depth[valid].double()
+        error = (prediction[:, 0][valid].double() - truth).abs()
+        abs_sum, rel_sum = float(error.sum()), float((error / truth).sum())
+        self.abs_sum += abs_sum
+        self.rel_sum += rel_sum
+        self.valid_pixels += count
+        self.batch_means.append((abs_sum / count, rel_sum / count) if count else (math.nan, math.nan))
 
     def compute(self) -> dict[str, float]:
-        """The split's metrics; NaN where undefined (no valid pixel at all)."""
-        iou = iou_from_confusion(self.confusion)
-        total = int(self.confusion.sum())
-        scores = torch.cat(self.image_scores) if self.image_scores else torch.empty(0, 2)
-        batch = np.array(self.batch_means) if self.batch_means else np.full((1, 2), np.nan)
-        pixels = self.valid_pixels or float("nan")
+        """The split's values; NaN where undefined (no valid pixel at all)."""
+        pixels = self.valid_pixels or math.nan
+        batch = torch.tensor(self.batch_means or [(math.nan, math.nan)], dtype=torch.float64).mean(0)
         return {
-            "miou": float(torch.nanmean(iou)) if not torch.isnan(iou).all() else float("nan"),
-            "pixel_acc": float(self.confusion.trace()) / total if total else float("nan"),
-            "miou_per_image": float(torch.nanmean(scores[:, 0])) if len(scores) else float("nan"),
-            "pixel_acc_per_image": float(torch.nanmean(scores[:, 1])) if len(scores) else float("nan"),
             "abs_err": self.abs_sum / pixels,
             "rel_err": self.rel_sum / pixels,
-            "abs_err_batch_mean": float(batch[:, 0].mean()),
-            "rel_err_batch_mean": float(batch[:, 1].mean()),
+            "abs_err_batch_mean": float(batch[0]),
+            "rel_err_batch_mean": float(batch[1]),
         }
+
+
+def task_metrics(task: str, num_classes: int) -> TaskMetrics:
+    """A fresh accumulator for `task` ("segmentation" needs `num_classes`)."""
+    if task == "segmentation":
+        return SegmentationMetrics(num_classes)
+    if task == "depth":
+        return DepthMetrics()
+    raise KeyError(f"no metrics for task {task!r}")
 
 
 def multitask_score(metrics: Mapping[str, float], baselines: Mapping[str, float]) -> float:
@@ -117,3 +233,15 @@ def multitask_score(metrics: Mapping[str, float], baselines: Mapping[str, float]
     segmentation = (metrics["miou"] - baselines["miou"]) / (1.0 - baselines["miou"])
     depth = (baselines["abs_err"] - metrics["abs_err"]) / baselines["abs_err"]
     return 0.5 * (segmentation + depth)
+
+
+def tail_mean(history: Sequence[Mapping[str, float]], n: int = TAIL_EPOCHS) -> dict[str, float]:
+    """Each metric's mean over the last `n` epochs of `history` (all epochs when fewer), the paper's
+    evaluation protocol; a NaN in those epochs gives NaN. Metrics absent from the rows are left out."""
+    tail = list(history)[-n:] if n > 0 else []
+    out: dict[str, float] = {}
+    for key in METRIC_KEYS:
+        values = [math.nan if row[key] is None else float(row[key]) for row in tail if key in row]
+        if values:
+            out[key] = math.fsum(values) / len(values)
+    return out

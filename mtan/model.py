@@ -1,6 +1,6 @@
 """MTAN: a shared SegNet with one soft-attention network per task (Liu, Johns, Davison, CVPR 2019).
 
-Architecture of the official SegNet-MTAN (lorenmt/mtan, im2im_pred/model_segnet_mtan.py; DESIGN.md):
+Architecture of the official SegNet-MTAN (lorenmt/mtan, im2im_pred/model_segnet_mtan.py; docs/design.md):
 - shared encoder, five levels of 3x3 conv+BN+ReLU layers, max-pool with indices; a mirrored decoder
   with max-unpool;
 - per task and level an attention mask a = sigmoid(BN(conv1x1(relu(BN(conv1x1(input)))))) (Sec. 3.1,

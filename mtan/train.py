@@ -19,23 +19,28 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from mtan.checkpoint import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from mtan.checkpoint import load_checkpoint, save_checkpoint
 from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config
 from mtan.data import Batch, DataBundle, iterate_batches, load_data
 from mtan.errors import ConfigError, run_cli
 from mtan.evaluate import evaluate_model, trivial_baselines
+from mtan.files import (
+    BASELINES_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    atomic_write_json,
+    atomic_write_text,
+    json_line,
+)
 from mtan.losses import TASK_LOSSES
-from mtan.metrics import multitask_score
+from mtan.metrics import METRIC_KEYS, TAIL_EPOCHS, multitask_score, tail_mean
 from mtan.model import BACKBONES, MTAN
-from mtan.weighting import WEIGHTINGS, Weighting, make_weighting
+from mtan.tasks import task_channels, task_targets
+from mtan.weighting import WEIGHTINGS, Weighting, hyperparameters, make_weighting
 
 EpochCallback = Callable[[dict[str, float], Path], None]
-CONFIG_FILE, METRICS_FILE, BASELINES_FILE, CHECKPOINT_FILE = (
-    "config.json",
-    "metrics.jsonl",
-    "baselines.json",
-    "checkpoint.pt",
-)
 # Fields that may change when a run is resumed: they do not change what is computed. (Not `num_threads`:
 # the number of CPU threads changes how torch splits its reductions, so the numbers of the resumed epochs.)
 RESUMABLE_CHANGES = {"epochs", "device", "compile"}
@@ -64,7 +69,19 @@ def read_metrics(out_dir: Path) -> list[dict[str, float]]:
 
 def write_metrics(out_dir: Path, rows: Sequence[dict[str, float]]) -> None:
     """Rewrite `metrics.jsonl` atomically with `rows`."""
-    atomic_write_text(Path(out_dir) / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in rows))
+    atomic_write_text(Path(out_dir) / METRICS_FILE, "".join(json_line(row) for row in rows))
+
+
+def run_summary(rows: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """summary.json: the epochs trained, the last epoch's metrics and each metric's mean over the last
+    `TAIL_EPOCHS` epochs (all when fewer), the paper's protocol."""
+    last = rows[-1] if rows else {}
+    return {
+        "epochs": len(rows),
+        "tail_epochs": min(TAIL_EPOCHS, len(rows)),
+        "last": {key: last[key] for key in METRIC_KEYS if key in last},
+        "tail_mean": tail_mean(rows),
+    }
 
 
 def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
@@ -87,10 +104,7 @@ def make_adam(parameters: list[torch.nn.Parameter], lr: float, weight_decay: flo
 
 def task_losses(outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
     """Each task's unweighted training loss on `batch`."""
-    return {
-        "segmentation": TASK_LOSSES["segmentation"](outputs["segmentation"], batch.labels),
-        "depth": TASK_LOSSES["depth"](outputs["depth"], batch.depth),
-    }
+    return {task: TASK_LOSSES[task](outputs[task], target) for task, target in task_targets(batch).items()}
 
 
 class Run:
@@ -102,13 +116,13 @@ class Run:
 
     def __init__(self, config: TrainConfig, num_classes: int, device: torch.device) -> None:
         torch.manual_seed(config.seed)
-        self.tasks = {"segmentation": num_classes, "depth": 1}
+        self.tasks = task_channels(num_classes)
         self.model = MTAN(self.tasks, config.backbone, config.width, config.init).to(device)
         self.network: Callable[[torch.Tensor], dict[str, torch.Tensor]] = (
             torch.compile(self.model) if config.compile else self.model
         )
         self.amp = config.amp
-        self.weighting: Weighting = make_weighting(config.weighting, list(self.tasks), config.temperature).to(
+        self.weighting: Weighting = make_weighting(config.weighting, list(self.tasks), config.to_flat()).to(
             device
         )
         parameters = [*self.model.parameters(), *self.weighting.parameters()]
@@ -231,6 +245,7 @@ def train(
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
         write_metrics(out_dir, rows)
+        atomic_write_json(out_dir / SUMMARY_FILE, run_summary(rows))
         if epoch % checkpoint_every == 0 or (final_checkpoint and epoch == config.epochs):
             save_checkpoint(checkpoint_path, run.state(epoch, config))
         if progress:
@@ -273,7 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=float, help="channel width multiplier (1.0 = the paper's network)")
     parser.add_argument("--init", choices=("xavier", "kaiming"))
     parser.add_argument("--weighting", choices=list(WEIGHTINGS))
-    parser.add_argument("--temperature", type=float, help="DWA temperature T > 0")
+    for hyperparameter in hyperparameters().values():
+        parser.add_argument(
+            f"--{hyperparameter.name.replace('_', '-')}",
+            type=float,
+            help=f"{hyperparameter.label} (> {hyperparameter.above:g})",
+        )
     parser.add_argument("--lr", type=float, help="Adam learning rate")
     parser.add_argument("--weight-decay", type=float)
     parser.add_argument("--step-size", type=int, help="StepLR step size in epochs")
@@ -339,9 +359,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"training into {out} ({config.preset} preset, data: {config.data_root or 'synthetic'})")
     rows = train(config, out, resume=args.resume, progress=not args.quiet)
     if rows:
-        last = rows[-1]
+        last, tail = rows[-1], tail_mean(rows)
         summary = f"mIoU {last['miou']:.4f}, abs err {last['abs_err']:.4f}"
-        print(f"done: epoch {int(last['epoch'])}, {summary}; results in {out}")
+        tail_text = f"mIoU {tail['miou']:.4f}, abs err {tail['abs_err']:.4f}"
+        print(
+            f"done: epoch {int(last['epoch'])}, {summary}; mean of the last {min(TAIL_EPOCHS, len(rows))} "
+            f"epochs: {tail_text}; results in {out}"
+        )
     return 0
 
 

@@ -1,18 +1,25 @@
-"""Loss weighting methods, found by name in `WEIGHTINGS`.
+"""Loss weighting methods, found by name in `WEIGHTINGS`; each declares its own hyperparameters.
 
 - ``equal``: L = sum_k L_k.
 - ``dwa``: Dynamic Weight Average (MTAN Sec. 3.3, Eq. 3): lambda_k(t) = K exp(w_k(t-1)/T) /
   sum_i exp(w_i(t-1)/T) with w_k(t-1) = L_k(t-1) / L_k(t-2), L_k the epoch's mean unweighted training
   loss of task k; lambda_k = 1 for the first two epochs.
 - ``uncertainty``: homoscedastic uncertainty (Kendall, Gal, Cipolla, CVPR 2018, Eq. 7 and 10):
-  L = sum_k 0.5 exp(-s_k) L_k + 0.5 s_k with a learnable s_k = log sigma_k^2.
+  L = sum_k 0.5 exp(-s_k) L_k + 0.5 s_k with a learnable s_k = log sigma_k^2, initialised at -0.5 as
+  in the official MTAN code (lorenmt/mtan, im2im_pred/model_segnet_mtan.py: ``logsigma`` = -0.5).
+
+A method's `hyperparameters` (a `Hyperparameter` each: the `TrainConfig` field, its default, its valid and
+searched ranges) are the one place that says which values a method takes: `make_weighting` passes them
+from the config, `mtan.config` checks them, `mtan.train` makes a flag of each, and the study searches each
+one only for trials of its method.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -20,8 +27,26 @@ from torch import nn
 from mtan.errors import ConfigError
 
 
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A weighting method's hyperparameter: a `TrainConfig` field of the same name."""
+
+    name: str
+    label: str
+    default: float
+    search: tuple[float, float]  # the range the study searches
+    log: bool = True  # searched on a log scale
+    above: float = 0.0  # a valid value is greater than this
+
+    def check(self, value: float) -> str | None:
+        """Why `value` is not valid, or None."""
+        return None if value > self.above else f"{self.name} must be > {self.above:g}, got {value}"
+
+
 class Weighting(nn.Module):
     """Combines per-task losses into one; `end_epoch` receives the epoch's mean unweighted losses."""
+
+    hyperparameters: ClassVar[tuple[Hyperparameter, ...]] = ()
 
     def __init__(self, tasks: Sequence[str]) -> None:
         super().__init__()
@@ -47,10 +72,11 @@ class EqualWeighting(Weighting):
 class DynamicWeightAverage(Weighting):
     """DWA (MTAN Eq. 3); its loss history is part of the state dict, so it survives a checkpoint."""
 
-    def __init__(self, tasks: Sequence[str], temperature: float = 2.0) -> None:
+    # T = 2 in the paper and the seed report; the study searches a log range around it.
+    hyperparameters = (Hyperparameter("temperature", "DWA temperature T", 2.0, (0.5, 8.0)),)
+
+    def __init__(self, tasks: Sequence[str], temperature: float = hyperparameters[0].default) -> None:
         super().__init__(tasks)
-        if not temperature > 0:
-            raise ConfigError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
         self.history: list[dict[str, float]] = []
 
@@ -74,12 +100,16 @@ class DynamicWeightAverage(Weighting):
         self.history = [dict(epoch) for epoch in state["history"]]
 
 
+# The official MTAN code's initial log variance s_k of every task (8064cc6 and later).
+INITIAL_LOG_VARIANCE = -0.5
+
+
 class UncertaintyWeighting(Weighting):
     """Kendall et al. 2018: 0.5 exp(-s_k) L_k + 0.5 s_k, s_k = log sigma_k^2 learned with the network."""
 
     def __init__(self, tasks: Sequence[str]) -> None:
         super().__init__(tasks)
-        self.log_variance = nn.Parameter(torch.zeros(len(self.tasks)))
+        self.log_variance = nn.Parameter(torch.full((len(self.tasks),), INITIAL_LOG_VARIANCE))
 
     def weights(self) -> dict[str, float]:
         values = (0.5 * torch.exp(-self.log_variance.detach())).tolist()
@@ -98,10 +128,16 @@ WEIGHTINGS: dict[str, type[Weighting]] = {
 }
 
 
-def make_weighting(name: str, tasks: Sequence[str], temperature: float = 2.0) -> Weighting:
-    """The weighting method registered as `name`; `temperature` is used by DWA only."""
+def hyperparameters() -> dict[str, Hyperparameter]:
+    """Every registered method's hyperparameters by name."""
+    return {h.name: h for method in WEIGHTINGS.values() for h in method.hyperparameters}
+
+
+def make_weighting(name: str, tasks: Sequence[str], values: Mapping[str, Any] | None = None) -> Weighting:
+    """The weighting method registered as `name`, given its hyperparameters from `values` (e.g. the flat
+    `TrainConfig`; a missing one takes its default, other keys are ignored)."""
     if name not in WEIGHTINGS:
         raise ConfigError(f"unknown weighting {name!r}; choose one of {', '.join(WEIGHTINGS)}")
-    if name == "dwa":
-        return DynamicWeightAverage(tasks, temperature)
-    return WEIGHTINGS[name](tasks)
+    method = WEIGHTINGS[name]
+    values = values or {}
+    return method(tasks, **{h.name: values.get(h.name, h.default) for h in method.hyperparameters})

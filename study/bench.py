@@ -36,15 +36,15 @@ import ray
 import torch
 from ray import tune
 
-from mtan.checkpoint import atomic_write_json
 from mtan.config import make_config
 from mtan.data import Batch, DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
+from mtan.files import atomic_write_json
 from mtan.train import Run, parse_size
+from study.record import RAY_DIR
 from study.run import build_parser as study_parser
 from study.run import run_study, settings_from_args
 from study.space import TRIAL_NUMBER, SearchSpace
-from study.storage import RAY_DIR
 from study.trainable import DEFAULT_CHECKPOINT_EVERY, TrialSettings, run_trial
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from mtan.train import METRICS_FILE
-from study.results import TrialRecord
+from mtan.files import METRICS_FILE
+from study.record import ERROR_FILE, TrialRecord
 from study.search import RAY_TRIAL_ID
 from study.settings import StudySettings
 from study.space import TRIAL_NUMBER
-from study.storage import ERROR_FILE, TrialStore
+from study.storage import TrialStore
 from study.trainable import trial_config
 
 NO_REASON = "the trial's process ended without a reason (see Ray's logs under STUDY/ray/)"
@@ -36,16 +36,16 @@ def collect_records(study: optuna.Study, store: TrialStore, settings: StudySetti
         error = None
         if trial.state == TrialState.FAIL:
             reason = (store.read_text(trial.number, ERROR_FILE) or "").strip()
-            epoch = trial.user_attrs.get("epoch")
-            error = reason or (NOT_FINITE if epoch is not None else NO_REASON)
+            error = reason or (NOT_FINITE if trial.user_attrs.get("epoch") is not None else NO_REASON)
         records.append(
             TrialRecord(
+                number=trial.number,
                 trial_id=str(trial.user_attrs.get(RAY_TRIAL_ID, "")),
+                columns=settings.space.column_values(point, settings.max_epochs),
                 config=trial_config(point, trial_settings).to_flat(),
                 history=tuple(read_history(store, trial.number)),
                 error=error,
                 point=point,
-                number=trial.number,
             )
         )
     return records

@@ -1,17 +1,22 @@
-"""``python -m study.reproduce RESULTS_DIR``: retrain a study's best configuration from scratch on several
-seeds in parallel (Ray tasks), with the study's full epoch budget.
+"""``python -m study.reproduce RESULTS_DIR``: retrain configurations of a finished study from scratch on
+fresh seeds (Ray tasks, GPU fractions allowed), with the study's full epoch budget, and say what is known
+and what is noise.
 
-Writes ``RESULTS_DIR/reproduce/seed_<s>/`` (one `mtan` run each), ``seeds.csv`` (the last epoch's
-metrics per seed) and ``summary.csv`` (mean and sample std per metric), and prints mean +/- std. The
-seeds are new ones (the study's seed + 1, + 2, ...): the best trial was picked because its seed did
-well, so only fresh seeds estimate how good the configuration is. Runs already in the folder are
-continued from their checkpoints, finished ones are kept.
+- By default: the study's best configuration (best_config.json) on ``--seeds`` seeds.
+- ``--top K``: the K best completed trials *and* both published configurations (the paper's and the
+  seed report's, the study's first two trials), all on the same fresh seeds, so that they compare paired.
+
+The best trial was picked because its seed did well, so only fresh seeds estimate how good a
+configuration is: the seeds start above every seed the study used. Each run counts with its mean over
+its last 10 epochs (the paper's protocol, `mtan.metrics.tail_mean`). Runs already in the folder are
+continued from their checkpoints, finished ones are kept. Writes into ``RESULTS_DIR/reproduce/``:
+``<config>/seed_<s>/`` (one `mtan` run each), ``configs.csv``, ``seeds.csv``, ``summary.csv`` and
+``comparisons.csv`` (docs/results.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -22,45 +27,175 @@ from typing import Any
 import pandas as pd
 import ray
 
-from mtan.checkpoint import atomic_write_text
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
 from mtan.errors import UserError, run_cli
-from mtan.metrics import METRIC_KEYS
-from mtan.train import CHECKPOINT_FILE, train
+from mtan.files import CHECKPOINT_FILE
+from mtan.metrics import METRIC_KEYS, tail_mean
+from mtan.train import train
+from study.confirm_stats import comparisons_table, summary_table
 from study.connect import connect
+from study.record import (
+    COMPARISONS_CSV,
+    COMPLETED,
+    CONFIGS_CSV,
+    SEEDS_CSV,
+    SUMMARY_CSV,
+    StudyFolder,
+    write_csv,
+)
+from study.space import PUBLISHED, SearchSpace
 
-REPRODUCE_DIR = "reproduce"
+# The study's first two trials are the published configurations (study.space.SearchSpace.published_points).
+PUBLISHED_NAMES: tuple[str, ...] = PUBLISHED
+# The `TrainConfig` fields any study may search (the widest space): a trial's values in results.csv.
+CONFIG_FIELDS: tuple[str, ...] = SearchSpace(uncertainty=True, tune_lr=True).fields
+CONFIG_TABLE_COLUMNS = ("config", "trial_id", "roles", "weighting", "study_last", "study_tail", "state")
 
 
 @dataclass(frozen=True)
 class ReproduceSettings:
-    """What to retrain and on what: the study folder, how many seeds, each task's resources."""
+    """What to retrain and on what: the study folder, how many seeds, how many top trials (None: the
+    best configuration alone, without the published ones), each task's resources."""
 
     results_dir: Path
     seeds: int = 3
+    top: int | None = None
     cpus_per_task: float = 1.0
     gpus_per_task: float = 0.0
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A configuration to retrain: its name (the trial id, or `paper` / `seed_report`), the study trial
+    it comes from, why it is retrained, and its flat `TrainConfig` (the seed is set per run)."""
+
+    name: str
+    trial_id: str
+    roles: tuple[str, ...]
+    weighting: str
+    study_last: float
+    study_tail: float
+    state: str
+    config: dict[str, Any]
+
+
 def read_best_config(results_dir: Path) -> dict[str, Any]:
     """The study's best_config.json; `UserError` when the folder holds no finished study."""
-    path = Path(results_dir) / "best_config.json"
-    if not path.is_file():
-        raise UserError(f"{path}: not found; RESULTS_DIR must be a finished study's folder (STORAGE/NAME)")
-    return json.loads(path.read_text())
+    folder = StudyFolder(Path(results_dir))
+    best = folder.read_best_config()
+    if best is None:
+        raise UserError(
+            f"{folder.best_config_json}: not found; RESULTS_DIR must be a finished study's folder "
+            "(STORAGE/NAME)"
+        )
+    return best
 
 
-def seed_configs(best: dict[str, Any], settings: ReproduceSettings) -> list[TrainConfig]:
-    """The best configuration once per new seed, on this run's device and threads."""
+def read_results_table(results_dir: Path) -> pd.DataFrame:
+    """The study's results.csv, one row per trial in order of creation; `UserError` when absent."""
+    folder = StudyFolder(Path(results_dir))
+    if not folder.results_csv.is_file():
+        raise UserError(
+            f"{folder.results_csv}: not found; RESULTS_DIR must be a finished study's folder (STORAGE/NAME)"
+        )
+    return folder.read_results()
+
+
+def first_fresh_seed(best: dict[str, Any], table: pd.DataFrame) -> int:
+    """A seed above every seed of the study: trial n trained with the study's seed + n, the best trial's
+    seed is at least the study's, and there are at most `len(table)` trial numbers below it."""
+    return int(best["config"].get("seed", 0)) + max(len(table), 1)
+
+
+def trial_config(best: dict[str, Any], row: pd.Series) -> dict[str, Any]:
+    """The flat config of a trial of `results.csv`: the best trial's config (every trial shares all but
+    the searched fields and the seed) with the trial's searched values."""
     flat = dict(best["config"])
-    first = int(flat.get("seed", 0)) + 1
+    for column in CONFIG_FIELDS:
+        value = row.get(column)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue  # e.g. the temperature of an equal-weighting trial
+        value = value.item() if hasattr(value, "item") else value
+        if isinstance(flat.get(column), int) and isinstance(value, float) and value.is_integer():
+            value = int(value)  # a CSV column with an empty cell reads as floats
+        flat[column] = value
+    return flat
+
+
+def confirmation_candidates(best: dict[str, Any], table: pd.DataFrame, top: int | None) -> list[Candidate]:
+    """The configurations to retrain, best first: with `top` None the best trial alone; otherwise the
+    `top` best completed trials by the study's metric (last epoch, as the study ranked them), then the
+    published configurations not among them. A published trial is named `paper` / `seed_report` in both
+    modes, so its runs are shared between them."""
+    metric, mode = best["metric"], best["mode"]
+    ranked: list[str]
+    if top is None:
+        ranked = [str(best["trial_id"])]
+    else:
+        completed = table[table["state"] == COMPLETED].dropna(subset=[f"last_{metric}"])
+        ordered = completed.sort_values(f"last_{metric}", ascending=(mode == "min"), kind="stable")
+        ranked = [str(t) for t in ordered["trial_id"].head(top)]
+    roles: dict[str, list[str]] = {trial: [f"top {rank}"] for rank, trial in enumerate(ranked, start=1)}
+    published = dict(zip(table["trial_id"].astype(str).head(2), PUBLISHED_NAMES, strict=False))
+    for trial, name in published.items():
+        if top is not None or trial in roles:
+            roles.setdefault(trial, []).append(name)
+    rows = table.assign(trial_id=table["trial_id"].astype(str)).set_index("trial_id")
+    candidates = []
+    for trial, trial_roles in roles.items():
+        row = rows.loc[trial]
+        config = trial_config(best, row)
+        candidates.append(
+            Candidate(
+                name=published.get(trial, trial),
+                trial_id=trial,
+                roles=tuple(trial_roles),
+                weighting=str(config["weighting"]),
+                study_last=float(row.get(f"last_{metric}", math.nan)),
+                study_tail=float(row.get(f"tail_{metric}", math.nan)),
+                state=str(row.get("state", "")),
+                config=config,
+            )
+        )
+    return candidates
+
+
+def comparison_pairs(candidates: Sequence[Candidate]) -> list[tuple[str, str, str]]:
+    """(name, a, b) of the paired comparisons a - b: the best configuration of every other weighting
+    against the best equal one ("best" = first in `candidates`' order), and each top trial against the
+    paper's configuration."""
+    best_of: dict[str, str] = {}
+    for candidate in candidates:
+        best_of.setdefault(candidate.weighting, candidate.name)
+    pairs = []
+    if "equal" in best_of:
+        for weighting, name in best_of.items():
+            if weighting != "equal":
+                pairs.append(
+                    (f"best {weighting} ({name}) vs best equal ({best_of['equal']})", name, best_of["equal"])
+                )
+    names = {c.name for c in candidates}
+    if "paper" in names:
+        for candidate in candidates:
+            if any(r.startswith("top ") for r in candidate.roles) and candidate.name != "paper":
+                pairs.append((f"{candidate.name} vs paper", candidate.name, "paper"))
+    return pairs
+
+
+def check_counts(seeds: int, top: int | None) -> None:
+    """`UserError` naming the flag when --seeds or --top is below 1."""
+    if seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {seeds}")
+    if top is not None and top < 1:
+        raise UserError(f"--top must be at least 1, got {top}")
+
+
+def seed_config(flat: dict[str, Any], seed: int, settings: ReproduceSettings) -> TrainConfig:
+    """`flat` on `seed`, on this run's device and threads."""
     device = "cuda" if settings.gpus_per_task > 0 else "cpu"
     threads = max(1, math.floor(settings.cpus_per_task))
-    return [
-        config_from_flat({**flat, "seed": seed, "device": device, "num_threads": threads})
-        for seed in range(first, first + settings.seeds)
-    ]
+    return config_from_flat({**flat, "seed": seed, "device": device, "num_threads": threads})
 
 
 def _train_seed(config: TrainConfig, out_dir: Path, data: DataBundle) -> list[dict[str, float]]:
@@ -69,86 +204,115 @@ def _train_seed(config: TrainConfig, out_dir: Path, data: DataBundle) -> list[di
     return train(config, out_dir, resume=(out_dir / CHECKPOINT_FILE).exists(), data=data, progress=False)
 
 
-def seeds_table(configs: Sequence[TrainConfig], histories: Sequence[list[dict[str, float]]]) -> pd.DataFrame:
-    """seeds.csv: seed, epochs and the last epoch's metrics, one row per seed."""
-    rows = []
-    for config, history in zip(configs, histories, strict=True):
-        last = history[-1]
-        rows.append({"seed": config.seed, "epochs": len(history), **{k: last[k] for k in METRIC_KEYS}})
-    return pd.DataFrame(rows, columns=["seed", "epochs", *METRIC_KEYS])
+def seeds_row(name: str, seed: int, history: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """A seeds.csv row: the run's epochs and each metric's mean over its last 10 epochs."""
+    tail = tail_mean(history)
+    return {
+        "config": name,
+        "seed": seed,
+        "epochs": len(history),
+        **{k: tail.get(k, math.nan) for k in METRIC_KEYS},
+    }
 
 
-def summary_table(seeds: pd.DataFrame) -> pd.DataFrame:
-    """summary.csv: mean, sample standard deviation (ddof 1; empty for one seed) and n per metric."""
-    return pd.DataFrame(
-        {
-            "metric": list(METRIC_KEYS),
-            "mean": [seeds[k].mean() for k in METRIC_KEYS],
-            "std": [seeds[k].std(ddof=1) for k in METRIC_KEYS],
-            "n": len(seeds),
-        }
-    )
+def configs_table(candidates: Sequence[Candidate]) -> pd.DataFrame:
+    """configs.csv: each retrained configuration, the trial it comes from and its values in the study."""
+    rows = [
+        (c.name, c.trial_id, "; ".join(c.roles), c.weighting, c.study_last, c.study_tail, c.state)
+        for c in candidates
+    ]
+    return pd.DataFrame(rows, columns=list(CONFIG_TABLE_COLUMNS))
 
 
-def format_summary(summary: pd.DataFrame) -> str:
-    """The mean +/- std table as text."""
-    width = max(len(m) for m in summary["metric"])
-    lines = [f"{'metric':<{width}}  mean +/- std (n = {int(summary['n'].iloc[0])})"]
-    for row in summary.itertuples():
-        std = "-" if pd.isna(row.std) else f"{row.std:.4f}"
-        lines.append(f"{row.metric:<{width}}  {row.mean:.4f} +/- {std}")
-    return "\n".join(lines)
-
-
-def reproduce(settings: ReproduceSettings) -> pd.DataFrame:
-    """Retrain the best configuration on the seeds (Ray tasks on the connected Ray); return the summary."""
-    if settings.seeds < 1:
-        raise UserError(f"--seeds must be at least 1, got {settings.seeds}")
+def reproduce(settings: ReproduceSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Retrain the candidates on the seeds (Ray tasks on the connected Ray); write the tables and return
+    (summary, comparisons)."""
+    check_counts(settings.seeds, settings.top)
     best = read_best_config(settings.results_dir)
-    configs = seed_configs(best, settings)
-    out_root = Path(settings.results_dir) / REPRODUCE_DIR
-    data = ray.put(load_data(configs[0]))
+    table = read_results_table(settings.results_dir)
+    candidates = confirmation_candidates(best, table, settings.top)
+    first = first_fresh_seed(best, table)
+    seeds = range(first, first + settings.seeds)
+    out_root = StudyFolder(Path(settings.results_dir)).reproduce
+    runs = [(c.name, seed, seed_config(c.config, seed, settings)) for c in candidates for seed in seeds]
+    data = ray.put(load_data(runs[0][2]))
     task = ray.remote(_train_seed).options(num_cpus=settings.cpus_per_task, num_gpus=settings.gpus_per_task)
-    futures = [task.remote(c, out_root / f"seed_{c.seed}", data) for c in configs]
+    futures = [task.remote(config, out_root / name / f"seed_{seed}", data) for name, seed, config in runs]
     histories = ray.get(futures)
-    seeds = seeds_table(configs, histories)
-    summary = summary_table(seeds)
-    atomic_write_text(out_root / "seeds.csv", seeds.to_csv(index=False))
-    atomic_write_text(out_root / "summary.csv", summary.to_csv(index=False))
-    return summary
+    per_seed = pd.DataFrame(
+        [seeds_row(name, seed, history) for (name, seed, _), history in zip(runs, histories, strict=True)]
+    )
+    summary = summary_table(per_seed, METRIC_KEYS)
+    comparisons = comparisons_table(per_seed, comparison_pairs(candidates), METRIC_KEYS)
+    write_csv(out_root / CONFIGS_CSV, configs_table(candidates))
+    write_csv(out_root / SEEDS_CSV, per_seed)
+    write_csv(out_root / SUMMARY_CSV, summary)
+    write_csv(out_root / COMPARISONS_CSV, comparisons)
+    return summary, comparisons
+
+
+def _signed(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:+.4f}"
+
+
+def format_summary(summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str) -> str:
+    """The study metric's mean, std and 95 % interval per configuration, then its paired comparisons."""
+    rows = summary[summary["metric"] == metric]
+    width = max(len(str(c)) for c in rows["config"])
+    lines = [f"{metric}, mean of the last 10 epochs, over seeds: mean +/- std [95 % CI] (n)"]
+    for row in rows.itertuples():
+        std = "-" if pd.isna(row.std) else f"{row.std:.4f}"
+        interval = f"[{row.ci_low:.4f}, {row.ci_high:.4f}]"
+        lines.append(f"  {row.config:<{width}}  {row.mean:.4f} +/- {std} {interval} ({row.n})")
+    paired = comparisons[comparisons["metric"] == metric]
+    if len(paired):
+        lines.append(f"paired over seeds: difference in {metric} [95 % CI], p (paired t-test)")
+        for row in paired.itertuples():
+            interval = f"[{_signed(row.ci_low)}, {_signed(row.ci_high)}]"
+            p_value = f"p = {row.p_value:.3f}"
+            lines.append(f"  {row.comparison}: {_signed(row.mean_diff)} {interval}, {p_value} (n = {row.n})")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m study.reproduce",
-        description="Retrain a study's best configuration from scratch on new seeds, in parallel.",
+        description="Retrain a study's best configuration (or, with --top K, its K best and both published "
+        "configurations) from scratch on fresh seeds, in parallel.",
     )
     parser.add_argument("results_dir", type=Path, help="the study's folder, STORAGE/NAME (local)")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
-    parser.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs (and torch threads) per seed")
     parser.add_argument(
-        "--gpus-per-task", type=float, help="GPUs per seed, fractions allowed (default 1 if a GPU is visible)"
+        "--top",
+        type=int,
+        help="retrain the K best completed trials and both published configurations, paired on the seeds",
+    )
+    parser.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs (and torch threads) per run")
+    parser.add_argument(
+        "--gpus-per-task", type=float, help="GPUs per run, fractions allowed (default 1 if a GPU is visible)"
     )
     parser.add_argument("--address", help="join a running Ray cluster, e.g. auto (default: start Ray here)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: parse, start or join Ray, retrain, print the table."""
+    """The command line: parse, start or join Ray, retrain, print the tables."""
     args = build_parser().parse_args(argv)
-    read_best_config(args.results_dir)  # fail before starting Ray
+    best = read_best_config(args.results_dir)  # fail before starting Ray
+    read_results_table(args.results_dir)
+    check_counts(args.seeds, args.top)
     owns_ray = connect(args.address)
     try:
         gpus = args.gpus_per_task
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
-        settings = ReproduceSettings(args.results_dir, args.seeds, args.cpus_per_task, gpus)
-        summary = reproduce(settings)
+        settings = ReproduceSettings(args.results_dir, args.seeds, args.top, args.cpus_per_task, gpus)
+        summary, comparisons = reproduce(settings)
     finally:
         if owns_ray:
             ray.shutdown()
-    print(format_summary(summary))
-    print(f"\nper-seed runs and tables: {args.results_dir / REPRODUCE_DIR}")
+    print(format_summary(summary, comparisons, best["metric"]))
+    print(f"\nper-seed runs and tables: {StudyFolder(args.results_dir).reproduce}")
     return 0
 
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import json
 import logging
 import math
-import platform
 import signal
 import sys
 import time
@@ -25,21 +23,20 @@ from typing import Any
 import optuna
 import pandas as pd
 import ray
-import torch
 from optuna.trial import TrialState
 from ray import tune
 from ray.tune import Callback
 
-import mtan
 from mtan.data import DataBundle, load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
 from mtan.metrics import METRIC_KEYS
 from study.connect import connect
+from study.environment import hardware, versions
 from study.harvest import collect_records
 from study.lock import StudyLock
 from study.progress import TrialLines
-from study.results import write_json_atomic, write_results
+from study.record import FAILED, STUDY_JSON, trial_dirname, write_results
 from study.search import (
     FINISHED_STATES,
     RecordingASHA,
@@ -60,8 +57,8 @@ from study.settings import (
     preset_epochs,
     validate,
 )
-from study.space import TRIAL_NUMBER
-from study.storage import STUDY_JSON, StudyLocation, TrialStore, trial_dirname
+from study.space import TRIAL_NUMBER, SearchSpace
+from study.storage import StudyLocation, TrialStore
 from study.trainable import DEFAULT_CHECKPOINT_EVERY, TrialSettings, run_trial
 
 # study.json's status: a driver runs it (or was killed: then its lock is free), it was interrupted and
@@ -79,29 +76,6 @@ class StudyOutcome:
     table: pd.DataFrame | None  # results.csv, when finished
 
 
-def _versions() -> dict[str, str | None]:
-    try:
-        mtan_version: str | None = importlib.metadata.version("mtan-study")
-    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
-        mtan_version = mtan.__version__
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ray": ray.__version__,
-        "optuna": optuna.__version__,
-        "mtan": mtan_version,
-    }
-
-
-def _hardware() -> dict[str, Any]:
-    resources = ray.cluster_resources()
-    accelerators = sorted(k.split(":", 1)[1] for k in resources if k.startswith("accelerator_type:"))
-    gpu_name = accelerators[0] if accelerators else None
-    if gpu_name is None and torch.cuda.is_available():
-        gpu_name = torch.cuda.get_device_name(0)
-    return {"cpus": resources.get("CPU", 0.0), "gpus": resources.get("GPU", 0.0), "gpu_name": gpu_name}
-
-
 def _summary(settings: StudySettings, data_source: str, wall_seconds: float | None) -> dict[str, Any]:
     return {
         "num_samples": settings.num_samples,
@@ -113,9 +87,10 @@ def _summary(settings: StudySettings, data_source: str, wall_seconds: float | No
         "preset": settings.preset,
         "data": settings.data_root or "synthetic",
         "data_source": data_source,
+        "space": settings.space.describe(),
         "wall_seconds": wall_seconds,
-        "hardware": _hardware(),
-        "versions": _versions(),
+        "hardware": hardware(),
+        "versions": versions(),
         "settings": settings.to_json(),
     }
 
@@ -154,7 +129,7 @@ class StudyRecord:
     def write(self, status: str) -> dict[str, Any]:
         """Write study.json with `status` and the wall time so far; return what was written."""
         study = {**self.summary, "status": status, "wall_seconds": self.wall_seconds()}
-        self.location.write_study_json(study)
+        self.location.folder.write_study(study)
         return study
 
 
@@ -257,13 +232,13 @@ def run_study(
         )
     location = StudyLocation.of(settings.storage_path, settings.name)
     if resume:
-        if location.read_study_json() is None:
+        if location.folder.read_study() is None:
             raise UserError(f"--resume: {location.experiment_uri} holds no study (no {STUDY_JSON})")
     else:
         location.check_new()
     location.local_dir.mkdir(parents=True, exist_ok=True)
     with StudyLock(location.local_dir):
-        previous = location.read_study_json()  # again, now that no other driver can write it
+        previous = location.folder.read_study()  # again, now that no other driver can write it
         if not resume and previous is not None:
             raise UserError(
                 f"{location.experiment_uri}: a study exists there; pass --resume or choose another --name"
@@ -306,7 +281,7 @@ def _run(
         if trial.state in FINISHED_STATES:
             store.end(trial.number, failed=trial.state == TrialState.FAIL)
     baselines = trivial_baselines(data, trial_settings.base_config().batch_size)
-    write_json_atomic(location.local_dir / "baselines.json", baselines)
+    location.folder.write_baselines(baselines)
 
     if finished_count(study) < settings.num_samples:
         trainable = tune.with_resources(
@@ -331,11 +306,12 @@ def _run(
     records = collect_records(study, store, settings)
     summary = {**record.summary, "status": FINISHED, "wall_seconds": record.wall_seconds()}
     table = write_results(
-        location.local_dir,
+        location.folder,
         records,
         metric=settings.metric,
         mode=settings.mode,
         max_epochs=settings.max_epochs,
+        columns=settings.space.columns,
         summary=summary,
     )
     location.publish()
@@ -347,20 +323,11 @@ def _is_local() -> bool:
     return len(ray.nodes()) <= 1
 
 
-def best_trials_table(table: pd.DataFrame, metric: str, mode: str, top: int = 5) -> str:
+def best_trials_table(table: pd.DataFrame, metric: str, mode: str, space: SearchSpace, top: int = 5) -> str:
     """The best `top` trials by their last value of `metric`, as text."""
-    columns = [
-        "trial",
-        "state",
-        "epochs",
-        "weighting",
-        "temperature",
-        "weight_decay",
-        "step_size",
-        "gamma",
-    ]
-    columns += ["lr", f"last_{metric}"] + [f"last_{m}" for m in ("miou", "abs_err") if m != metric]
-    ranked = table[table["state"] != "failed"].sort_values(f"last_{metric}", ascending=mode == "min")
+    columns = ["trial", "trial_id", "state", "epochs", *space.columns]
+    columns += [f"last_{metric}"] + [f"last_{m}" for m in ("miou", "abs_err") if m != metric]
+    ranked = table[table["state"] != FAILED].sort_values(f"last_{metric}", ascending=mode == "min")
     return ranked[columns].head(top).to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
@@ -475,7 +442,7 @@ def settings_for_resume(args: argparse.Namespace) -> StudySettings:
     name = args.name or StudyLocation.latest_name(storage)
     if name is None:
         raise UserError(f"--resume: no study in {storage} (give --storage-path and --name)")
-    recorded = StudyLocation.of(storage, name).read_study_json()
+    recorded = StudyLocation.of(storage, name).folder.read_study()
     if recorded is None or "settings" not in recorded:
         raise UserError(f"--resume: {storage}/{name} has no study.json with the study's settings")
     given = [f"--{flag.replace('_', '-')}" for flag in STUDY_FLAGS if getattr(args, flag) is not None]
@@ -538,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     assert outcome.table is not None
     print(f"\nbest trials by {settings.metric} ({settings.mode}):")
-    print(best_trials_table(outcome.table, settings.metric, settings.mode))
+    print(best_trials_table(outcome.table, settings.metric, settings.mode, settings.space))
     print(f"\nresults: {outcome.location.experiment_uri}")
     return 0
 

@@ -52,20 +52,9 @@ PRESET_DEFAULTS: dict[str, PresetDefaults] = {
 # DWA weights every task 1 in its first two epochs, so before the end of epoch 3 a DWA trial trains as
 # it would with equal weighting: ASHA may not judge a trial before then.
 MIN_GRACE_PERIOD = 3
-# `--set` cannot change what the study itself decides: these have their own flags or are searched.
-STUDY_FIELDS: tuple[str, ...] = (
-    "preset",
-    "data_root",
-    "epochs",
-    "seed",
-    "device",
-    "num_threads",
-    "weighting",
-    "temperature",
-    "weight_decay",
-    "step_size",
-    "gamma",
-)
+# `--set` cannot change what the study itself decides: these have their own flags; the fields of the search
+# space (`SearchSpace.fields`) are searched.
+FLAG_FIELDS: tuple[str, ...] = ("preset", "data_root", "epochs", "seed", "device", "num_threads")
 
 
 @dataclass(frozen=True)
@@ -167,11 +156,15 @@ def validate(settings: StudySettings) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
-    fixed = sorted(set(dict(settings.overrides)) & set(STUDY_FIELDS))
+    fixed = sorted(set(dict(settings.overrides)) & set(FLAG_FIELDS))
     if fixed:
         raise UserError(f"--set cannot change {', '.join(fixed)}: the study sets it (see --help)")
-    if settings.tune_lr and "lr" in dict(settings.overrides):
-        raise UserError("--set lr=... and --tune-lr together: the learning rate is either fixed or searched")
+    searched = sorted(set(dict(settings.overrides)) & set(settings.space.fields))
+    if searched:
+        raise UserError(
+            f"--set cannot change {', '.join(searched)}: the study searches it (a value is either fixed or "
+            "searched; see --help)"
+        )
     settings.trial_settings().base_config()  # ConfigError (a UserError) for a bad preset or --set
 
 

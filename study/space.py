@@ -1,58 +1,142 @@
-"""The study's search space, define-by-run for Optuna, and the two published configurations.
+"""The study's search space as one table, `DIMENSIONS`, and everything derived from it.
 
-The space is what the study varies around the chosen preset (DESIGN.md, "Training"):
+One `Dimension` per searched value, in the order Optuna suggests them (define-by-run):
 
-- ``weighting``: equal or DWA (and uncertainty behind ``uncertainty=True``);
-- ``temperature``: DWA's T, only when the weighting is DWA, log scale around the paper's T = 2;
-- ``use_weight_decay`` then ``weight_decay``: the paper's "no weight decay" is ``use_weight_decay=False``,
-  otherwise a log-scale value around the seed report's 1e-4;
+- ``weighting``: the registered weighting methods of `mtan.weighting` (uncertainty behind
+  ``--uncertainty``); each method's own hyperparameters (`mtan.weighting.Hyperparameter`, e.g. DWA's
+  temperature T, log scale around the paper's T = 2) follow it, searched only for that method's trials;
+- ``use_weight_decay`` then ``weight_decay``: the paper's "no weight decay" is ``use_weight_decay=False``
+  (weight decay 0), otherwise a log-scale value around the seed report's 1e-4;
 - ``step_fraction``: StepLR's step size as a fraction of the epoch budget, so the same point means the
-  same schedule shape at every preset (paper 100/200 = 0.5, seed report 25/100 = 0.25);
+  same schedule shape at every preset (paper 100/200 = 0.5, seed report 25/100 = 0.25); the trial
+  trains with ``step_size`` = round(step_fraction x epochs) and results.csv shows both;
 - ``gamma``: StepLR's decay factor (both published configs use 0.5);
-- ``lr``: Adam's learning rate, log scale, only behind ``tune_lr=True`` (otherwise the preset's).
+- ``lr``: Adam's learning rate, log scale, only behind ``--tune-lr`` (otherwise the preset's).
+
+From the table derive: the Optuna suggestion (`SearchSpace.__call__`), the published points
+(`SearchSpace.published_points`), the `TrainConfig` values of a point (`train_overrides`), the config
+columns of results.csv (`SearchSpace.columns`, `SearchSpace.column_values`), the `TrainConfig` fields the
+study sets (`SearchSpace.fields`) and the JSON description study.json records for the analysis
+(`SearchSpace.describe`: labels, log scales, the weightings a column applies to).
 
 Besides the searched values, a point carries ``trial_number``, Optuna's number of the trial (0, 1, ...),
 which the trainable adds to the study's seed. With one seed for all trials, the many configurations that
 train identically for their first epochs (DWA weights like equal weighting until epoch 3, StepLR is
 constant until its first step, weight decay off) would tie at ASHA's early rungs, and ties all go on, so
-ASHA would hardly stop anything. ``train_overrides`` turns a point into `TrainConfig` field values.
+ASHA would hardly stop anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+from mtan.weighting import WEIGHTINGS
 
-WEIGHTINGS: tuple[str, ...] = ("equal", "dwa")
-UNCERTAINTY = "uncertainty"
-TEMPERATURE_RANGE: tuple[float, float] = (0.5, 8.0)
-WEIGHT_DECAY_RANGE: tuple[float, float] = (1e-6, 1e-2)
-STEP_FRACTION_RANGE: tuple[float, float] = (0.1, 1.0)
-GAMMA_RANGE: tuple[float, float] = (0.1, 0.9)
-LR_RANGE: tuple[float, float] = (1e-5, 1e-2)
+if TYPE_CHECKING:
+    import optuna
 
 TRIAL_NUMBER = "trial_number"
-PAPER_LR = 1e-4
-# Liu et al. 2019: Adam lr 1e-4, no weight decay, StepLR(100, 0.5) over 200 epochs; equal weighting
-# (the verified row of DESIGN.md's table).
-PAPER_POINT: dict[str, Any] = {
-    "weighting": "equal",
-    "use_weight_decay": False,
-    "step_fraction": 0.5,
-    "gamma": 0.5,
-}
+PAPER, SEED_REPORT = "paper", "seed_report"
+# Liu et al. 2019: Adam lr 1e-4, no weight decay, StepLR(100, 0.5) over 200 epochs, equal weighting.
 # The seed report: DWA T = 2, weight decay 1e-4, StepLR(25, 0.5) over 100 epochs.
-SEED_REPORT_POINT: dict[str, Any] = {
-    "weighting": "dwa",
-    "temperature": 2.0,
-    "use_weight_decay": True,
-    "weight_decay": 1e-4,
-    "step_fraction": 0.25,
-    "gamma": 0.5,
-}
+PUBLISHED: tuple[str, ...] = (PAPER, SEED_REPORT)
+# Weighting methods searched only when their flag (a `SearchSpace` field) is set.
+OPT_IN_WEIGHTINGS: dict[str, str] = {"uncertainty": "uncertainty"}
+
+
+def step_size(step_fraction: float, epochs: int) -> int:
+    """StepLR's step size in epochs for a fraction of an `epochs` budget (at least 1)."""
+    return max(1, round(step_fraction * epochs))
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched value: how Optuna suggests it, when, how it is shown, and what it sets in the config."""
+
+    name: str  # Optuna's parameter and the results.csv column
+    label: str
+    choices: tuple[Any, ...] = ()  # categorical when given, else a float in `low`..`high`
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    weightings: tuple[str, ...] | None = None  # suggested only for trials of these methods
+    switch: str | None = None  # suggested only when this (boolean) dimension is True
+    flag: str | None = None  # in the space only when this `SearchSpace` field is True
+    field: str | None = None  # the `TrainConfig` field it sets (None: it only switches others)
+    off: Any = None  # the field's value when `switch` is False
+    to_field: Callable[[Any, int], Any] | None = None  # (value, epochs) -> field value; None: float(value)
+    field_label: str = ""  # the label of `field` where it differs from `name`
+    published: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # value at PAPER / SEED_REPORT
+
+    @property
+    def categorical(self) -> bool:
+        """Whether Optuna suggests it from `choices`."""
+        return bool(self.choices)
+
+    def applies(self, point: Mapping[str, Any]) -> bool:
+        """Whether a trial at `point` has this dimension (its weighting, its switch)."""
+        if self.weightings is not None and point.get("weighting") not in self.weightings:
+            return False
+        return self.switch is None or bool(point.get(self.switch))
+
+    def field_value(self, point: Mapping[str, Any], epochs: int) -> Any:
+        """The value of `field` at `point` (`off` when switched off; None when it does not apply)."""
+        if self.switch is not None and not point.get(self.switch):
+            return self.off
+        if not self.applies(point):
+            return None
+        value = point[self.name]
+        return (
+            self.to_field(value, epochs) if self.to_field else (value if self.categorical else float(value))
+        )
+
+
+def _weighting_dimensions() -> tuple[Dimension, ...]:
+    """The weighting choice, then each method's own hyperparameters, as `mtan.weighting` declares them."""
+    choice = Dimension(
+        "weighting",
+        "weighting",
+        choices=tuple(WEIGHTINGS),
+        field="weighting",
+        published={PAPER: "equal", SEED_REPORT: "dwa"},
+    )
+    own = []
+    for name, method in WEIGHTINGS.items():
+        for h in method.hyperparameters:
+            own.append(
+                Dimension(
+                    h.name,
+                    h.label,
+                    low=h.search[0],
+                    high=h.search[1],
+                    log=h.log,
+                    weightings=(name,),
+                    field=h.name,
+                    published={p: h.default for p, w in choice.published.items() if w == name},
+                )
+            )
+    return (choice, *own)
+
+
+# fmt: off
+DIMENSIONS: tuple[Dimension, ...] = (
+    *_weighting_dimensions(),
+    Dimension("use_weight_decay", "weight decay on", choices=(False, True),
+              published={PAPER: False, SEED_REPORT: True}),
+    Dimension("weight_decay", "weight decay", low=1e-6, high=1e-2, log=True, switch="use_weight_decay",
+              field="weight_decay", off=0.0, published={SEED_REPORT: 1e-4}),
+    Dimension("step_fraction", "StepLR step (fraction of the epochs)", low=0.1, high=1.0, field="step_size",
+              to_field=lambda v, epochs: step_size(float(v), epochs), field_label="StepLR step (epochs)",
+              published={PAPER: 0.5, SEED_REPORT: 0.25}),
+    Dimension("gamma", "StepLR gamma", low=0.1, high=0.9, field="gamma",
+              published={PAPER: 0.5, SEED_REPORT: 0.5}),
+    Dimension("lr", "learning rate", low=1e-5, high=1e-2, log=True, flag="tune_lr", field="lr",
+              published={PAPER: 1e-4, SEED_REPORT: 1e-4}),
+)
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -61,31 +145,104 @@ class SearchSpace:
 
     uncertainty: bool = False
     tune_lr: bool = False
-    lr_range: tuple[float, float] = LR_RANGE
 
     @property
     def weightings(self) -> tuple[str, ...]:
         """The weighting methods searched over."""
-        return (*WEIGHTINGS, UNCERTAINTY) if self.uncertainty else WEIGHTINGS
+        return tuple(w for w in WEIGHTINGS if getattr(self, OPT_IN_WEIGHTINGS.get(w, ""), True))
+
+    @property
+    def dimensions(self) -> tuple[Dimension, ...]:
+        """The dimensions of this space (opt-in ones when their flag is set), weightings restricted."""
+        kept = []
+        for d in DIMENSIONS:
+            if d.flag is not None and not getattr(self, d.flag):
+                continue
+            if d.name == "weighting":
+                d = dataclasses.replace(d, choices=self.weightings)
+            if d.weightings is not None and not set(d.weightings) & set(self.weightings):
+                continue
+            kept.append(d)
+        return tuple(kept)
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         """Suggest one point on `trial`; Ray's `OptunaSearch` collects the suggested values and adds the
         returned ``trial_number`` (not a searched value: Optuna's sampler never sees it)."""
-        weighting = trial.suggest_categorical("weighting", list(self.weightings))
-        if weighting == "dwa":
-            trial.suggest_float("temperature", *TEMPERATURE_RANGE, log=True)
-        if trial.suggest_categorical("use_weight_decay", [False, True]):
-            trial.suggest_float("weight_decay", *WEIGHT_DECAY_RANGE, log=True)
-        trial.suggest_float("step_fraction", *STEP_FRACTION_RANGE)
-        trial.suggest_float("gamma", *GAMMA_RANGE)
-        if self.tune_lr:
-            trial.suggest_float("lr", *self.lr_range, log=True)
+        point: dict[str, Any] = {}
+        for d in self.dimensions:
+            if not d.applies(point):
+                continue
+            if d.categorical:
+                point[d.name] = trial.suggest_categorical(d.name, list(d.choices))
+            else:
+                point[d.name] = trial.suggest_float(d.name, d.low, d.high, log=d.log)
         return {TRIAL_NUMBER: trial.number}
 
     def published_points(self) -> list[dict[str, Any]]:
         """The paper's and the seed report's configurations, as points of this space."""
-        extra = {"lr": PAPER_LR} if self.tune_lr else {}
-        return [{**PAPER_POINT, **extra}, {**SEED_REPORT_POINT, **extra}]
+        points = []
+        for source in PUBLISHED:
+            point: dict[str, Any] = {}
+            for d in self.dimensions:
+                if d.applies(point):
+                    point[d.name] = d.published[source]
+            points.append(point)
+        return points
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The `TrainConfig` fields this space sets."""
+        return tuple(dict.fromkeys(d.field for d in self.dimensions if d.field is not None))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """results.csv's config columns: each searched value by its name, and the config field it sets
+        where that has another name (step_fraction and step_size)."""
+        names: list[str] = []
+        for d in self.dimensions:
+            if d.field is not None:
+                names += [d.name] if d.field == d.name else [d.name, d.field]
+        return tuple(names)
+
+    def column_values(self, point: Mapping[str, Any], epochs: int) -> dict[str, Any]:
+        """The config columns of a trial at `point` (None where a value does not apply to it)."""
+        values: dict[str, Any] = {}
+        for d in self.dimensions:
+            if d.field is None:
+                continue
+            value = d.field_value(point, epochs) if point else None
+            if d.field == d.name:
+                values[d.name] = value
+            else:
+                values[d.name] = point.get(d.name) if d.applies(point) else None
+                values[d.field] = value
+        return values
+
+    def describe(self) -> dict[str, Any]:
+        """The space as JSON (study.json's ``space``): its flags, and per results.csv config column
+        its label, whether it is categorical, its log scale, the weightings it applies to, its range."""
+        columns = []
+        for d in self.dimensions:
+            if d.field is None:
+                continue
+            entry = {
+                "name": d.name,
+                "label": d.label,
+                "categorical": d.categorical,
+                "log": d.log,
+                "weightings": list(d.weightings) if d.weightings is not None else None,
+                "searched": list(d.choices) if d.categorical else [d.low, d.high],
+            }
+            columns.append(entry)
+            if d.field != d.name:
+                columns.append({**entry, "name": d.field, "label": d.field_label, "searched": None})
+        labels = {d.name: d.label for d in self.dimensions}
+        return {
+            "uncertainty": self.uncertainty,
+            "tune_lr": self.tune_lr,
+            "columns": columns,
+            "labels": labels,
+        }
 
 
 def trial_seed(point: Mapping[str, Any], seed: int) -> int:
@@ -93,21 +250,15 @@ def trial_seed(point: Mapping[str, Any], seed: int) -> int:
     return seed + int(point.get(TRIAL_NUMBER, 0))
 
 
-def step_size(step_fraction: float, epochs: int) -> int:
-    """StepLR's step size in epochs for a fraction of an `epochs` budget (at least 1)."""
-    return max(1, round(step_fraction * epochs))
-
-
-def train_overrides(point: Mapping[str, Any], epochs: int) -> dict[str, Any]:
-    """The `TrainConfig` field values of a point of the space, for a budget of `epochs` epochs."""
-    overrides: dict[str, Any] = {
-        "weighting": point["weighting"],
-        "weight_decay": float(point["weight_decay"]) if point.get("use_weight_decay") else 0.0,
-        "step_size": step_size(float(point["step_fraction"]), epochs),
-        "gamma": float(point["gamma"]),
-    }
-    if point["weighting"] == "dwa":
-        overrides["temperature"] = float(point["temperature"])
-    if "lr" in point:
-        overrides["lr"] = float(point["lr"])
+def train_overrides(
+    point: Mapping[str, Any], epochs: int, space: SearchSpace | None = None
+) -> dict[str, Any]:
+    """The `TrainConfig` field values of a point of the space, for a budget of `epochs` epochs (a field
+    whose dimension does not apply to the point keeps the base config's value)."""
+    space = space or SearchSpace(uncertainty=True, tune_lr="lr" in point)
+    overrides: dict[str, Any] = {}
+    for d in space.dimensions:
+        if d.field is None or (d.switch is None and not d.applies(point)):
+            continue
+        overrides[d.field] = d.field_value(point, epochs)
     return overrides

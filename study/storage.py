@@ -6,33 +6,21 @@ folders ``trials/trial_NNN/`` from the node they run on.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow.fs
 
 from mtan.errors import UserError
-from mtan.train import CHECKPOINT_FILE
+from mtan.files import CHECKPOINT_FILE
 from study.lock import LOCK_FILE
-from study.results import write_json_atomic
+from study.record import ERROR_FILE, RAY_DIR, STUDY_JSON, TRIALS_DIR, StudyFolder, trial_dirname
 
-STUDY_JSON = "study.json"
-JOURNAL = "optuna.journal"
-TRIALS_DIR = "trials"
-RAY_DIR = "ray"  # Ray's own experiment folders, one per driver run; nothing reads them back
-ERROR_FILE = "error.txt"  # in a trial folder: why its last attempt failed, one line
 STAGING_ROOT = Path("~/.cache/mtan-study").expanduser()
-
-
-def trial_dirname(number: int) -> str:
-    """The folder of trial `number` (Optuna's trial number, from 0) under ``trials/``."""
-    return f"trial_{number:03d}"
 
 
 def is_remote(storage_path: str) -> bool:
@@ -75,7 +63,7 @@ class StudyLocation:
     @property
     def journal(self) -> Path:
         """The Optuna journal file (local; uploaded with the other files for remote storage)."""
-        return self.local_dir / JOURNAL
+        return self.folder.journal
 
     @property
     def trials_uri(self) -> str:
@@ -105,14 +93,10 @@ class StudyLocation:
                 f"{STUDY_JSON}); choose another --name"
             )
 
-    def read_study_json(self) -> dict[str, Any] | None:
-        """study.json, or None when the study has none yet."""
-        path = self.local_dir / STUDY_JSON
-        return json.loads(path.read_text()) if path.is_file() else None
-
-    def write_study_json(self, study: dict[str, Any]) -> None:
-        """Write study.json atomically."""
-        write_json_atomic(self.local_dir / STUDY_JSON, study)
+    @property
+    def folder(self) -> StudyFolder:
+        """The study's files in the local folder (uploaded for remote storage)."""
+        return StudyFolder(self.local_dir)
 
     def publish(self) -> None:
         """Upload the staged files to remote storage (nothing to do for a local folder)."""

@@ -24,12 +24,13 @@ from typing import Any
 
 from ray import tune
 
-from mtan.checkpoint import atomic_write_text
 from mtan.config import TrainConfig, make_config
 from mtan.data import DataBundle
+from mtan.files import atomic_write_text
 from mtan.train import read_metrics, train
+from study.record import ERROR_FILE
 from study.space import TRIAL_NUMBER, train_overrides, trial_seed
-from study.storage import ERROR_FILE, TrialStore
+from study.storage import TrialStore
 
 # A checkpoint every 10 epochs: a lost node or driver costs a trial at most 9 epochs, and the bytes a
 # trial writes per epoch are a tenth of a checkpoint (docs/study.md, "Checkpoints").

@@ -1,36 +1,50 @@
-"""Write a small study results directory in the format of docs/results.md, for the analysis tests.
+"""Write a small study results directory for the analysis tests, with the study's own writers.
 
 The numbers are deterministic and made up (a trial's quality is a fixed function of its config), but
-every file has the documented names, keys and types: results.csv, trials/<id>/metrics.jsonl with
+the files are written by `study.record` (results.csv, trials/trial_NNN/metrics.jsonl with
 `weight/<task>` (DWA weights computed from the losses by the DWA formula), best_config.json,
-study.json, baselines.json, an Optuna journal with completed, pruned and failed trials, and
-optionally reproduce/seeds.csv and reproduce/summary.csv.
+study.json with the space of `study.space`, baselines.json), the Optuna journal by the study's search
+space (completed, pruned and failed trials), and optionally reproduce/seeds.csv and summary.csv.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
+import pandas as pd
+from optuna.trial import TrialState
+
+from mtan.metrics import METRIC_KEYS
+from study.record import (
+    COMPLETED,
+    FAILED,
+    SEEDS_CSV,
+    STOPPED_EARLY,
+    SUMMARY_CSV,
+    StudyFolder,
+    TrialRecord,
+    write_csv,
+    write_results,
+)
+from study.space import TRIAL_NUMBER, SearchSpace
 
 TASKS = ("segmentation", "depth")
 BASELINES = {
     "miou": 0.08,
     "pixel_acc": 0.40,
-    "miou_per_image": 0.10,
-    "pixel_acc_per_image": 0.41,
+    "miou_2019": 0.10,
+    "pixel_acc_2019": 0.41,
+    "miou_2020": 0.11,
     "abs_err": 0.080,
     "rel_err": 0.90,
     "abs_err_batch_mean": 0.081,
     "rel_err_batch_mean": 0.91,
     "score": 0.0,
 }
-HIGHER = {m for m, higher in HIGHER_IS_BETTER.items() if higher}
+SPACE = SearchSpace(tune_lr=True)
 
 
 @dataclass(frozen=True)
@@ -40,7 +54,7 @@ class FakeTrial:
     weighting: str
     lr: float
     weight_decay: float
-    step_size: int
+    step_fraction: float
     gamma: float
     temperature: float | None = None
     epochs: int = 9
@@ -64,7 +78,7 @@ def default_trials(n: int = 8, *, failed: int = 1, dwa: bool = True) -> list[Fak
                 weighting=weighting,
                 lr=10 ** (-5 + 2 * ((i * 0.37) % 1)),
                 weight_decay=decays[i % 4],
-                step_size=10 + 7 * i,
+                step_fraction=0.1 + 0.07 * i % 0.9,
                 gamma=0.1 + 0.1 * (i % 8),
                 temperature=(0.5 + 1.5 * (i % 5)) if weighting == "dwa" else None,
                 epochs=epochs,
@@ -101,13 +115,13 @@ def trial_metrics(trial: FakeTrial) -> list[dict[str, float]]:
             weights = {t: 1.0 for t in TASKS}
         record: dict[str, float] = {
             "epoch": epoch,
-            "lr": trial.lr * trial.gamma ** (epoch // trial.step_size),
+            "lr": trial.lr * trial.gamma ** (epoch // max(1, round(trial.step_fraction * 9))),
         }
         for t in TASKS:
             record[f"loss/{t}"] = losses[t][-1]
             record[f"weight/{t}"] = weights[t]
-        for m in ("miou", "pixel_acc", "miou_per_image", "pixel_acc_per_image"):
-            bump = 0.1 if m.endswith("per_image") else 0.0
+        for m in ("miou", "pixel_acc", "miou_2019", "pixel_acc_2019", "miou_2020"):
+            bump = 0.0 if m in ("miou", "pixel_acc") else 0.1
             record[m] = BASELINES[m] + (1 - BASELINES[m]) * min(seg + bump * seg, 0.99)
         for m in ("abs_err", "rel_err", "abs_err_batch_mean", "rel_err_batch_mean"):
             record[m] = BASELINES[m] * (1.0 - depth)
@@ -121,48 +135,27 @@ def trial_metrics(trial: FakeTrial) -> list[dict[str, float]]:
 
 
 def _write_optuna_journal(
-    path: Path, name: str, ids: Sequence[str], trials: Sequence[FakeTrial], scores: Sequence[Sequence[float]]
+    path: Path, name: str, space: SearchSpace, records: Sequence[TrialRecord], states: Sequence[str]
 ) -> None:
+    """The journal as the study writes it: each point suggested by the real space (so the names and
+    distributions are the study's), its scores as intermediate values, stopped trials pruned."""
     import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-    from optuna.trial import TrialState, create_trial
+
+    from study.search import journal_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = JournalStorage(JournalFileBackend(str(path)))
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
-    for trial_id, trial, curve in zip(ids, trials, scores, strict=True):
-        params = {
-            "weighting": trial.weighting,
-            "weight_decay": trial.weight_decay,
-            "step_size": trial.step_size,
-            "gamma": trial.gamma,
-            "lr": trial.lr,
-        }
-        distributions = {
-            "weighting": CategoricalDistribution(["equal", "dwa"]),
-            "weight_decay": CategoricalDistribution([0.0, 1e-5, 1e-4, 1e-3]),
-            "step_size": IntDistribution(5, 200),
-            "gamma": FloatDistribution(0.1, 0.9),
-            "lr": FloatDistribution(1e-5, 1e-3, log=True),
-        }
-        if trial.weighting == "dwa":
-            params["temperature"] = trial.temperature
-            distributions["temperature"] = FloatDistribution(0.5, 10.0, log=True)
-        state = {"completed": TrialState.COMPLETE, "stopped_early": TrialState.PRUNED}.get(
-            trial.state, TrialState.FAIL
-        )
-        study.add_trial(
-            create_trial(
-                state=state,
-                value=curve[-1] if state == TrialState.COMPLETE else None,
-                params=params,
-                distributions=distributions,
-                intermediate_values={e + 1: v for e, v in enumerate(curve)},
-                user_attrs={"ray_trial_id": trial_id},
-            )
-        )
+    study = optuna.create_study(study_name=name, storage=journal_storage(path), direction="maximize")
+    for record, state in zip(records, states, strict=True):
+        study.enqueue_trial(dict(record.point))
+        trial = study.ask()
+        space(trial)
+        trial.set_user_attr("ray_trial_id", record.trial_id)
+        for row in record.history:
+            trial.report(row["score"], int(row["epoch"]))
+        if state == COMPLETED:
+            study.tell(trial, record.history[-1]["score"])
+        else:
+            study.tell(trial, state=TrialState.PRUNED if state == STOPPED_EARLY else TrialState.FAIL)
 
 
 def write_fake_study(
@@ -175,69 +168,42 @@ def write_fake_study(
     data: str = "synthetic",
     max_epochs: int = 9,
 ) -> Path:
-    """Write `root/name` as a study results directory and return its path."""
+    """Write `root/name` as a study results directory with the study's own writers; return its path."""
     trials = list(default_trials() if trials is None else trials)
-    out = root / name
-    (out / "trials").mkdir(parents=True)
-    ids = [f"{i:05d}" for i in range(len(trials))]
-    rows, curves = [], []
-    for trial_id, trial in zip(ids, trials, strict=True):
-        records = trial_metrics(trial) if trial.state != "failed" else []
-        curves.append([r["score"] for r in records])
-        if trial.state != "failed":
-            folder = out / "trials" / trial_id
-            folder.mkdir()
-            (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        row: dict[str, object] = {
-            "trial_id": trial_id,
-            "state": trial.state,
-            "epochs": trial.epochs,
-            "error": trial.error,
-            "weighting": trial.weighting,
-            "temperature": "" if trial.temperature is None else trial.temperature,
-            "weight_decay": trial.weight_decay,
-            "step_size": trial.step_size,
-            "gamma": trial.gamma,
+    folder = StudyFolder(root / name)
+    records = []
+    for number, trial in enumerate(trials):
+        point = {"weighting": trial.weighting, "use_weight_decay": trial.weight_decay > 0}
+        if trial.weighting == "dwa":
+            point["temperature"] = trial.temperature or 2.0
+        if trial.weight_decay > 0:
+            point["weight_decay"] = trial.weight_decay
+        point.update(step_fraction=trial.step_fraction, gamma=trial.gamma, lr=trial.lr)
+        config = {
+            **SPACE.column_values(point, max_epochs),
             "lr": trial.lr,
+            "epochs": max_epochs,
+            "image_height": 128,
+            "image_width": 256,
+            "width": 1.0,
+            "backbone": "segnet",
+            "seed": number,
         }
-        for m in METRIC_KEYS:
-            values = [r[m] for r in records]
-            row[f"last_{m}"] = values[-1] if values else ""
-            row[f"best_{m}"] = (max(values) if m in HIGHER else min(values)) if values else ""
-        rows.append(row)
-    with (out / "results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-    finished = [(row, t) for row, t in zip(rows, trials, strict=True) if t.state != "failed"]
-    if finished:
-        row, trial = max(finished, key=lambda pair: pair[0]["last_score"])
-        config = {k: row[k] for k in ("weighting", "temperature", "weight_decay", "step_size", "gamma", "lr")}
-        config.update(
-            {
-                "epochs": max_epochs,
-                "image_height": 128,
-                "image_width": 256,
-                "width": 1.0,
-                "backbone": "segnet",
-                "seed": 0,
-            }
+        history = tuple(trial_metrics(trial)) if trial.state != FAILED else ()
+        error = (trial.error or "RuntimeError: failed") if trial.state == FAILED else None
+        point[TRIAL_NUMBER] = number
+        records.append(
+            TrialRecord(
+                number=number,
+                trial_id=f"{number:05d}",
+                columns=SPACE.column_values(point, max_epochs),
+                config=config,
+                history=history,
+                error=error,
+                point=point,
+            )
         )
-        best = {
-            "trial_id": row["trial_id"],
-            "metric": "score",
-            "mode": "max",
-            "value": row["last_score"],
-            "config": config,
-            "metrics": {m: row[f"last_{m}"] for m in METRIC_KEYS},
-        }
-        (out / "best_config.json").write_text(json.dumps(best, indent=2))
-
-    states: dict[str, int] = {}
-    for t in trials:
-        states[t.state] = states.get(t.state, 0) + 1
-    study = {
+    summary = {
         "num_samples": len(trials),
         "max_epochs": max_epochs,
         "grace_period": 1,
@@ -246,10 +212,9 @@ def write_fake_study(
         "mode": "max",
         "preset": "tiny",
         "data": data,
+        "data_source": data,
+        "space": SPACE.describe(),
         "wall_seconds": 754.2,
-        "states": states,
-        "epochs_trained": sum(t.epochs for t in trials),
-        "epochs_budget": len(trials) * max_epochs,
         "hardware": {"cpus": 2, "gpus": 0, "gpu_name": None},
         "versions": {
             "python": "3.11.7",
@@ -259,26 +224,36 @@ def write_fake_study(
             "mtan": "0.1.0",
         },
     }
-    (out / "study.json").write_text(json.dumps(study, indent=2))
-    (out / "baselines.json").write_text(json.dumps(BASELINES, indent=2))
+    for record in records:  # what each trial writes into its own folder while it runs
+        folder.write_trial_metrics(record.number, record.history)
+    table = write_results(
+        folder,
+        records,
+        metric="score",
+        mode="max",
+        max_epochs=max_epochs,
+        columns=SPACE.columns,
+        summary=summary,
+    )
+    folder.write_baselines(BASELINES)
     if journal:
-        _write_optuna_journal(out / "optuna.journal", name, ids, trials, curves)
-    if reproduce and finished:
-        (out / "reproduce").mkdir()
-        seeds = []
-        for seed, shift in enumerate((-0.01, 0.0, 0.01)):
-            best_metrics = best["metrics"]
-            seeds.append({"seed": seed, **{m: float(best_metrics[m]) * (1 + shift) for m in METRIC_KEYS}})
-        with (out / "reproduce" / "seeds.csv").open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(seeds[0]))
-            writer.writeheader()
-            writer.writerows(seeds)
-        with (out / "reproduce" / "summary.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["metric", "mean", "std", "n"])
-            for m in METRIC_KEYS:
-                values = [s[m] for s in seeds]
-                mean = sum(values) / len(values)
-                std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-                writer.writerow([m, mean, std, len(values)])
-    return out
+        _write_optuna_journal(folder.journal, name, SPACE, records, list(table["state"]))
+    best = folder.read_best_config()
+    if reproduce and best is not None:
+        seeds = pd.DataFrame(
+            [
+                {"seed": seed, **{m: float(best["metrics"][m]) * (1 + shift) for m in METRIC_KEYS}}
+                for seed, shift in enumerate((-0.01, 0.0, 0.01))
+            ]
+        )
+        summary_table = pd.DataFrame(
+            {
+                "metric": list(METRIC_KEYS),
+                "mean": [seeds[m].mean() for m in METRIC_KEYS],
+                "std": [seeds[m].std(ddof=1) for m in METRIC_KEYS],
+                "n": len(seeds),
+            }
+        )
+        write_csv(folder.reproduce / SEEDS_CSV, seeds)
+        write_csv(folder.reproduce / SUMMARY_CSV, summary_table)
+    return folder.path

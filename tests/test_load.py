@@ -7,12 +7,13 @@ import json
 import statistics
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from analysis.load import load_optuna_study, load_results, read_reproduce, summarize_seeds
-from analysis.optuna_study import param_importances, search_scales
+from analysis.load import load_optuna_study, load_results, read_reproduce
+from analysis.optuna_study import param_importances
 from mtan.errors import UserError
+from study.record import StudyFolder
+from study.space import SearchSpace
 from tests.fake_study import FakeTrial, default_trials, write_fake_study
 
 
@@ -35,7 +36,7 @@ def test_loads_every_part_of_a_study(tmp_path: Path) -> None:
     assert equal.isna().all()
 
 
-def test_reproduce_mean_and_sample_std_from_seeds(tmp_path: Path) -> None:
+def test_reproduce_summary_is_read_as_written(tmp_path: Path) -> None:
     results = load_results(write_fake_study(tmp_path))
     seeds = list(csv.DictReader((results.path / "reproduce" / "seeds.csv").open()))
     values = [float(row["miou"]) for row in seeds]
@@ -45,30 +46,24 @@ def test_reproduce_mean_and_sample_std_from_seeds(tmp_path: Path) -> None:
     assert results.reproduce.loc["miou", "n"] == 3
 
 
-def test_reproduce_summary_in_long_or_wide_form(tmp_path: Path) -> None:
-    long_dir, wide_dir = tmp_path / "long", tmp_path / "wide"
-    long_dir.mkdir()
-    wide_dir.mkdir()
-    (long_dir / "summary.csv").write_text("metric,mean,std,n\nmiou,0.61,0.02,3\nlast_abs_err,0.015,0.001,3\n")
-    (wide_dir / "summary.csv").write_text(
-        "miou_mean,miou_std,abs_err_mean,abs_err_std\n0.61,0.02,0.015,0.001\n"
+def test_reproduce_of_several_configs_summarises_the_best_one(tmp_path: Path) -> None:
+    folder = StudyFolder(tmp_path)
+    folder.reproduce.mkdir()
+    (folder.reproduce / "configs.csv").write_text(
+        "config,trial_id,roles\npaper,t0,paper; top 2\nt3,t3,top 1\n"
     )
-    for folder in (long_dir, wide_dir):
-        table = read_reproduce(folder)
-        assert table is not None
-        assert table.loc["miou", "mean"] == 0.61 and table.loc["miou", "std"] == 0.02
-        assert table.loc["abs_err", "mean"] == 0.015 and table.loc["abs_err", "std"] == 0.001
-
-
-def test_summarize_seeds_ignores_the_seed_column() -> None:
-    table = summarize_seeds(pd.DataFrame({"seed": [0, 1, 2], "miou": [0.5, 0.6, 0.7]}))
-    assert list(table.index) == ["miou"]
-    assert table.loc["miou", "mean"] == pytest.approx(0.6)
-    assert table.loc["miou", "std"] == pytest.approx(0.1)
+    (folder.reproduce / "summary.csv").write_text(
+        "config,metric,mean,std,ci_low,ci_high,n\n"
+        "paper,miou,0.15,0.07,0.0,0.8,2\n"
+        "t3,miou,0.5,0.14,0.0,1.8,2\n"
+    )
+    table = read_reproduce(folder)
+    assert table is not None
+    assert table.loc["miou", "mean"] == pytest.approx(0.5) and table.loc["miou", "n"] == 2
 
 
 def test_optional_parts_may_be_missing(tmp_path: Path) -> None:
-    trials = [FakeTrial("equal", 1e-4, 0.0, 50, 0.5, epochs=0, state="failed", error="boom")]
+    trials = [FakeTrial("equal", 1e-4, 0.0, 0.5, 0.5, epochs=0, state="failed", error="boom")]
     results = load_results(write_fake_study(tmp_path, trials=trials, reproduce=False, journal=False))
     assert results.best is None and results.reproduce is None and results.journal is None
     assert results.curves.empty
@@ -109,33 +104,56 @@ def test_broken_files_are_named(tmp_path: Path) -> None:
     (study / "study.json").write_text("{not json")
     with pytest.raises(UserError, match=r"study.json: not valid JSON"):
         load_results(study)
-    (study / "study.json").write_text(json.dumps({"max_epochs": 9}))
-    (study / "results.csv").write_text("trial_id,epochs\n1,2\n")
-    with pytest.raises(UserError, match=r"results.csv: missing column\(s\) state, weighting"):
+    (study / "results.csv").write_text("trial,trial_id,epochs\n1,a,2\n")
+    (study / "study.json").write_text(json.dumps({"max_epochs": 9, "space": {"columns": []}}))
+    with pytest.raises(UserError, match=r"results.csv: missing column\(s\) state, error, weighting"):
         load_results(study)
 
 
 def test_broken_metrics_line_is_named(tmp_path: Path) -> None:
     study = write_fake_study(tmp_path)
-    metrics = study / "trials" / "00000" / "metrics.jsonl"
+    metrics = study / "trials" / "trial_000" / "metrics.jsonl"
     metrics.write_text(metrics.read_text() + "{truncated\n")
-    with pytest.raises(UserError, match=r"00000/metrics.jsonl: line 10 is not valid JSON"):
+    with pytest.raises(UserError, match=r"trial_000/metrics.jsonl: line 10 is not valid JSON"):
         load_results(study)
 
 
-def test_search_scales_from_the_journal(tmp_path: Path) -> None:
+def test_labels_and_scales_come_from_the_recorded_space(tmp_path: Path) -> None:
     results = load_results(write_fake_study(tmp_path))
-    scales = search_scales(load_optuna_study(results.journal, results.name))
-    # the fake journal: lr and temperature log floats, gamma a linear float, step_size a linear int,
-    # weight_decay categorical (0 included), so it keeps the study's log default
-    assert scales == {
+    space = results.space
+    assert space.names == SearchSpace(tune_lr=True).columns  # as the study recorded it
+    assert {p: space.scale(p) for p in space.numeric} == {
         "temperature": "log",
         "weight_decay": "log",
+        "step_fraction": "linear",
         "step_size": "linear",
         "gamma": "linear",
         "lr": "log",
     }
-    assert search_scales(None)["gamma"] == "linear"
+    assert space.label("temperature") == "DWA temperature T" and space.weightings_of("temperature") == (
+        "dwa",
+    )
+    assert space.label("use_weight_decay") == "weight decay on"  # an Optuna parameter without a column
+    # the journal holds the names the study searched over
+    names = {n for t in load_optuna_study(results.journal, results.name).trials for n in t.params}
+    assert names == {
+        "weighting",
+        "temperature",
+        "use_weight_decay",
+        "weight_decay",
+        "step_fraction",
+        "gamma",
+        "lr",
+    }
+
+
+def test_a_study_json_without_its_space_is_named(tmp_path: Path) -> None:
+    study = write_fake_study(tmp_path)
+    recorded = json.loads((study / "study.json").read_text())
+    del recorded["space"]
+    (study / "study.json").write_text(json.dumps(recorded))
+    with pytest.raises(UserError, match=r"study.json: no search space recorded"):
+        load_results(study)
 
 
 def test_importances_over_completed_trials_only(tmp_path: Path) -> None:
@@ -155,10 +173,23 @@ def test_importances_over_completed_trials_only(tmp_path: Path) -> None:
 
 def test_too_few_completed_trials_is_a_message(tmp_path: Path) -> None:
     trials = [
-        FakeTrial("equal", 1e-4, 0.0, 50, 0.5, epochs=9),
-        FakeTrial("dwa", 1e-4, 0.0, 50, 0.5, temperature=2.0, epochs=1, state="stopped_early"),
+        FakeTrial("equal", 1e-4, 0.0, 0.5, 0.5, epochs=9),
+        FakeTrial("dwa", 1e-4, 0.0, 0.5, 0.5, temperature=2.0, epochs=1, state="stopped_early"),
     ]
     results = load_results(write_fake_study(tmp_path, trials=trials))
     importance = param_importances(load_optuna_study(results.journal, results.name))
     assert importance.values is None
     assert importance.message.startswith("not computed: 1 completed trial(s)")
+
+
+def test_no_importance_when_completed_trials_miss_a_value(tmp_path: Path) -> None:
+    # the case: 3 completed trials, all DWA, once rated the weighting 0.00
+    trials = [
+        FakeTrial("equal", 1e-4, 0.0, 50, 0.5, epochs=1, state="stopped_early"),
+        *(FakeTrial("dwa", 1e-4, d, 50, 0.5, temperature=2.0, epochs=9) for d in (0.0, 0.0, 1e-4, 1e-3)),
+    ]
+    results = load_results(write_fake_study(tmp_path, trials=trials))
+    importance = param_importances(load_optuna_study(results.journal, results.name))
+    assert importance.values is None and importance.complete == 4
+    assert "do not cover every value of weighting at least 2 times" in importance.message
+    assert "weighting: equal 0, dwa 4" in importance.message

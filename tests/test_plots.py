@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis import plots
-
-SCALES = {"temperature": "log", "weight_decay": "log", "step_size": "linear", "gamma": "linear", "lr": "log"}
+from tests.hand_space import HAND_SPACE
 
 
 def _trials(dwa: bool = True) -> pd.DataFrame:
@@ -97,7 +96,7 @@ def test_weighting_distributions(tmp_path: Path) -> None:
 
 
 def test_metrics_against_hyperparameters_log_axes_and_zero(tmp_path: Path) -> None:
-    fig = plots.plot_metrics_vs_hyperparameters(_trials(), SCALES)
+    fig = plots.plot_metrics_vs_hyperparameters(_trials(), HAND_SPACE)
     assert fig is not None and len(fig.axes) == 5 * 5
     _assert_labelled(fig)
     top = fig.axes[:5]  # first metric row, one axes per hyperparameter
@@ -110,10 +109,10 @@ def test_metrics_against_hyperparameters_log_axes_and_zero(tmp_path: Path) -> No
 
 
 def test_metrics_against_hyperparameters_without_dwa_says_so() -> None:
-    fig = plots.plot_metrics_vs_hyperparameters(_trials(dwa=False), SCALES)
+    fig = plots.plot_metrics_vs_hyperparameters(_trials(dwa=False), HAND_SPACE)
     assert fig is not None
     texts = [t.get_text() for t in fig.axes[0].texts]
-    assert texts == ["DWA only; no DWA trial"]
+    assert texts == ["dwa only; no such trial"]  # the column's weightings, from the recorded space
 
 
 def test_learning_curves_mark_asha_stops(tmp_path: Path) -> None:
@@ -132,7 +131,7 @@ def test_learning_curves_mark_asha_stops(tmp_path: Path) -> None:
 
 def test_importance_bars(tmp_path: Path) -> None:
     values = pd.Series({"lr": 0.6, "gamma": 0.3, "temperature": 0.1})
-    fig = plots.plot_importance(values, "PedAnovaImportanceEvaluator")
+    fig = plots.plot_importance(values, "PedAnovaImportanceEvaluator", HAND_SPACE)
     assert fig is not None
     _assert_labelled(fig)
     widths = sorted(patch.get_width() for patch in fig.axes[0].patches)
@@ -174,10 +173,10 @@ def test_dwa_weights(tmp_path: Path) -> None:
 def test_nothing_to_draw_gives_none() -> None:
     failed = _trials().assign(state="failed")
     assert plots.plot_weighting_distributions(failed) is None
-    assert plots.plot_metrics_vs_hyperparameters(failed, SCALES) is None
+    assert plots.plot_metrics_vs_hyperparameters(failed, HAND_SPACE) is None
     assert plots.plot_tradeoff(failed) is None
     assert plots.plot_learning_curves(_curves().iloc[0:0], _trials()) is None
-    assert plots.plot_importance(pd.Series(dtype=float), "x") is None
+    assert plots.plot_importance(pd.Series(dtype=float), "x", HAND_SPACE) is None
     assert (
         plots.plot_dwa_weights(_curves().drop(columns=["weight/segmentation", "weight/depth"]), "a") is None
     )
@@ -188,7 +187,7 @@ def test_single_trial_single_epoch(tmp_path: Path) -> None:
     curves = _curves().query("trial_id == 'b'")
     for fig in (
         plots.plot_weighting_distributions(trials),
-        plots.plot_metrics_vs_hyperparameters(trials, SCALES),
+        plots.plot_metrics_vs_hyperparameters(trials, HAND_SPACE),
         plots.plot_learning_curves(curves, trials),
         plots.plot_tradeoff(trials),
     ):

@@ -23,7 +23,7 @@ from tests.raw_cityscapes import KNOWN_DISPARITIES, KNOWN_IDS, write_raw_tree
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (16, 32)  # the design size of the raw tree: a 2x nearest resize samples each 2x2 block once
 COUNTS = {"train": 3, "val": 2}
-# DESIGN.md: the 7 classes are these CityScapes categories, in this order; void -> -1.
+# docs/design.md: the 7 classes are these CityScapes categories, in this order; void -> -1.
 CATEGORIES = ("flat", "construction", "object", "nature", "sky", "human", "vehicle")
 
 

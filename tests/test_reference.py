@@ -1,4 +1,4 @@
-"""The published rows against DESIGN.md's table (copied here by hand, with their conventions)."""
+"""The published rows against docs/design.md's table and issue #10 (copied by hand, with conventions)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,21 @@ import pytest
 
 from analysis.columns import COMPARISON_METRICS
 from analysis.reference import DEFAULT_BASELINE, REFERENCES, reference, reference_frame
+from mtan.metrics import ACCUMULATED, PAPER_2019, metric
 
-# DESIGN.md, "Published numbers": (mIoU, pix acc, abs err, rel err), percent / units / ratio as published.
+# docs/design.md, "Published numbers": (mIoU, pix acc, abs err, rel err), percent / units / ratio as
+# published.
 PUBLISHED = {
     "paper_equal": (53.04, 91.11, 0.0144, 33.63),
     "paper_dwa": (53.29, 91.09, 0.0144, 34.14),
+    "paper_uncertainty": (53.86, 91.10, 0.0144, 35.72),
+    "paper_one_task": (51.09, 90.69, 0.0158, 34.17),
     "seed_dwa": (68.09, 91.14, 0.0161, 38.39),
     "seed_equal": (67.76, 91.15, 0.0160, 38.01),
-    "stl_cagrad": (74.01, 93.16, 0.0125, 27.77),
+    "nash_equal": (75.18, 93.49, 0.0155, 46.77),
+    "nash_dwa": (75.24, 93.52, 0.0160, 44.37),
+    "nash_uncertainty": (72.02, 92.85, 0.0140, 30.13),
+    "nash_stl": (74.01, 93.16, 0.0125, 27.77),
 }
 
 
@@ -31,23 +38,30 @@ def test_exactly_the_rows_with_a_known_source() -> None:
 def test_numbers_and_the_convention_they_sit_under(key: str) -> None:
     row = reference(key)
     miou, pix, abs_err, rel_err = PUBLISHED[key]
-    per_image = row.seg_convention == "per-image"
-    seg = ("miou_per_image", "pixel_acc_per_image") if per_image else ("miou", "pixel_acc")
+    paper = row.seg_convention == PAPER_2019
+    seg = ("miou_2019", "pixel_acc_2019") if paper else ("miou", "pixel_acc")
     depth = {"abs_err_batch_mean": abs_err, "rel_err_batch_mean": rel_err}
     assert row.values == {seg[0]: miou, seg[1]: pix, **depth}
     assert row.uncertain <= set(row.values)
 
 
-def test_paper_is_per_image_and_seed_report_is_marked_uncertain() -> None:
-    assert reference("paper_equal").seg_convention == "per-image"
-    assert reference("paper_equal").epochs == 200
+def test_paper_is_2019_and_seed_report_is_marked_uncertain() -> None:
+    for key in ("paper_equal", "paper_dwa", "paper_uncertainty", "paper_one_task"):
+        row = reference(key)
+        assert row.seg_convention == PAPER_2019 and row.epochs == 200
+        assert "no augmentation" in row.dataset and "one seed" in row.evaluation
+        assert all(metric(m).convention == PAPER_2019 for m in row.values)  # the keys the tool files so
     assert reference("seed_dwa").epochs == 100
     assert {"miou", "pixel_acc"} <= reference("seed_dwa").uncertain
-    assert "miou" not in reference("stl_cagrad").uncertain
+    for key in ("nash_equal", "nash_dwa", "nash_uncertainty", "nash_stl"):
+        row = reference(key)
+        assert row.seg_convention == ACCUMULATED and "miou" not in row.uncertain
+        assert "with augmentation" in row.dataset and "3 seeds" in row.evaluation
+        assert "last 10 epochs" in row.evaluation
 
 
 def test_rows_of_a_group_share_their_protocol() -> None:
-    fields = ("dataset", "resolution", "epochs", "backbone", "seg_convention", "depth_averaging")
+    fields = ("dataset", "resolution", "epochs", "seg_convention", "depth_averaging", "evaluation")
     for row in REFERENCES:
         for other in REFERENCES:
             if other.group == row.group:
@@ -58,13 +72,13 @@ def test_frame_leaves_the_other_convention_empty() -> None:
     frame = reference_frame()
     assert list(frame.index) == list(PUBLISHED)
     assert set(COMPARISON_METRICS) <= set(frame.columns)
-    assert frame.loc["paper_equal", "miou_per_image"] == 53.04
+    assert frame.loc["paper_equal", "miou_2019"] == 53.04
     assert math.isnan(frame.loc["paper_equal", "miou"])
-    assert math.isnan(frame.loc["stl_cagrad", "miou_per_image"])
-    assert frame.loc["stl_cagrad", "rel_err_batch_mean"] == 27.77
+    assert math.isnan(frame.loc["nash_stl", "miou_2019"])
+    assert frame.loc["nash_stl", "rel_err_batch_mean"] == 27.77
 
 
 def test_unknown_key_names_the_known_ones() -> None:
-    assert reference(DEFAULT_BASELINE).key == "stl_cagrad"
+    assert reference(DEFAULT_BASELINE).key == "nash_stl"
     with pytest.raises(KeyError, match="paper_equal"):
-        reference("paper_uncertainty")
+        reference("paper_gradnorm")

@@ -27,7 +27,8 @@ def _report(tmp_path: Path, **kwargs) -> tuple[Path, str, str]:
 
 
 def test_full_report(tmp_path: Path) -> None:
-    out, md, html = _report(tmp_path, trials=default_trials(12, failed=1))  # 3 completed: importance
+    # 4 completed trials, each value of each categorical parameter twice: importance
+    out, md, html = _report(tmp_path, trials=default_trials(16, failed=1))
     for name in FIGURE_FILES.values():
         data = (out / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000, name
@@ -47,8 +48,8 @@ def test_full_report(tmp_path: Path) -> None:
     assert "### Protocol differences" in md
     assert "PedAnovaImportanceEvaluator" in md and "pruned" in md
     # the failed trial: a banner and its reason
-    assert "1 of 12 trials failed" in md
-    assert "| 00011 | RuntimeError: CUDA out of memory |" in md
+    assert "1 of 16 trials failed" in md
+    assert "| 00015 | RuntimeError: CUDA out of memory |" in md
 
 
 def test_no_dwa_trial_says_so(tmp_path: Path) -> None:
@@ -61,18 +62,18 @@ def test_no_dwa_trial_says_so(tmp_path: Path) -> None:
 
 def test_all_trials_failed(tmp_path: Path) -> None:
     trials = [
-        FakeTrial("equal", 1e-4, 0.0, 50, 0.5, epochs=0, state="failed", error="ValueError: bad config"),
-        FakeTrial("dwa", 1e-4, 0.0, 50, 0.5, temperature=2.0, epochs=0, state="failed"),
+        FakeTrial("equal", 1e-4, 0.0, 0.5, 0.5, epochs=0, state="failed", error="ValueError: bad config"),
+        FakeTrial("dwa", 1e-4, 0.0, 0.5, 0.5, temperature=2.0, epochs=0, state="failed"),
     ]
     out, md, _ = _report(tmp_path, trials=trials)
     assert "every one of the 2 trials failed" in md
-    assert "ValueError: bad config" in md and "no reason recorded" in md
+    assert "ValueError: bad config" in md and "RuntimeError: failed" in md  # each reason listed
     assert "| paper, MTAN equal |" in md
     assert not list(out.glob("*.png"))
 
 
 def test_no_trial_at_all(tmp_path: Path) -> None:
-    trials = [FakeTrial("equal", 1e-4, 0.0, 50, 0.5, epochs=0, state="failed")]
+    trials = [FakeTrial("equal", 1e-4, 0.0, 0.5, 0.5, epochs=0, state="failed")]
     study = write_fake_study(tmp_path, trials=trials, journal=False)
     header = (study / "results.csv").read_text().splitlines()[0]
     (study / "results.csv").write_text(header + "\n")
@@ -82,7 +83,7 @@ def test_no_trial_at_all(tmp_path: Path) -> None:
 
 
 def test_one_trial_of_one_epoch(tmp_path: Path) -> None:
-    trials = [FakeTrial("dwa", 1e-4, 0.0, 50, 0.5, temperature=2.0, epochs=1, state="stopped_early")]
+    trials = [FakeTrial("dwa", 1e-4, 0.0, 0.5, 0.5, temperature=2.0, epochs=1, state="stopped_early")]
     out, md, _ = _report(tmp_path, trials=trials)
     assert "after 1 epoch (stopped early)" in md
     assert "No equal trial finished" in md
@@ -103,7 +104,7 @@ def test_cityscapes_study_without_reproduce_or_journal(tmp_path: Path) -> None:
 def test_main_writes_into_out_and_removes_stale_figures(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    trials = [FakeTrial("equal", 1e-4, 0.0, 50, 0.5, epochs=0, state="failed")]
+    trials = [FakeTrial("equal", 1e-4, 0.0, 0.5, 0.5, epochs=0, state="failed")]
     study = write_fake_study(tmp_path, trials=trials)
     out = tmp_path / "r"
     out.mkdir()

@@ -7,16 +7,9 @@ import pytest
 
 from mtan.config import PRESETS
 from mtan.weighting import WEIGHTINGS as MTAN_WEIGHTINGS
-from study.space import (
-    GAMMA_RANGE,
-    LR_RANGE,
-    STEP_FRACTION_RANGE,
-    TEMPERATURE_RANGE,
-    WEIGHT_DECAY_RANGE,
-    SearchSpace,
-    step_size,
-    train_overrides,
-)
+from study.space import DIMENSIONS, SearchSpace, step_size, train_overrides
+
+RANGES = {d.name: (d.low, d.high) for d in DIMENSIONS if not d.categorical}
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -44,18 +37,13 @@ def test_temperature_only_with_dwa_and_weight_decay_only_when_switched_on():
 
 def test_values_stay_in_their_ranges():
     points = sample(SearchSpace(tune_lr=True), 200, seed=1)
-    for key, (low, high) in {
-        "temperature": TEMPERATURE_RANGE,
-        "weight_decay": WEIGHT_DECAY_RANGE,
-        "step_fraction": STEP_FRACTION_RANGE,
-        "gamma": GAMMA_RANGE,
-        "lr": LR_RANGE,
-    }.items():
+    assert set(RANGES) == {"temperature", "weight_decay", "step_fraction", "gamma", "lr"}
+    for key, (low, high) in RANGES.items():
         values = [p[key] for p in points if key in p]
         assert values and all(low <= v <= high for v in values), key
-    assert TEMPERATURE_RANGE[0] < 2.0 < TEMPERATURE_RANGE[1]  # around the paper's T = 2
-    assert WEIGHT_DECAY_RANGE[0] < 1e-4 < WEIGHT_DECAY_RANGE[1]  # the seed report's value
-    assert LR_RANGE[0] < 1e-4 < LR_RANGE[1]  # the paper's value
+    assert RANGES["temperature"][0] < 2.0 < RANGES["temperature"][1]  # around the paper's T = 2
+    assert RANGES["weight_decay"][0] < 1e-4 < RANGES["weight_decay"][1]  # the seed report's value
+    assert RANGES["lr"][0] < 1e-4 < RANGES["lr"][1]  # the paper's value
 
 
 def test_uncertainty_only_behind_its_flag_and_every_weighting_exists_in_mtan():
@@ -79,7 +67,7 @@ def test_published_points_are_valid_points_that_optuna_replays_first(tune_lr):
 
 @pytest.mark.parametrize("preset, weighting", [("paper", "equal"), ("report", "dwa")])
 def test_published_points_give_the_published_training_at_their_epoch_budget(preset, weighting):
-    """At the preset's own epoch budget, the point reproduces the preset (DESIGN.md's numbers)."""
+    """At the preset's own epoch budget, the point reproduces the preset (docs/design.md's numbers)."""
     paper, report = SearchSpace().published_points()
     point = paper if preset == "paper" else report
     reference = PRESETS[preset]
@@ -97,3 +85,32 @@ def test_step_size_scales_with_the_budget_and_is_at_least_one():
     assert step_size(0.25, 8) == 2
     assert step_size(0.1, 3) == 1
     assert train_overrides({**SearchSpace().published_points()[0], "lr": 3e-4}, 10)["lr"] == 3e-4
+
+
+def test_results_columns_show_the_searched_names_and_the_config_fields_they_set():
+    space = SearchSpace()
+    assert space.columns == (
+        "weighting",
+        "temperature",
+        "weight_decay",
+        "step_fraction",
+        "step_size",
+        "gamma",
+    )
+    assert SearchSpace(tune_lr=True).columns[-1] == "lr"
+    paper, report = space.published_points()
+    assert space.column_values(paper, 200) == {
+        "weighting": "equal", "temperature": None, "weight_decay": 0.0,
+        "step_fraction": 0.5, "step_size": 100, "gamma": 0.5,
+    }  # fmt: skip
+    assert space.column_values(report, 8)["temperature"] == 2.0
+    assert set(space.fields) == {"weighting", "temperature", "weight_decay", "step_size", "gamma"}
+
+
+def test_the_recorded_description_names_every_column_with_its_label_and_scale():
+    described = SearchSpace(tune_lr=True).describe()
+    columns = {c["name"]: c for c in described["columns"]}
+    assert list(columns) == list(SearchSpace(tune_lr=True).columns)
+    assert columns["temperature"]["weightings"] == ["dwa"] and columns["temperature"]["log"]
+    assert columns["lr"]["log"] and not columns["gamma"]["log"] and columns["weighting"]["categorical"]
+    assert described["labels"]["use_weight_decay"] == "weight decay on"  # Optuna's names have labels too

@@ -10,6 +10,8 @@ import pytest
 
 from analysis import tables
 from analysis.reference import REFERENCES, ReferenceRow, reference
+from mtan.metrics import PAPER_2019
+from tests.hand_space import HAND_SPACE
 
 
 def _trials() -> pd.DataFrame:
@@ -57,7 +59,7 @@ def test_delta_m_refuses_a_missing_value_or_zero_baseline() -> None:
 
 def test_delta_m_column_only_where_conventions_match() -> None:
     table = tables.comparison_table(None, None)
-    delta = tables.delta_m_column(table, reference("stl_cagrad").label)
+    delta = tables.delta_m_column(table, reference("nash_stl").label)
     # the seed report's DWA row against the single-task row, by hand (same 4 columns):
     expected = (
         100
@@ -71,23 +73,26 @@ def test_delta_m_column_only_where_conventions_match() -> None:
     )
     assert delta["seed report, DWA T=2"] == pytest.approx(expected)
     assert delta["seed report, DWA T=2"] == pytest.approx(-19.30, abs=0.005)
-    # the paper's rows are per-image: not comparable with the accumulated baseline
+    # the Nash-MTL table's own Delta_m (lower is better there): LS 22.60, DWA 21.45
+    assert delta["Nash-MTL table, MTAN LS (equal)"] == pytest.approx(-22.60, abs=0.05)
+    assert delta["Nash-MTL table, MTAN DWA"] == pytest.approx(-21.45, abs=0.05)
+    # the paper's rows are in the 2019 convention: not comparable with the accumulated baseline
     assert math.isnan(delta["paper, MTAN equal"])
-    assert math.isnan(delta["single-task baseline (CAGrad/FAMO)"])
+    assert math.isnan(delta["single-task baseline (STL, Nash-MTL table)"])
 
 
 # ---------------------------------------------------------------- the comparison table
 
 
 def test_comparison_table_holds_exactly_the_numbers() -> None:
-    best = {"miou": 0.6012, "miou_per_image": 0.52, "pixel_acc": 0.9, "abs_err": 0.0151, "score": 0.4}
+    best = {"miou": 0.6012, "miou_2019": 0.52, "pixel_acc": 0.9, "abs_err": 0.0151, "score": 0.4}
     reproduce = pd.DataFrame(
         {"mean": [0.61, 0.015], "std": [0.005, 0.0002], "n": [3, 3]}, index=pd.Index(["miou", "abs_err"])
     )
     table = tables.comparison_table(best, reproduce, best_weighting="dwa (T=2)", best_epochs=9)
     study = table.loc["this study: best trial (tuning run)"]
     assert study["miou"] == pytest.approx(60.12)
-    assert study["miou_per_image"] == pytest.approx(52.0)
+    assert study["miou_2019"] == pytest.approx(52.0)
     assert study["pixel_acc"] == pytest.approx(90.0)
     assert study["abs_err"] == 0.0151 and study["score"] == 0.4
     assert math.isnan(study["rel_err"]) and study["epochs"] == 9 and study["weighting"] == "dwa (T=2)"
@@ -95,7 +100,7 @@ def test_comparison_table_holds_exactly_the_numbers() -> None:
     assert again["miou"] == pytest.approx(61.0) and again["miou_std"] == pytest.approx(0.5)
     assert again["abs_err"] == 0.015 and again["abs_err_std"] == 0.0002
     paper = table.loc["paper, MTAN equal"]
-    assert (paper["miou_per_image"], paper["pixel_acc_per_image"]) == (53.04, 91.11)
+    assert (paper["miou_2019"], paper["pixel_acc_2019"]) == (53.04, 91.11)
     assert (paper["abs_err_batch_mean"], paper["rel_err_batch_mean"]) == (0.0144, 33.63)
     assert math.isnan(paper["miou"]) and math.isnan(paper["score"])
     assert list(table["kind"]) == ["study", "reproduce"] + ["published"] * len(REFERENCES)
@@ -108,7 +113,7 @@ def test_format_comparison_text() -> None:
     table = tables.comparison_table(best, reproduce, [seed], trivial={"miou": 0.08, "abs_err": 0.08})
     text = tables.format_comparison(table).set_index("row")
     assert text.loc["this study: best trial (tuning run)", "mIoU % (accumulated)"] == "60.12"
-    assert text.loc["this study: best trial (tuning run)", "mIoU % (per-image)"] == "-"
+    assert text.loc["this study: best trial (tuning run)", "mIoU % (paper 2019)"] == "-"
     assert text.loc["this study: best trial (tuning run)", "abs err (per-pixel mean)"] == "0.0151"
     assert text.loc["this study: best trial (tuning run)", "rel err, ratio (per-pixel mean)"] == "0.400"
     assert text.loc["this study: best config reproduced (mean ± std of 3 seeds)", "mIoU % (accumulated)"] == (
@@ -127,7 +132,7 @@ def test_protocol_differences_one_line_per_aspect() -> None:
         "this study",
         "paper (Liu et al. 2019)",
         "seed report",
-        "single-task baseline (CAGrad/FAMO)",
+        "Nash-MTL (Navon et al. 2022)",
     ]
     assert {"data set", "resolution", "epochs", "backbone", "segmentation metric convention"} <= set(
         table.index
@@ -136,7 +141,7 @@ def test_protocol_differences_one_line_per_aspect() -> None:
     assert table.loc["resolution", "this study"] == "128x256"
     assert table.loc["backbone", "this study"] == "segnet, width x0.25"
     assert table.loc["epochs", "seed report"] == "100"
-    assert table.loc["segmentation metric convention", "paper (Liu et al. 2019)"] == "per-image"
+    assert table.loc["segmentation metric convention", "paper (Liu et al. 2019)"] == PAPER_2019
     unknown = tables.protocol_differences({"data": "/data/cityscapes"}, None).set_index("aspect")
     assert unknown.loc["backbone", "this study"] == "not recorded"
     assert unknown.loc["data set", "this study"] == "/data/cityscapes"
@@ -156,13 +161,13 @@ def test_a_row_with_custom_reference() -> None:
 
 
 def test_top_configs_ranked_without_failed_trials() -> None:
-    top = tables.top_configs(_trials(), "last_score", "max", n=5)
+    top = tables.top_configs(_trials(), "last_score", "max", HAND_SPACE, n=5)
     assert top["trial_id"].tolist() == ["t1", "t2", "t0"]
     assert top["rank"].tolist() == [1, 2, 3]
     assert top["last_score"].tolist() == [0.55, 0.50, 0.40]
-    by_error = tables.top_configs(_trials(), "last_abs_err", "min", n=2)
+    by_error = tables.top_configs(_trials(), "last_abs_err", "min", HAND_SPACE, n=2)
     assert by_error["trial_id"].tolist() == ["t1", "t0"]
-    text = tables.format_top_configs(top, "last_score")
+    text = tables.format_top_configs(top, "last_score", HAND_SPACE)
     assert text["weight decay"].tolist() == ["1.0e-04", "1.0e-05", "0 (none)"]
     assert text["DWA temperature T"].tolist() == ["2", "0.5", "-"]
     assert text["mIoU % (accumulated)"].tolist() == ["60.00", "70.00", "50.00"]

@@ -15,8 +15,9 @@ from tests.tiny_data import tiny_config, write_tiny_set
 BASELINE_KEYS = {
     "miou",
     "pixel_acc",
-    "miou_per_image",
-    "pixel_acc_per_image",
+    "miou_2019",
+    "pixel_acc_2019",
+    "miou_2020",
     "abs_err",
     "rel_err",
     "abs_err_batch_mean",
@@ -54,6 +55,10 @@ def test_a_run_writes_config_metrics_baselines_and_checkpoint(tiny_root, tmp_pat
     assert read_metrics(tmp_path) == rows
     assert json.loads((tmp_path / "config.json").read_text())["weighting"] == "dwa"
     assert set(json.loads((tmp_path / "baselines.json").read_text())) == BASELINE_KEYS
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["epochs"] == summary["tail_epochs"] == 2
+    assert summary["last"]["miou"] == rows[-1]["miou"]
+    assert summary["tail_mean"]["abs_err"] == pytest.approx((rows[0]["abs_err"] + rows[1]["abs_err"]) / 2)
 
 
 def test_resume_continues_exactly_where_it_stopped(tiny_root, tmp_path):

@@ -19,7 +19,7 @@ from study.storage import TrialStore
 from study.trainable import TrialSettings, trial_config
 from tests.tiny_data import tiny_config
 
-RECORD_FILES = {"metrics.jsonl", "config.json", "baselines.json"}
+RECORD_FILES = {"metrics.jsonl", "summary.json", "config.json", "baselines.json"}
 TINY = (("batch_size", 4), ("image_height", 32), ("image_width", 64), ("width", 0.0625))
 
 

@@ -20,7 +20,7 @@ from mtan.errors import run_cli
 from tests.raw_cityscapes import write_raw_tree
 
 REPO = Path(__file__).resolve().parents[1]
-CATEGORIES = ("flat", "construction", "object", "nature", "sky", "human", "vehicle")  # DESIGN.md order
+CATEGORIES = ("flat", "construction", "object", "nature", "sky", "human", "vehicle")  # docs/design.md order
 
 
 @pytest.fixture(scope="module")

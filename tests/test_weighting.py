@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from mtan.config import make_config
 from mtan.errors import ConfigError
 from mtan.weighting import WEIGHTINGS, DynamicWeightAverage, make_weighting
 
@@ -20,7 +21,7 @@ def dwa_formula(history, temperature):
 
 def test_dwa_follows_the_formula_over_several_epochs():
     losses = [(2.0, 0.5), (1.5, 0.45), (1.0, 0.44), (0.9, 0.30), (0.85, 0.29)]
-    dwa = make_weighting("dwa", ["segmentation", "depth"], temperature=2.0)
+    dwa = make_weighting("dwa", ["segmentation", "depth"], {"temperature": 2.0})
     history = []
     for seg, depth in losses:
         expected = dwa_formula(history, 2.0)
@@ -55,9 +56,20 @@ def test_uncertainty_weighting_follows_kendall_et_al():
     assert sum(1 for _ in weighting.parameters()) == 1
 
 
+def test_uncertainty_weighting_starts_at_the_official_log_variance():
+    # official code: logsigma = [-0.5, -0.5, -0.5]; loss_k = 1 / (2 exp(logsigma_k)) L_k + logsigma_k / 2
+    weighting = make_weighting("uncertainty", ["a", "b"])
+    assert weighting.log_variance.tolist() == [-0.5, -0.5]
+    assert weighting.weights() == pytest.approx({"a": 0.5 * math.exp(0.5), "b": 0.5 * math.exp(0.5)})
+    losses = {"a": torch.tensor(2.0), "b": torch.tensor(0.3)}
+    official = sum(1 / (2 * math.exp(-0.5)) * loss + -0.5 / 2 for loss in (2.0, 0.3))
+    assert weighting.combine(losses).item() == pytest.approx(official, rel=1e-6)
+
+
 def test_registry_and_bad_names():
     assert set(WEIGHTINGS) == {"equal", "dwa", "uncertainty"}
     with pytest.raises(ConfigError, match="unknown weighting 'gradnorm'"):
         make_weighting("gradnorm", ["a"])
     with pytest.raises(ConfigError, match="temperature must be > 0"):
-        make_weighting("dwa", ["a"], temperature=0.0)
+        make_config(temperature=0.0)  # each method's hyperparameters are checked with the config
+    assert make_weighting("dwa", ["a"], {"temperature": 0.5, "lr": 1.0}).temperature == 0.5

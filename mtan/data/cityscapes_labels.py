@@ -1,7 +1,7 @@
 """CityScapes label ids -> the MTAN 7-class (categories) and 19-class (train ids) labels.
 
 Everything is derived from the labels table of the ``cityscapesscripts`` package
-(``cityscapesscripts.helpers.labels.labels``), never from a hand-typed copy. DESIGN.md, "Data":
+(``cityscapesscripts.helpers.labels.labels``), never from a hand-typed copy. docs/design.md, "Data":
 7 classes = categories flat .. vehicle (categoryId 1..7 -> 0..6, void categoryId 0 -> -1);
 19 classes = the standard train ids 0..18 (255 and -1 -> -1).
 """
@@ -23,7 +23,7 @@ TRAIN_NAMES: tuple[str, ...] = tuple(
 )
 CLASS_NAMES: dict[int, tuple[str, ...]] = {7: CATEGORY_NAMES, 19: TRAIN_NAMES}
 
-if len(CATEGORY_NAMES) != 7 or len(TRAIN_NAMES) != 19:  # the installed package must match DESIGN.md
+if len(CATEGORY_NAMES) != 7 or len(TRAIN_NAMES) != 19:  # the installed package must match docs/design.md
     raise RuntimeError(
         f"cityscapesscripts labels table has {len(CATEGORY_NAMES)} categories and {len(TRAIN_NAMES)} "
         "train ids; expected 7 and 19"

@@ -1,6 +1,6 @@
 """The MTAN-preprocessed CityScapes layout and the checks every reader of it shares.
 
-Layout (DESIGN.md, "Data"): ``root/{train,val}/{image,label_7,label_19,depth}/{i}.npy`` with
+Layout (docs/design.md, "Data"): ``root/{train,val}/{image,label_7,label_19,depth}/{i}.npy`` with
 ``i = 0..n-1``; image HxWx3 float in [0, 1]; labels HxW with -1 = void; depth HxWx1 inverse depth,
 0 = invalid. The loader, ``mtan.data.verify`` and ``mtan.data.prepare`` all go through these checks.
 """

@@ -22,7 +22,7 @@ from mtan.data.layout import DEPTH, FOLDERS, IMAGE, LABEL_FOLDERS, SPLITS
 HEIGHT, WIDTH = 128, 256
 SPLIT_SIZES: dict[str, int] = {"train": 256, "val": 64}
 VERSION = 1
-MAX_INVERSE_DEPTH = 0.45  # about the maximum of the MTAN CityScapes depth maps (DESIGN.md)
+MAX_INVERSE_DEPTH = 0.45  # about the maximum of the MTAN CityScapes depth maps (docs/design.md)
 
 FLAT, CONSTRUCTION, OBJECT, NATURE, SKY, HUMAN, VEHICLE = range(7)
 # One CityScapes train id (19 classes) per category, for the label_19 maps.

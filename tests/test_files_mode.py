@@ -12,7 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 WRITE_BOTH = (
-    "import sys; from pathlib import Path; from mtan.checkpoint import atomic_write_text, save_checkpoint; "
+    "import sys; from pathlib import Path; from mtan.checkpoint import save_checkpoint; "
+    "from mtan.files import atomic_write_text; "
     "atomic_write_text(Path(sys.argv[1]) / 'a.json', '{}'); save_checkpoint(Path(sys.argv[1]) / 'c.pt', {})"
 )
 

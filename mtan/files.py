@@ -1,0 +1,82 @@
+"""The files a training run writes, and how every file of the project is written: atomically (a
+temporary file beside the target, then a rename), JSON with NaN and infinity as null.
+
+The names of a run folder (`python -m mtan.train --out DIR`, a trial's checkpoint) are here so that the
+study and the analysis read them under the same names (docs/results.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+BASELINES_FILE = "baselines.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+SUMMARY_FILE = "summary.json"
+
+
+def _read_umask() -> int:
+    """The process's umask. Reading it means setting it, so this runs once, at import, before any thread
+    of this process writes files (a later os.umask(0) would race with threads creating files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Files are created with this mode, as `open` creates them (0644 under the usual umask 022); `mkstemp`
+# alone would leave them 0600, unreadable by a colleague on shared storage.
+FILE_MODE = 0o666 & ~_read_umask()
+
+
+def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call `write(file)` on a temporary file beside `path`, then rename it onto `path` (creating its
+    folder if need be); the file gets `FILE_MODE`, as the umask says."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically."""
+    atomic_write_bytes(path, lambda file: file.write(text.encode()))
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities as None (JSON null), numpy scalars as Python numbers, tuples as
+    lists: what every JSON file of the project holds (strict JSON, readable by any parser)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item"):  # numpy and torch scalars
+        return json_safe(value.item())
+    return value
+
+
+def json_line(value: Mapping[str, Any]) -> str:
+    """One line of a JSON-lines file (NaN as null)."""
+    return json.dumps(json_safe(value), allow_nan=False) + "\n"
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write `data` as indented JSON to `path` atomically (NaN as null)."""
+    atomic_write_text(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")

@@ -1,0 +1,102 @@
+"""Statistics of a confirmation on fresh seeds: Student-t intervals of each configuration's mean and
+paired comparisons between configurations trained on the same seeds. Pure functions of the per-seed
+table (no Ray); the distributions come from scipy.stats.
+
+The per-seed table has one row per (configuration, seed): columns ``config``, ``seed`` and one column
+per metric (a run's value, e.g. its mean over the last 10 epochs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CONFIDENCE = 0.95
+SUMMARY_COLUMNS = ("config", "metric", "mean", "std", "ci_low", "ci_high", "n")
+COMPARISON_COLUMNS = ("comparison", "metric", "mean_diff", "ci_low", "ci_high", "p_value", "n")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A sample's mean with its sample standard deviation (ddof 1) and Student-t confidence interval."""
+
+    mean: float
+    std: float
+    low: float
+    high: float
+    n: int
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """mean +/- t_{(1+confidence)/2, n-1} * std / sqrt(n); NaN std and interval below two values, and
+    an empty interval (low = high = mean) when all values are equal."""
+    sample = np.asarray(values, dtype=float)
+    n = len(sample)
+    mean = float(sample.mean()) if n else math.nan
+    if n < 2:
+        return Interval(mean, math.nan, math.nan, math.nan, n)
+    std = float(sample.std(ddof=1))
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
+    return Interval(mean, std, mean - half, mean + half, n)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """a - b paired over seeds: the mean difference, its Student-t interval and the paired t-test's
+    two-sided p-value."""
+
+    mean_diff: float
+    low: float
+    high: float
+    p_value: float
+    n: int
+
+
+def paired_comparison(
+    a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE
+) -> PairedComparison:
+    """The paired comparison of `a` and `b` (same seeds, same order); NaN p-value below two pairs or
+    when the differences do not vary."""
+    if len(a) != len(b):
+        raise ValueError(f"paired samples differ in length: {len(a)} and {len(b)}")
+    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    interval = t_interval(differences, confidence)
+    p_value = math.nan
+    if interval.n >= 2 and interval.std > 0:
+        p_value = float(stats.ttest_rel(np.asarray(a, float), np.asarray(b, float)).pvalue)
+    return PairedComparison(interval.mean, interval.low, interval.high, p_value, interval.n)
+
+
+def summary_table(seeds: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """summary.csv: per configuration (in order of appearance) and metric, the mean, sample std, 95 %
+    Student-t interval and n."""
+    rows = []
+    for config, group in seeds.groupby("config", sort=False):
+        for metric in metrics:
+            i = t_interval(group[metric].dropna().to_numpy())
+            rows.append((config, metric, i.mean, i.std, i.low, i.high, i.n))
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def paired_values(seeds: pd.DataFrame, a: str, b: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """`metric` of configurations `a` and `b` on the seeds both have a value for, in seed order."""
+    wide = seeds.pivot_table(index="seed", columns="config", values=metric, aggfunc="first")
+    pairs = wide[[a, b]].dropna().sort_index()
+    return pairs[a].to_numpy(), pairs[b].to_numpy()
+
+
+def comparisons_table(
+    seeds: pd.DataFrame, comparisons: Sequence[tuple[str, str, str]], metrics: Sequence[str]
+) -> pd.DataFrame:
+    """comparisons.csv: for each (name, a, b) and metric, a - b paired over the seeds."""
+    rows = []
+    for name, a, b in comparisons:
+        for metric in metrics:
+            result = paired_comparison(*paired_values(seeds, a, b, metric))
+            rows.append((name, metric, result.mean_diff, result.low, result.high, result.p_value, result.n))
+    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))

@@ -1,0 +1,319 @@
+"""A study's folder, ``STORAGE/NAME/`` (docs/results.md): every file name, the trial states, and one
+read/write pair per file. Pure (json, pandas; no Ray, no Optuna), so the analysis reads a study with the
+same code that wrote it.
+
+Every JSON file holds NaN and infinity as null (`mtan.files.json_safe`); a file that cannot be read is a
+`UserError` with one line naming it. A trial is keyed by its Optuna trial number n: results.csv's
+``trial`` column, its folder ``trials/trial_{n:03d}/`` and the seed offset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mtan.errors import UserError
+from mtan.files import BASELINES_FILE, METRICS_FILE, atomic_write_json, atomic_write_text, json_line
+from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS, tail_mean
+
+STUDY_JSON = "study.json"
+RESULTS_CSV = "results.csv"
+BEST_CONFIG_JSON = "best_config.json"
+BASELINES_JSON = BASELINES_FILE  # the trivial predictors' metrics, as in a run folder
+JOURNAL = "optuna.journal"
+TRIALS_DIR = "trials"
+RAY_DIR = "ray"  # Ray's own experiment folders, one per driver run; nothing reads them back
+ERROR_FILE = "error.txt"  # in a trial folder: why its last attempt failed, one line
+REPRODUCE_DIR = "reproduce"
+SEEDS_CSV = "seeds.csv"
+SUMMARY_CSV = "summary.csv"
+CONFIGS_CSV = "configs.csv"
+COMPARISONS_CSV = "comparisons.csv"
+
+COMPLETED, STOPPED_EARLY, FAILED = "completed", "stopped_early", "failed"
+STATES: tuple[str, ...] = (COMPLETED, STOPPED_EARLY, FAILED)
+# results.csv: these columns, the search space's config columns (study.json's space), then
+# last_<m>, best_<m> and tail_<m> for every metric.
+ID_COLUMNS: tuple[str, ...] = ("trial", "trial_id", "state", "epochs", "error")
+
+
+def trial_dirname(number: int) -> str:
+    """The folder of trial `number` (Optuna's trial number, from 0) under ``trials/``."""
+    return f"trial_{number:03d}"
+
+
+def metric_columns() -> list[str]:
+    """results.csv's metric columns: the last epoch's value, the best of every epoch and the mean over the
+    last 10 epochs (`mtan.metrics.tail_mean`, the paper's protocol) per metric."""
+    return [*(f"{prefix}_{k}" for prefix in ("last", "best", "tail") for k in METRIC_KEYS)]
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file; `UserError` naming it when it cannot be read or parsed."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not valid JSON (not UTF-8 text)") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file holding one object; `UserError` naming it otherwise."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write `value` as indented JSON atomically (NaN and inf as null)."""
+    atomic_write_json(path, value)
+
+
+def read_metrics_jsonl(path: Path) -> list[dict[str, Any]]:
+    """A `metrics.jsonl`: one object with an ``epoch`` per line; `UserError` naming the file and line."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
+        if not isinstance(row, dict) or "epoch" not in row:
+            raise UserError(f"{path}: line {number} is not an object with an 'epoch'")
+        rows.append(row)
+    return rows
+
+
+def write_metrics_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write a `metrics.jsonl` atomically, one row per line (NaN as null)."""
+    atomic_write_text(path, "".join(json_line(row) for row in rows))
+
+
+def read_csv(path: Path, dtype: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """A CSV file; `UserError` naming it when it cannot be read or parsed."""
+    try:
+        return pd.read_csv(path, dtype=dtype)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: not a readable CSV ({str(error).splitlines()[0]})") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def write_csv(path: Path, table: pd.DataFrame) -> None:
+    """Write a table as CSV atomically (missing values as empty cells)."""
+    atomic_write_text(path, table.to_csv(index=False))
+
+
+# ---------------------------------------------------------------- trials and results.csv
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished trial: its number, its config columns and training configuration, its per-epoch rows,
+    and why it failed, if it did."""
+
+    number: int  # Optuna's trial number
+    trial_id: str  # Ray's
+    columns: Mapping[str, Any]  # results.csv's config columns (`SearchSpace.column_values`)
+    config: Mapping[str, Any]  # the flat `TrainConfig`
+    history: tuple[Mapping[str, Any], ...] = ()  # `metrics.jsonl` rows, in epoch order
+    error: str | None = None
+    point: Mapping[str, Any] = field(default_factory=dict)  # the searched values
+
+
+def trial_state(record: TrialRecord, max_epochs: int) -> str:
+    """``failed`` with an error, ``completed`` after `max_epochs` epochs, else ``stopped_early``."""
+    if record.error is not None:
+        return FAILED
+    return COMPLETED if len(record.history) >= max_epochs else STOPPED_EARLY
+
+
+def _best(values: Sequence[Any], higher_is_better: bool) -> float:
+    finite = [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    if not finite:
+        return math.nan
+    return max(finite) if higher_is_better else min(finite)
+
+
+def trial_row(record: TrialRecord, max_epochs: int) -> dict[str, Any]:
+    """The results.csv row of one trial."""
+    row: dict[str, Any] = {
+        "trial": record.number,
+        "trial_id": record.trial_id,
+        "state": trial_state(record, max_epochs),
+        "epochs": len(record.history),
+        "error": record.error or "",
+        **record.columns,
+    }
+    last = record.history[-1] if record.history else {}
+    for key in METRIC_KEYS:
+        value = last.get(key)
+        row[f"last_{key}"] = math.nan if value is None else value
+    for key in METRIC_KEYS:
+        row[f"best_{key}"] = _best([r.get(key) for r in record.history], HIGHER_IS_BETTER[key])
+    tail = tail_mean(record.history)
+    for key in METRIC_KEYS:
+        row[f"tail_{key}"] = tail.get(key, math.nan)
+    return row
+
+
+def results_table(records: Iterable[TrialRecord], max_epochs: int, columns: Sequence[str]) -> pd.DataFrame:
+    """results.csv as a DataFrame: one row per trial in the order given, the config `columns` after the
+    identifying ones."""
+    rows = [trial_row(record, max_epochs) for record in records]
+    return pd.DataFrame(rows, columns=[*ID_COLUMNS, *columns, *metric_columns()])
+
+
+def best_trial(table: pd.DataFrame, metric: str, mode: str) -> int | None:
+    """The number of the trial with the best last value of `metric` among the completed trials (all
+    trials that did not fail if none completed); None when no trial has a value."""
+    candidates = table[table["state"] == COMPLETED]
+    if candidates[f"last_{metric}"].notna().sum() == 0:
+        candidates = table[table["state"] != FAILED]
+    values = candidates[f"last_{metric}"].dropna()
+    if values.empty:
+        return None
+    index = values.idxmax() if mode == "max" else values.idxmin()
+    return int(candidates.loc[index, "trial"])
+
+
+def count_states(table: pd.DataFrame) -> dict[str, int]:
+    """How many trials ended in each state (every state listed, 0 included)."""
+    counts = table["state"].value_counts()
+    return {state: int(counts.get(state, 0)) for state in STATES}
+
+
+# ---------------------------------------------------------------- the study folder
+
+
+class StudyFolder:
+    """The files of one study folder, each with its reader and writer."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.study_json = self.path / STUDY_JSON
+        self.results_csv = self.path / RESULTS_CSV
+        self.best_config_json = self.path / BEST_CONFIG_JSON
+        self.baselines_json = self.path / BASELINES_JSON
+        self.journal = self.path / JOURNAL  # the Optuna journal; its study is named as the folder
+        self.reproduce = self.path / REPRODUCE_DIR
+
+    def trial_metrics(self, number: int) -> Path:
+        """Trial `number`'s per-epoch metrics."""
+        return self.path / TRIALS_DIR / trial_dirname(number) / METRICS_FILE
+
+    def read_study(self) -> dict[str, Any] | None:
+        """study.json, or None when the study has none yet."""
+        return read_json_object(self.study_json) if self.study_json.is_file() else None
+
+    def write_study(self, study: Mapping[str, Any]) -> None:
+        write_json(self.study_json, study)
+
+    def read_best_config(self) -> dict[str, Any] | None:
+        """best_config.json, or None when there is none (no trial had a value)."""
+        return read_json_object(self.best_config_json) if self.best_config_json.is_file() else None
+
+    def write_best_config(self, best: Mapping[str, Any]) -> None:
+        write_json(self.best_config_json, best)
+
+    def read_baselines(self) -> dict[str, Any] | None:
+        """baselines.json (the trivial predictors' metrics), or None when there is none."""
+        return read_json_object(self.baselines_json) if self.baselines_json.is_file() else None
+
+    def write_baselines(self, baselines: Mapping[str, float]) -> None:
+        write_json(self.baselines_json, baselines)
+
+    def read_results(self) -> pd.DataFrame:
+        """results.csv: ``trial`` as int, ``trial_id``, ``state``, ``error`` and ``weighting`` as text."""
+        path = self.results_csv
+        text = {"trial_id": str, "state": str, "error": str, "weighting": str}
+        frame = read_csv(path, dtype=text)
+        missing = [c for c in (*ID_COLUMNS, "weighting") if c not in frame.columns]
+        if missing:
+            raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+        return frame
+
+    def write_results(self, table: pd.DataFrame) -> None:
+        write_csv(self.results_csv, table)
+
+    def read_trial_metrics(self, number: int) -> list[dict[str, Any]] | None:
+        """Trial `number`'s metrics.jsonl rows, or None when it has none (a trial that never reported)."""
+        path = self.trial_metrics(number)
+        return read_metrics_jsonl(path) if path.is_file() else None
+
+    def write_trial_metrics(self, number: int, rows: Iterable[Mapping[str, Any]]) -> None:
+        write_metrics_jsonl(self.trial_metrics(number), rows)
+
+    def read_reproduce_summary(self) -> pd.DataFrame | None:
+        """reproduce/summary.csv (``metric``, ``mean``, ``std``, ``n``), or None when there is none."""
+        path = self.reproduce / SUMMARY_CSV
+        if not path.is_file():
+            return None
+        frame = read_csv(path)
+        if not {"metric", "mean", "std"} <= set(frame.columns):
+            raise UserError(f"{path}: expected the columns metric, mean, std")
+        return frame
+
+
+def write_results(
+    folder: StudyFolder,
+    records: Sequence[TrialRecord],
+    *,
+    metric: str,
+    mode: str,
+    max_epochs: int,
+    columns: Sequence[str],
+    summary: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Write results.csv, best_config.json and study.json (each trial's metrics.jsonl is in its folder).
+
+    `summary` is study.json's settings part (num_samples, space, hardware, versions, ...); this adds the
+    counts by state, the epochs trained and the best trial. Returns the results table.
+    """
+    table = results_table(records, max_epochs, columns)
+    folder.write_results(table)
+
+    best_number = best_trial(table, metric, mode)
+    best = next((r for r in records if r.number == best_number), None)
+    if best is not None:
+        folder.write_best_config(
+            {
+                "trial": best.number,
+                "trial_id": best.trial_id,
+                "metric": metric,
+                "mode": mode,
+                "value": best.history[-1][metric],
+                "config": dict(best.config),
+                "metrics": dict(best.history[-1]),
+                "point": dict(best.point),
+            }
+        )
+    folder.write_study(
+        {
+            **summary,
+            "states": count_states(table),
+            "epochs_trained": int(table["epochs"].sum()),
+            "epochs_budget": int(summary["num_samples"]) * max_epochs,
+            "best_trial": best_number,
+            "best_trial_id": best.trial_id if best is not None else None,
+        }
+    )
+    return table

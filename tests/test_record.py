@@ -1,0 +1,142 @@
+"""The study folder's files from trial records: states, last and best values, the best trial, NaN as null,
+and each file read back by the reader that goes with its writer."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pandas as pd
+import pytest
+
+from mtan.errors import UserError
+from mtan.metrics import METRIC_KEYS
+from study.record import (
+    StudyFolder,
+    TrialRecord,
+    best_trial,
+    read_metrics_jsonl,
+    results_table,
+    trial_dirname,
+    trial_state,
+    write_results,
+)
+from study.space import SearchSpace
+
+SPACE = SearchSpace()
+
+
+def row(epoch: int, miou: float, abs_err: float) -> dict:
+    values = {key: 0.5 for key in METRIC_KEYS}
+    values.update(epoch=epoch, miou=miou, abs_err=abs_err, score=miou - abs_err)
+    return values
+
+
+def record(number: int, weighting: str, history: tuple, error: str | None = None) -> TrialRecord:
+    point = {"weighting": weighting, "use_weight_decay": False, "step_fraction": 0.5, "gamma": 0.5}
+    if weighting == "dwa":
+        point["temperature"] = 1.5
+    columns = SPACE.column_values(point, 3)
+    return TrialRecord(number, f"id{number}", columns, {"weighting": weighting}, history, error, point)
+
+
+RECORDS = [
+    # completed: miou rises then falls; abs err falls then rises
+    record(0, "dwa", (row(1, 0.2, 0.3), row(2, 0.6, 0.1), row(3, 0.5, 0.2))),
+    # stopped early after 1 epoch with the best single value of all
+    record(1, "equal", (row(1, 0.9, 0.01),)),
+    # failed in epoch 2
+    record(2, "equal", (row(1, 0.1, 0.4),), error="TrainingDiverged: depth loss became nan"),
+    # completed, better last score than 0
+    record(3, "equal", (row(1, 0.3, 0.3), row(2, 0.4, 0.2), row(3, 0.55, 0.15))),
+]
+
+
+def test_states_from_epochs_and_errors():
+    assert [trial_state(r, max_epochs=3) for r in RECORDS] == [
+        "completed",
+        "stopped_early",
+        "failed",
+        "completed",
+    ]
+
+
+def test_last_and_best_by_direction():
+    table = results_table(RECORDS, 3, SPACE.columns).set_index("trial")
+    assert table.loc[0, "last_miou"] == 0.5 and table.loc[0, "best_miou"] == 0.6
+    assert table.loc[0, "last_abs_err"] == 0.2 and table.loc[0, "best_abs_err"] == 0.1  # min for errors
+    assert math.isclose(table.loc[0, "best_score"], 0.5)  # 0.6 - 0.1
+    assert table.loc[2, "error"].startswith("TrainingDiverged") and table.loc[2, "epochs"] == 1
+    assert table.loc[0, "temperature"] == 1.5 and pd.isna(table.loc[3, "temperature"])  # empty for equal
+    assert table.loc[0, "step_fraction"] == 0.5 and table.loc[0, "step_size"] == 2  # round(0.5 * 3)
+
+
+def test_tail_columns_average_the_last_epochs():
+    table = results_table(RECORDS, 3, SPACE.columns).set_index("trial")
+    # fewer than 10 epochs: the mean over all of them
+    assert math.isclose(table.loc[0, "tail_miou"], (0.2 + 0.6 + 0.5) / 3)
+    assert math.isclose(table.loc[0, "tail_abs_err"], (0.3 + 0.1 + 0.2) / 3)
+    assert table.loc[1, "tail_miou"] == 0.9
+
+
+def test_best_trial_is_the_best_completed_one_by_its_last_value():
+    table = results_table(RECORDS, 3, SPACE.columns)
+    assert best_trial(table, "score", "max") == 3  # 0.40 beats 0's 0.30; 1 stopped early
+    assert best_trial(table, "abs_err", "min") == 3
+    only_stopped = results_table(RECORDS[1:3], 3, SPACE.columns)
+    assert best_trial(only_stopped, "score", "max") == 1  # no completed trial: the others
+
+
+def test_written_files_read_back(tmp_path):
+    folder = StudyFolder(tmp_path)
+    summary = {"num_samples": 4, "max_epochs": 3, "wall_seconds": math.nan}
+    nan_row = {**row(4, 0.5, 0.1), "rel_err": math.inf}
+    records = [*RECORDS[:3], dataclasses.replace(RECORDS[3], history=(*RECORDS[3].history, nan_row))]
+    for record in records:  # each trial writes its own metrics.jsonl while it runs; write_results does not
+        folder.write_trial_metrics(record.number, record.history)
+    write_results(
+        folder, records, metric="score", mode="max", max_epochs=3, columns=SPACE.columns, summary=summary
+    )
+    table = folder.read_results()
+    assert list(table["trial"]) == [0, 1, 2, 3] and list(table["trial_id"]) == ["id0", "id1", "id2", "id3"]
+    assert list(table.columns[:11]) == [
+        "trial", "trial_id", "state", "epochs", "error",
+        "weighting", "temperature", "weight_decay", "step_fraction", "step_size", "gamma",
+    ]  # fmt: skip
+    best = folder.read_best_config()
+    assert best["trial"] == 3 and best["trial_id"] == "id3" and best["config"]["weighting"] == "equal"
+    assert best["metrics"]["rel_err"] is None  # inf written as null
+    study = folder.read_study()
+    assert study["states"] == {"completed": 2, "stopped_early": 1, "failed": 1}
+    assert study["epochs_trained"] == 9 and study["epochs_budget"] == 12 and study["wall_seconds"] is None
+    assert study["best_trial"] == 3
+    assert (tmp_path / "trials" / trial_dirname(0)).name == "trial_000"
+    assert [r["epoch"] for r in folder.read_trial_metrics(0)] == [1, 2, 3]
+    written = folder.trial_metrics(3).read_text()
+    assert "NaN" not in written and "Infinity" not in written and '"rel_err": null' in written
+    assert folder.read_trial_metrics(7) is None
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("{broken", "line 1 is not valid JSON"), ("[1]\n", "line 1 is not an object with an 'epoch'")],
+)
+def test_an_unreadable_metrics_file_is_one_line_naming_it(tmp_path, text, message):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(text)
+    with pytest.raises(UserError, match=f"metrics.jsonl: {message}"):
+        read_metrics_jsonl(path)
+
+
+def test_unreadable_json_and_csv_are_one_line_naming_the_file(tmp_path):
+    folder = StudyFolder(tmp_path)
+    folder.study_json.write_text("{not json")
+    with pytest.raises(UserError, match="study.json: not valid JSON"):
+        folder.read_study()
+    folder.best_config_json.write_text("[1, 2]")
+    with pytest.raises(UserError, match="best_config.json: expected a JSON object"):
+        folder.read_best_config()
+    folder.results_csv.write_text("trial_id,epochs\n1,2\n")
+    with pytest.raises(UserError, match=r"results.csv: missing column\(s\) trial, state, error, weighting"):
+        folder.read_results()
