@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -511,4 +512,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    try:
+        run_cli(main)
+    except SystemExit as done:
+        # Everything is written by now (atomically, fsynced) and the lock goes with the process. Skip the
+        # interpreter's teardown: Ray's and torch's threads once crashed it (SIGSEGV after a clean
+        # interrupt, in study.chaos), which would turn the exit code 130 or 0 into a signal.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(done.code if isinstance(done.code, int) else 1)
