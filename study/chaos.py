@@ -44,11 +44,11 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from mtan.errors import UserError, run_cli
-from mtan.train import CHECKPOINT_FILE, METRICS_FILE
+from mtan.files import CHECKPOINT_FILE, METRICS_FILE
 from study.lock import StudyLock
+from study.record import JOURNAL, STUDY_JSON, TRIALS_DIR, trial_dirname
 from study.run import FINISHED, INTERRUPTED, RUNNING, WALL_CLOCK_EVERY_S
 from study.search import JournalLock
-from study.storage import JOURNAL, STUDY_JSON, TRIALS_DIR, trial_dirname
 
 REPO = Path(__file__).resolve().parents[1]
 SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
