@@ -31,7 +31,8 @@ def test_a_trials_time_splits_into_work_and_overhead(finished_study):
 def test_a_checkpoints_size_is_the_model_and_adams_two_moments():
     figures = checkpoint_figures("cpu", checkpoint_every=10)
     weights = figures["parameters"] * 4  # fp32
-    assert 3 * weights < figures["checkpoint_bytes"] < 3 * weights * 1.01  # plus a little state
+    # plus the batch-norm statistics, the scheduler and the RNG states: a few per cent
+    assert 3 * weights < figures["checkpoint_bytes"] < 3 * weights * 1.05
     assert figures["storage_bytes_per_epoch"] == pytest.approx(figures["checkpoint_bytes"] / 10 + 700)
 
 
