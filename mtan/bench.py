@@ -27,6 +27,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
+from mtan.cli import add_version, preset_defaults
 from mtan.config import PRESETS, TrainConfig, make_config
 from mtan.data import Batch, Split, iterate_batches
 from mtan.errors import ConfigError, run_cli
@@ -276,13 +277,29 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m mtan.bench",
         description="Time the MTAN training step: images/s, FLOP/s and their share of the GEMM peak.",
     )
-    parser.add_argument("--preset", choices=list(PRESETS), default="cpu")
-    parser.add_argument("--backbone", choices=list(BACKBONES))
-    parser.add_argument("--width", type=float, help="channel width multiplier")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--size", type=parse_size, help="image size HxW, e.g. 128x256")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    parser.add_argument("--threads", type=int, dest="num_threads", help="torch CPU threads")
+    add_version(parser)
+    parser.add_argument(
+        "--preset", choices=list(PRESETS), default="cpu", help="the network and batch to time (default: cpu)"
+    )
+    parser.add_argument(
+        "--backbone", choices=list(BACKBONES), help=f"the backbone {preset_defaults('backbone')}"
+    )
+    parser.add_argument("--width", type=float, help=f"channel width multiplier {preset_defaults('width')}")
+    parser.add_argument("--batch-size", type=int, help=f"images per step {preset_defaults('batch_size')}")
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        help="image size HxW, e.g. 128x256 " + preset_defaults(lambda c: f"{c.image_height}x{c.image_width}"),
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="cpu",
+        help="auto = CUDA when a GPU is visible (default: cpu)",
+    )
+    parser.add_argument(
+        "--threads", type=int, dest="num_threads", help="torch CPU threads (default: torch's own choice)"
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (the GEMM peak is then bf16 too)")

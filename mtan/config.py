@@ -11,6 +11,9 @@ Presets (docs/design.md, "Training"):
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +94,15 @@ PRESETS: dict[str, TrainConfig] = {
 _FIELDS = {field.name for field in dataclasses.fields(TrainConfig)}
 _INITS = ("xavier", "kaiming")
 _DEVICES = ("auto", "cpu", "cuda")
+# 4x the paper's channel widths: 2048 channels at the bottom, about 16x its 41 M parameters.
+MAX_WIDTH = 4.0
+_TYPE_NAMES = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    type(None): "null",
+}
 
 
 def make_config(preset: str = "cpu", **overrides: Any) -> TrainConfig:
@@ -111,11 +123,33 @@ def config_from_flat(flat: Mapping[str, Any]) -> TrainConfig:
     return make_config(values.pop("preset", "cpu"), **values)
 
 
+def _has_type(value: Any, kind: type) -> bool:
+    """`isinstance` as JSON sees it: an int is a float, but a bool is neither an int nor a float."""
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float) if kind is float else kind)
+
+
+def check_types(config: TrainConfig) -> None:
+    """Raise `ConfigError` for the first field whose value is not of its declared type, or for a float
+    field that is not finite (NaN or infinite)."""
+    for name, hint in typing.get_type_hints(TrainConfig).items():
+        value = getattr(config, name)
+        kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        if not any(_has_type(value, kind) for kind in kinds):
+            expected = " or ".join(_TYPE_NAMES[kind] for kind in kinds)
+            raise ConfigError(f"{name} must be {expected}, got {value!r}")
+        if float in kinds and value is not None and not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value}")
+
+
 def validate(config: TrainConfig) -> None:
-    """Raise `ConfigError` for the first value outside its allowed range or an unknown name."""
+    """Raise `ConfigError` for the first value of a wrong type, not finite, outside its allowed range or
+    an unknown name: the one place where every field is checked."""
     from mtan.model import BACKBONES
     from mtan.weighting import WEIGHTINGS, hyperparameters
 
+    check_types(config)
     checks: list[tuple[bool, str]] = [
         (
             config.backbone in BACKBONES,
@@ -134,9 +168,12 @@ def validate(config: TrainConfig) -> None:
         (0 < config.gamma <= 1, f"gamma must be in (0, 1], got {config.gamma}"),
         (config.epochs >= 1, f"epochs must be >= 1, got {config.epochs}"),
         (config.batch_size >= 1, f"batch size must be >= 1, got {config.batch_size}"),
-        (config.width > 0, f"width must be > 0, got {config.width}"),
+        (0 < config.width <= MAX_WIDTH, f"width must be in (0, {MAX_WIDTH:g}], got {config.width}"),
         (
-            config.image_height % 32 == 0 and config.image_width % 32 == 0 and config.image_height > 0,
+            config.image_height % 32 == 0
+            and config.image_width % 32 == 0
+            and config.image_height > 0
+            and config.image_width > 0,
             f"image size must be a positive multiple of 32 (five 2x poolings), "
             f"got {config.image_height}x{config.image_width}",
         ),

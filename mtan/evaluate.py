@@ -1,14 +1,27 @@
-"""Validation of a model over a split, and the trivial per-task baselines the study measures against."""
+"""Validation of a model over a split, and the trivial per-task baselines the study measures against.
+
+``python -m mtan.evaluate --checkpoint RUN_DIR/checkpoint.pt`` evaluates a trained run's checkpoint on
+its validation split (every metric, both conventions) and, with ``--figures OUT.png``, draws its
+predictions on a few fixed validation images (`mtan.figures`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from mtan.data import Batch, DataBundle, Split, iterate_batches
+from mtan.checkpoint import load_checkpoint
+from mtan.cli import add_version
+from mtan.config import TrainConfig, config_from_flat
+from mtan.data import Batch, DataBundle, Split, iterate_batches, load_data
+from mtan.errors import UserError, run_cli
+from mtan.metrics import metric_text, multitask_score
 from mtan.tasks import metric_accumulators, task_targets
 
 Predictor = Callable[[Batch], dict[str, torch.Tensor]]
@@ -83,3 +96,128 @@ def trivial_baselines(
         }
 
     return evaluate_predictor(predict, data.val, data.num_classes, batch_size, device)
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A run read back from its checkpoint: the config it trained with, its model and its last epoch."""
+
+    config: TrainConfig
+    model: nn.Module
+    epoch: int
+
+
+def load_trained_run(checkpoint: Path, num_classes: int | None = None) -> TrainedRun:
+    """The model of a `mtan.train` checkpoint, on the CPU, built from the config the checkpoint carries
+    (the same as the run's config.json, up to the fields a resume may change); `UserError` naming the
+    file when it is missing, unreadable or not a checkpoint of `mtan.train`."""
+    from mtan.train import make_model  # mtan.train imports this module
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise UserError(f"--checkpoint {checkpoint}: no such file")
+    try:
+        state = load_checkpoint(checkpoint)
+    except Exception as error:  # torch raises many kinds (pickle, zip, EOF, runtime) for a bad file
+        raise UserError(
+            f"--checkpoint {checkpoint}: not a readable checkpoint ({type(error).__name__})"
+        ) from None
+    if not isinstance(state, dict) or not {"config", "model", "epoch"} <= set(state):
+        raise UserError(
+            f"--checkpoint {checkpoint}: not a checkpoint of mtan.train (no config, model, epoch)"
+        )
+    config = config_from_flat(state["config"])
+    model = make_model(config, num_classes or config.labels)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise UserError(f"--checkpoint {checkpoint}: its weights do not fit its config ({first})") from None
+    return TrainedRun(config, model, int(state["epoch"]))
+
+
+def evaluation_text(metrics: dict[str, float]) -> str:
+    """All metrics in both conventions as a small table, in the report's units (percent for mIoU and
+    pixel accuracy)."""
+    rows = (
+        ("segmentation", "mIoU", "pix acc"),
+        ("  accumulated", "miou", "pixel_acc"),
+        ("  paper 2019", "miou_2019", "pixel_acc_2019"),
+        ("  void masked 2020", "miou_2020", None),
+        ("depth", "abs err", "rel err"),
+        ("  per-pixel mean", "abs_err", "rel_err"),
+        ("  per-batch mean", "abs_err_batch_mean", "rel_err_batch_mean"),
+    )
+
+    def cell(key: str | None) -> str:
+        if key is None:
+            return ""
+        return metric_text(key, metrics[key]) if key in metrics else key  # a heading
+
+    lines = [f"{name:<20}" + "".join(f"{cell(k):>10}" for k in keys) for name, *keys in rows]
+    return "\n".join(
+        [*lines, f"score {metric_text('score', metrics['score'])} (0 = trivial baselines, 1 = perfect)"]
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mtan.evaluate",
+        description="Evaluate a trained run's checkpoint on its validation split (every metric, both "
+        "conventions) and optionally draw its predictions on a few fixed validation images.",
+    )
+    add_version(parser)
+    parser.add_argument(
+        "--checkpoint", type=Path, required=True, help="a run's checkpoint.pt (RUN_DIR/checkpoint.pt)"
+    )
+    parser.add_argument(
+        "--data-root",
+        help="the data set, if it moved since training (default: the run's own data_root, or synthetic)",
+    )
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to evaluate (default: auto)"
+    )
+    parser.add_argument(
+        "--figures", type=Path, metavar="OUT.png", help="also draw the predictions into this PNG"
+    )
+    parser.add_argument(
+        "--images", type=int, default=4, help="how many fixed validation images the figure shows (default: 4)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from mtan.figures import fixed_indices, prediction_figure
+    from mtan.train import resolve_device
+
+    args = build_parser().parse_args(argv)
+    if args.images < 1:
+        raise UserError(f"--images must be >= 1, got {args.images}")
+    run = load_trained_run(args.checkpoint)
+    config = (
+        run.config
+        if args.data_root is None
+        else config_from_flat({**run.config.to_flat(), "data_root": args.data_root})
+    )
+    device = resolve_device(args.device)
+    data = load_data(config)
+    model = run.model.to(device)
+    metrics = evaluate_model(model, data.val, data.num_classes, config.batch_size, device)
+    metrics["score"] = multitask_score(metrics, trivial_baselines(data, config.batch_size, device))
+    print(
+        f"{args.checkpoint}: epoch {run.epoch} of {config.epochs}, {config.preset} preset, "
+        f"data {data.source}, {len(data.val)} validation images at {config.image_height}x{config.image_width}"
+    )
+    print(evaluation_text(metrics))
+    if args.figures is not None:
+        indices = fixed_indices(len(data.val), args.images)
+        title = f"{args.checkpoint} (epoch {run.epoch}), validation images {indices}"
+        figure = prediction_figure(model, data, indices, device=device, title=title)
+        args.figures.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(args.figures, dpi=100)
+        print(f"figure: {args.figures}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from mtan.errors import UserError
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 BASELINES_FILE = "baselines.json"
@@ -35,12 +37,36 @@ def _read_umask() -> int:
 FILE_MODE = 0o666 & ~_read_umask()
 
 
+def _cannot_write(path: Path, error: OSError) -> UserError:
+    return UserError(f"cannot write {path}: {error.strerror or error}")
+
+
+def check_writable_folder(path: Path) -> None:
+    """Create the folder `path` if need be and check that a file can be created in it (a read-only disk
+    fails here, before anything is written); `UserError` names it otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise UserError(f"cannot write into {path}: {error.strerror or error}") from None
+
+
 def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Call `write(file)` on a temporary file beside `path`, then rename it onto `path` (creating its
-    folder if need be); the file gets `FILE_MODE`, as the umask says."""
+    folder if need be); the file gets `FILE_MODE`, as the umask says. A write that fails (disk full,
+    read-only disk, a file where a folder should be) raises `UserError` naming the file and leaves what
+    was there before unchanged."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise _cannot_write(path, error) from None
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as file:
@@ -48,8 +74,10 @@ def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise _cannot_write(path, error) from None
         raise
 
 

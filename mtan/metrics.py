@@ -46,19 +46,45 @@ class Metric:
     percent: bool
     label: str
     convention: str
+    short: str  # the name in a console line (`mtan.train`'s epoch line)
 
 
 _UNIT_FRACTION, _UNIT_DEPTH, _UNIT_RATIO = "fraction", "data's depth units", "ratio"
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("miou", "segmentation", True, _UNIT_FRACTION, True, "mIoU % (accumulated)", ACCUMULATED),
         Metric(
-            "pixel_acc", "segmentation", True, _UNIT_FRACTION, True, "pix acc % (accumulated)", ACCUMULATED
+            "miou", "segmentation", True, _UNIT_FRACTION, True, "mIoU % (accumulated)", ACCUMULATED, "mIoU"
         ),
-        Metric("miou_2019", "segmentation", True, _UNIT_FRACTION, True, "mIoU % (paper 2019)", PAPER_2019),
         Metric(
-            "pixel_acc_2019", "segmentation", True, _UNIT_FRACTION, True, "pix acc % (paper 2019)", PAPER_2019
+            "pixel_acc",
+            "segmentation",
+            True,
+            _UNIT_FRACTION,
+            True,
+            "pix acc % (accumulated)",
+            ACCUMULATED,
+            "pix acc",
+        ),
+        Metric(
+            "miou_2019",
+            "segmentation",
+            True,
+            _UNIT_FRACTION,
+            True,
+            "mIoU % (paper 2019)",
+            PAPER_2019,
+            "mIoU 2019",
+        ),
+        Metric(
+            "pixel_acc_2019",
+            "segmentation",
+            True,
+            _UNIT_FRACTION,
+            True,
+            "pix acc % (paper 2019)",
+            PAPER_2019,
+            "pix acc 2019",
         ),
         Metric(
             "miou_2020",
@@ -68,11 +94,30 @@ METRICS: dict[str, Metric] = {
             True,
             "mIoU % (void masked, 2020)",
             OFFICIAL_2020,
+            "mIoU 2020",
         ),
-        Metric("abs_err", "depth", False, _UNIT_DEPTH, False, "abs err (per-pixel mean)", PER_PIXEL),
-        Metric("rel_err", "depth", False, _UNIT_RATIO, False, "rel err, ratio (per-pixel mean)", PER_PIXEL),
         Metric(
-            "abs_err_batch_mean", "depth", False, _UNIT_DEPTH, False, "abs err (per-batch mean)", PAPER_2019
+            "abs_err", "depth", False, _UNIT_DEPTH, False, "abs err (per-pixel mean)", PER_PIXEL, "abs err"
+        ),
+        Metric(
+            "rel_err",
+            "depth",
+            False,
+            _UNIT_RATIO,
+            False,
+            "rel err, ratio (per-pixel mean)",
+            PER_PIXEL,
+            "rel err",
+        ),
+        Metric(
+            "abs_err_batch_mean",
+            "depth",
+            False,
+            _UNIT_DEPTH,
+            False,
+            "abs err (per-batch mean)",
+            PAPER_2019,
+            "abs err batch mean",
         ),
         Metric(
             "rel_err_batch_mean",
@@ -82,8 +127,11 @@ METRICS: dict[str, Metric] = {
             False,
             "rel err, ratio (per-batch mean)",
             PAPER_2019,
+            "rel err batch mean",
         ),
-        Metric("score", "multitask", True, "score", False, "score (0 = trivial, 1 = perfect)", OBJECTIVE),
+        Metric(
+            "score", "multitask", True, "score", False, "score (0 = trivial, 1 = perfect)", OBJECTIVE, "score"
+        ),
     )
 }
 METRIC_KEYS: tuple[str, ...] = tuple(METRICS)
@@ -99,6 +147,20 @@ def metric(name: str) -> Metric:
     if name not in METRICS:
         raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
     return METRICS[name]
+
+
+def metric_text(key: str, value: float) -> str:
+    """A metric for people, in the units the report uses: percent where published tables use it
+    (`53.04 %`; the files keep fractions, docs/results.md), depth errors with 4 decimals, others with 3."""
+    facts = metric(key)
+    if facts.percent:
+        return f"{100 * value:.2f} %"
+    return f"{value:.4f}" if facts.unit == _UNIT_DEPTH else f"{value:.3f}"
+
+
+def metrics_text(values: Mapping[str, float], keys: Sequence[str]) -> str:
+    """`mIoU 53.04 %  abs err 0.0144`: the metrics `keys` of `values`, labelled, in `metric_text` units."""
+    return "  ".join(f"{metric(key).short} {metric_text(key, values[key])}" for key in keys)
 
 
 def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:

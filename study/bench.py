@@ -14,7 +14,12 @@ against one every epoch.
 ``memory``: runs K trials of one configuration at once on this node, all reading one data set from Ray's
 object store (`tune.with_parameters`, as the study does), and samples the proportional set size (PSS) of
 Ray's processes: shared pages, such as the object store's copy of the data, count once in total. Linux
-only (``/proc/<pid>/smaps_rollup``).
+only (``/proc/<pid>/smaps_rollup``). With ``--nodes N`` it runs on a local multi-node cluster instead
+(`ray.cluster_utils.Cluster`: a head with no CPUs, where the driver puts the data, as on the cloud
+cluster, and N worker nodes of K CPUs, each with its own object store) and samples each node's processes
+(its raylet, which holds the node's object store, and the workers the raylet started): the data set
+copies a node holds = (its peak PSS - its PSS before the trials - its trials' private memory) / the data
+set's size, which is 1 when the node's trials share one copy.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import ray
 import torch
 from ray import tune
 
+from mtan.cli import add_version
 from mtan.config import make_config
 from mtan.data import Batch, DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
@@ -172,14 +178,16 @@ def descendants(pid: int) -> list[int]:
 
 
 def memory_kb(pid: int) -> dict[str, int]:
-    """Pss and private (Private_Clean + Private_Dirty) of a process, in kB (empty if it is gone)."""
+    """Pss, its shared-memory part (Pss_Shmem: e.g. pages of Ray's object store in /dev/shm) and private
+    (Private_Clean + Private_Dirty) of a process, in kB (empty if it is gone)."""
     try:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except OSError:
         return {}
     fields = dict(line.split(":", 1) for line in text.splitlines()[1:] if ":" in line)
     kb = {key: int(value.split()[0]) for key, value in fields.items()}
-    return {"pss": kb.get("Pss", 0), "private": kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)}
+    private = kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)
+    return {"pss": kb.get("Pss", 0), "shmem": kb.get("Pss_Shmem", 0), "private": private}
 
 
 def is_trial_worker(pid: int) -> bool:
@@ -223,17 +231,7 @@ def concurrent_trials_memory(
     try:
         sampler = MemorySampler()
         baseline_kb = sampler.sample()
-        point = SearchSpace().published_points()[0]
-        trials_uri = str(storage / f"memory-{trials}" / "trials")
-        trainable = tune.with_resources(
-            tune.with_parameters(run_trial, settings=settings, data=data, trials_uri=trials_uri), {"cpu": 1}
-        )
-        tuner = tune.Tuner(
-            trainable,
-            param_space={**point, TRIAL_NUMBER: tune.grid_search(list(range(trials)))},  # a folder each
-            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=trials, time_budget_s=seconds),
-            run_config=tune.RunConfig(name=f"memory-{trials}", storage_path=str(storage), verbose=0),
-        )
+        tuner = _trials_tuner(settings, data, trials, seconds, storage)
         sampler.start()
         tuner.fit()
         sampler.stop.set()
@@ -250,19 +248,117 @@ def concurrent_trials_memory(
     }
 
 
+def _trials_tuner(
+    settings: TrialSettings, data: DataBundle, trials: int, seconds: float, storage: Path
+) -> tune.Tuner:
+    """`trials` trials of the paper's configuration at once, one CPU each, for `seconds`; each trains in
+    its own folder (a trial number each)."""
+    point = SearchSpace().published_points()[0]
+    trials_uri = str(storage / f"memory-{trials}" / "trials")
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, settings=settings, data=data, trials_uri=trials_uri), {"cpu": 1}
+    )
+    return tune.Tuner(
+        trainable,
+        param_space={**point, TRIAL_NUMBER: tune.grid_search(list(range(trials)))},
+        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=trials, time_budget_s=seconds),
+        run_config=tune.RunConfig(name=f"memory-{trials}", storage_path=str(storage), verbose=0),
+    )
+
+
+def node_memory_kb(pids: Sequence[int]) -> dict[str, Any]:
+    """The shared memory (Pss_Shmem) of a node's processes `pids` (its raylet and the processes that
+    touch its object store) and each trial worker's private memory, in kB."""
+    memory = {pid: memory_kb(pid) for pid in pids}
+    trials = {pid: memory[pid]["private"] for pid in pids if memory[pid] and is_trial_worker(pid)}
+    return {"shmem": sum(m.get("shmem", 0) for m in memory.values()), "trial_private": trials}
+
+
+def multi_node_memory(
+    settings: TrialSettings, data: DataBundle, nodes: int, trials: int, seconds: float, storage: Path
+) -> list[dict[str, Any]]:
+    """Per node of a local cluster (a 0-CPU head and `nodes` worker nodes of `trials` CPUs each, every
+    node with its own object store), while `trials` trials run on every worker node: the peak shared
+    memory of the node's processes (its raylet, which holds the node's object store, and the processes
+    it started; on the head also this driver, which put the data set there), the data set copies that
+    makes, and the peak private memory of its trials (a trial that copied the data set would show it)."""
+    from ray._private.ray_constants import PROCESS_TYPE_RAYLET
+    from ray.cluster_utils import Cluster
+
+    store = int(data_bytes(data) * 1.5) + 2**28  # room for the data set once, on every node
+    head_args = {"num_cpus": 0, "include_dashboard": False, "object_store_memory": store}
+    cluster = Cluster(initialize_head=True, head_node_args=head_args)
+    try:
+        workers = [cluster.add_node(num_cpus=trials, object_store_memory=store) for _ in range(nodes)]
+        cluster.wait_for_nodes()
+        names = ["head", *(f"worker node {i + 1}" for i in range(nodes))]
+        raylets = [
+            node.all_processes[PROCESS_TYPE_RAYLET][0].process.pid for node in (cluster.head_node, *workers)
+        ]
+        extra = [[os.getpid()], *([] for _ in workers)]
+
+        def node_pids(index: int) -> list[int]:
+            return [raylets[index], *descendants(raylets[index]), *extra[index]]
+
+        ray.init(address=cluster.address, logging_level="WARNING")
+        before = [node_memory_kb(node_pids(i))["shmem"] for i in range(len(raylets))]
+        peak = list(before)
+        private: list[dict[int, int]] = [{} for _ in raylets]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.5):
+                for i in range(len(raylets)):
+                    now = node_memory_kb(node_pids(i))
+                    peak[i] = max(peak[i], now["shmem"])
+                    for worker, kb in now["trial_private"].items():
+                        private[i][worker] = max(private[i].get(worker, 0), kb)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _trials_tuner(settings, data, nodes * trials, seconds, storage).fit()
+        stop.set()
+        sampler.join()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    return [
+        {
+            "node": names[i],
+            "trials": len(private[i]),
+            "shared_before_bytes": before[i] * 1024,
+            "shared_peak_bytes": peak[i] * 1024,
+            "data_copies": (peak[i] - before[i]) * 1024 / data_bytes(data),
+            "trial_private_bytes_median": float(np.median(list(private[i].values()))) * 1024
+            if private[i]
+            else None,
+        }
+        for i in range(len(raylets))
+    ]
+
+
+def bench_settings(size: tuple[int, int] | None) -> TrialSettings:
+    """The cpu-preset study's trial settings (at `size` if given), with an epoch budget never reached."""
+    base = settings_from_args(study_parser().parse_args([])).trial_settings()
+    overrides = dict(base.overrides)
+    if size is not None:
+        overrides.update(image_height=size[0], image_width=size[1])
+    return replace(base, max_epochs=1000, overrides=tuple(sorted(overrides.items())))
+
+
+def bench_data(settings: TrialSettings, train_images: int) -> DataBundle:
+    """The settings' data set, its training split tiled to `train_images` (CityScapes' 2975 by default)."""
+    data = load_data(replace(settings.base_config(), max_train_images=None, max_val_images=None))
+    return replace(data, train=tiled(data.train, train_images))
+
+
 def memory_figures(
     counts: Sequence[int], train_images: int, size: tuple[int, int] | None, seconds: float, storage: Path
 ) -> dict[str, Any]:
     """Peak memory for each number of concurrent trials, against one trial and the data set."""
-    args = study_parser().parse_args([])
-    base = settings_from_args(args).trial_settings()
-    overrides = dict(base.overrides)
-    if size is not None:
-        overrides.update(image_height=size[0], image_width=size[1])
-    settings = replace(base, max_epochs=1000, overrides=tuple(sorted(overrides.items())))
+    settings = bench_settings(size)
     config = settings.base_config()
-    data = load_data(replace(config, max_train_images=None, max_val_images=None))
-    data = replace(data, train=tiled(data.train, train_images))
+    data = bench_data(settings, train_images)
     runs = [concurrent_trials_memory(settings, data, k, seconds, storage) for k in counts]
     result: dict[str, Any] = {"data_bytes": data_bytes(data), "runs": runs, "config": config.to_flat()}
     one = next((r for r in runs if r["trials"] == 1), None)
@@ -275,8 +371,39 @@ def memory_figures(
     return result
 
 
+def nodes_figures(
+    nodes: int, trials: int, train_images: int, size: tuple[int, int] | None, seconds: float, storage: Path
+) -> dict[str, Any]:
+    """`multi_node_memory` on the tiled data set, with the data set's size and the config."""
+    settings = bench_settings(size)
+    data = bench_data(settings, train_images)
+    rows = multi_node_memory(settings, data, nodes, trials, seconds, storage)
+    return {"data_bytes": data_bytes(data), "nodes": rows, "config": settings.base_config().to_flat()}
+
+
+def format_nodes(result: dict[str, Any]) -> str:
+    """`nodes_figures` as text: one line per node."""
+    mib = 2**20
+    lines = [f"data set {result['data_bytes'] / mib:.0f} MiB"]
+    for row in result["nodes"]:
+        private = row["trial_private_bytes_median"]
+        trials = f"private memory per trial {private / mib:.0f} MiB" if private is not None else "no trial"
+        lines.append(
+            f"{row['node']}: {row['trials']} trials; shared memory "
+            f"{row['shared_before_bytes'] / mib:.0f} MiB "
+            f"before, peak {row['shared_peak_bytes'] / mib:.0f} MiB = {row['data_copies']:.2f} data set "
+            f"copies; {trials}"
+        )
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m study.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m study.bench",
+        description="What the study costs besides training: the per-trial overhead (start, checkpoint, "
+        "report) of the cpu-preset study, or the memory of concurrent trials sharing one data set.",
+    )
+    add_version(parser)
     sub = parser.add_subparsers(dest="mode", required=True)
     over = sub.add_parser("overhead", help="per-trial overhead in the cpu-preset study")
     over.add_argument("--num-samples", type=int, default=4, help="trials (default 4)")
@@ -291,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     mem.add_argument("--train-images", type=int, default=2975, help="data set size (default CityScapes')")
     mem.add_argument("--size", type=parse_size, help="image size HxW (default: the cpu-preset study's)")
     mem.add_argument("--seconds", type=float, default=60, help="how long the trials run (default 60)")
+    mem.add_argument(
+        "--nodes",
+        type=int,
+        help="a local cluster of this many worker nodes, each running the largest --trials count at once; "
+        "prints each node's memory and the data set copies it holds",
+    )
     for sub_parser in (over, mem):
         sub_parser.add_argument("--storage-path", type=Path, help="where the runs go (default: a temp dir)")
     for sub_parser in (over, mem, ckpt):
@@ -340,6 +473,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             counts = sorted({int(k) for k in args.trials.split(",")})
             if not counts or counts[0] < 1:
                 raise UserError(f"--trials must list positive numbers, got {args.trials!r}")
+            if args.nodes is not None:
+                if args.nodes < 1:
+                    raise UserError(f"--nodes must be at least 1, got {args.nodes}")
+                result = nodes_figures(
+                    args.nodes, counts[-1], args.train_images, args.size, args.seconds, storage
+                )
+                print(format_nodes(result))
+                if args.json is not None:
+                    atomic_write_json(args.json, result)
+                return 0
             result = memory_figures(counts, args.train_images, args.size, args.seconds, storage)
             print(f"data set {result['data_bytes'] / 2**20:.0f} MiB")
             for run in result["runs"]:

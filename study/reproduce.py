@@ -27,9 +27,10 @@ from typing import Any
 import pandas as pd
 import ray
 
+from mtan.cli import add_version
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
-from mtan.errors import UserError, run_cli
+from mtan.errors import ConfigError, UserError, run_cli
 from mtan.files import CHECKPOINT_FILE
 from mtan.metrics import METRIC_KEYS, tail_mean
 from mtan.train import train
@@ -81,7 +82,8 @@ class Candidate:
 
 
 def read_best_config(results_dir: Path) -> dict[str, Any]:
-    """The study's best_config.json; `UserError` when the folder holds no finished study."""
+    """The study's best_config.json, its ``config`` checked as a `TrainConfig`; `UserError` naming the
+    file when the folder holds no finished study or the file is not valid JSON or not a study's."""
     folder = StudyFolder(Path(results_dir))
     best = folder.read_best_config()
     if best is None:
@@ -89,6 +91,12 @@ def read_best_config(results_dir: Path) -> dict[str, Any]:
             f"{folder.best_config_json}: not found; RESULTS_DIR must be a finished study's folder "
             "(STORAGE/NAME)"
         )
+    if not isinstance(best.get("config"), dict):
+        raise UserError(f"{folder.best_config_json}: expected a JSON object with the best trial's config")
+    try:
+        config_from_flat(best["config"])
+    except ConfigError as error:
+        raise ConfigError(f"{folder.best_config_json}: {error}") from None
     return best
 
 
@@ -280,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Retrain a study's best configuration (or, with --top K, its K best and both published "
         "configurations) from scratch on fresh seeds, in parallel.",
     )
+    add_version(parser)
     parser.add_argument("results_dir", type=Path, help="the study's folder, STORAGE/NAME (local)")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
     parser.add_argument(

@@ -28,6 +28,8 @@ from optuna.trial import TrialState
 from ray import tune
 from ray.tune import Callback
 
+from mtan.cli import add_version
+from mtan.config import PRESETS
 from mtan.data import DataBundle, load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
@@ -354,11 +356,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m study.run",
         description="Ray Tune study of MTAN: Optuna search, ASHA early stopping; results in STORAGE/NAME.",
     )
+    add_version(parser)
     add = parser.add_argument
     add("--num-samples", type=int, help=f"number of trials (default {DEFAULT_NUM_SAMPLES})")
-    add("--preset", help="mtan preset: cpu (default, synthetic data), report or paper")
+    add(
+        "--preset",
+        help=f"mtan preset, one of {', '.join(PRESETS)}: cpu (default; small, for the synthetic set), report "
+        "(the seed report's network), paper (Liu et al. 2019's)",
+    )
     add("--data-root", help="MTAN-format CityScapes root (default: the synthetic set)")
-    add("--max-epochs", type=int, help="epochs of a trial that ASHA never stops (default: by preset)")
+    add(
+        "--max-epochs",
+        type=int,
+        help="epochs of a trial that ASHA never stops (default: "
+        + ", ".join(
+            f"{p} {PRESET_DEFAULTS[p].max_epochs if p in PRESET_DEFAULTS else preset_epochs(p)}"
+            for p in PRESETS
+        )
+        + ")",
+    )
     add("--grace-period", type=int, help="epochs before ASHA may stop one (default max(3, max-epochs/f^2))")
     add("--reduction-factor", type=int, help=f"ASHA's reduction factor (default {DEFAULT_REDUCTION_FACTOR})")
     add("--metric", help=f"the objective: one of {', '.join(METRIC_KEYS)} (default {DEFAULT_METRIC})")
@@ -372,15 +388,29 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--max-failures",
         type=int,
-        help=f"retries of a trial whose node died (default {DEFAULT_MAX_FAILURES})",
+        help="retries of a failed trial from its last checkpoint: a trial whose node died, and also a "
+        f"diverged one (it diverges again and ends failed) (default {DEFAULT_MAX_FAILURES})",
     )
     add("--address", help="join a running Ray cluster, e.g. auto (default: start Ray here)")
     add("--storage-path", help=f"where studies go: a folder or s3://... (default {DEFAULT_STORAGE})")
     add("--name", help="the study's folder name (default study-YYYYmmdd-HHMMSS; with --resume the latest)")
     add("--seed", type=int, help="the sampler's seed; trial n trains with seed + n (default 0)")
-    add("--uncertainty", action="store_true", default=None, help="also search uncertainty weighting")
-    add("--tune-lr", action="store_true", default=None, help="also search the learning rate")
-    add("--set", action="append", default=[], metavar="KEY=VALUE", help="another TrainConfig field")
+    add(
+        "--uncertainty",
+        action="store_true",
+        default=None,
+        help="also search uncertainty weighting (default: off)",
+    )
+    add("--tune-lr", action="store_true", default=None, help="also search the learning rate (default: off)")
+    add(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another TrainConfig field, repeatable (default on cpu: "
+        + ", ".join(f"{k}={v}" for k, v in PRESET_DEFAULTS["cpu"].overrides)
+        + ")",
+    )
     add(
         "--checkpoint-every",
         type=int,

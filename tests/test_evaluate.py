@@ -39,3 +39,72 @@ def test_trivial_baselines_predict_the_majority_class_and_the_mean_depth():
     assert result["miou"] == pytest.approx((0 + 2 / 3) / 2)  # class 0: IoU 0/1, class 1: 2/3
     assert result["abs_err"] == pytest.approx((0.0 + 0.3 + 0.2) / 3)
     assert result["rel_err"] == pytest.approx((0.0 + 0.3 / 0.6 + 0.2 / 0.1) / 3)
+
+
+# ---------------------------------------------------------------- python -m mtan.evaluate
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A run of one epoch on the tiny set; its folder."""
+    from mtan.train import train
+    from tests.tiny_data import tiny_config, write_tiny_set
+
+    root = write_tiny_set(tmp_path_factory.mktemp("tiny"))
+    out = tmp_path_factory.mktemp("run")
+    train(tiny_config(root, epochs=1), out, progress=False)
+    return out
+
+
+def test_evaluating_a_checkpoint_gives_the_metrics_its_run_recorded(trained_run, capsys, tmp_path):
+    from mtan.evaluate import main
+    from mtan.train import read_metrics
+
+    recorded = read_metrics(trained_run)[-1]
+    figure = tmp_path / "panel.png"
+    assert (
+        main(
+            ["--checkpoint", str(trained_run / "checkpoint.pt"), "--device", "cpu", "--figures", str(figure)]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "epoch 1 of 1" in out
+    # the training loop's own numbers, shown in the report's units: percent for mIoU and pixel accuracy
+    for value in (f"{100 * recorded['miou']:.2f} %", f"{100 * recorded['pixel_acc_2019']:.2f} %"):
+        assert value in out
+    for value in (
+        f"{recorded['abs_err_batch_mean']:.4f}",
+        f"{recorded['rel_err']:.3f}",
+        f"{recorded['score']:.3f}",
+    ):
+        assert value in out
+    assert figure.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        (b"not a checkpoint at all", "not a readable checkpoint"),
+        ("tensor", "not a checkpoint of mtan.train"),
+    ],
+)
+def test_a_missing_or_corrupt_checkpoint_is_one_clear_line(tmp_path, content, message):
+    import subprocess
+    import sys
+
+    path = tmp_path / "checkpoint.pt"
+    if content == "tensor":
+        torch.save({"weights": torch.zeros(2)}, path)
+    elif content is not None:
+        path.write_bytes(content)
+    result = subprocess.run(
+        [sys.executable, "-m", "mtan.evaluate", "--checkpoint", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [result.stderr.strip()]  # one line, no traceback
+    assert result.stderr.startswith(f"error: --checkpoint {path}: {message}")

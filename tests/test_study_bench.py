@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,3 +55,36 @@ def test_tiled_repeats_the_samples_in_order():
     bigger = tiled(split, 7)
     assert bigger.images[:, 0].tolist() == [0, 1, 2, 0, 1, 2, 0]
     assert bigger.depth[:, 0].tolist() == [20, 21, 22, 20, 21, 22, 20]
+
+
+def test_shared_memory_counts_once_across_the_processes_that_map_it():
+    # two processes write every page of one 16 MiB file in /dev/shm, as the trials of a node read its
+    # object store: each is charged half (PSS), together the file once
+    size_kb = 16 * 1024
+    segment = Path("/dev/shm") / f"mtan-bench-test-{os.getpid()}"
+    script = (
+        "import mmap, sys, time\n"
+        "with open(sys.argv[1], 'r+b') as file:\n"
+        "    mapped = mmap.mmap(file.fileno(), 0)\n"
+        "mapped[:] = bytes(len(mapped))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    children = []
+    try:
+        with segment.open("wb") as file:
+            file.truncate(size_kb * 1024)
+        for _ in range(2):
+            child = subprocess.Popen(
+                [sys.executable, "-c", script, str(segment)], stdout=subprocess.PIPE, text=True
+            )
+            children.append(child)
+            assert child.stdout.readline().strip() == "ready"
+        shared = [memory_kb(child.pid)["shmem"] for child in children]
+        assert sum(shared) == pytest.approx(size_kb, rel=0.02)
+        assert shared[0] == pytest.approx(shared[1], rel=0.02)
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+        segment.unlink(missing_ok=True)

@@ -8,7 +8,16 @@ import pytest
 import torch
 
 from mtan.errors import ConfigError
-from mtan.train import CHECKPOINT_FILE, TrainingDiverged, main, make_adam, new_run_folder, read_metrics, train
+from mtan.train import (
+    CHECKPOINT_FILE,
+    TrainingDiverged,
+    epoch_text,
+    main,
+    make_adam,
+    new_run_folder,
+    read_metrics,
+    train,
+)
 from tests.tiny_data import tiny_config, write_tiny_set
 
 # what a trivial predictor's baselines hold: the evaluation metrics
@@ -29,6 +38,7 @@ ROW_KEYS = BASELINE_KEYS | {
     "lr",
     "loss/segmentation",
     "loss/depth",
+    "loss/total",
     "weight/segmentation",
     "weight/depth",
     "score",
@@ -52,6 +62,9 @@ def test_a_run_writes_config_metrics_baselines_and_checkpoint(tiny_root, tmp_pat
     assert seen == [(1, True), (2, True)]
     assert [set(row) for row in rows] == [ROW_KEYS, ROW_KEYS]
     assert [row["lr"] for row in rows] == pytest.approx([2e-3, 1e-3])  # StepLR stepped once per epoch
+    # DWA weights both tasks 1 in its first two epochs: the minimised total is the sum of the task losses
+    for row in rows:
+        assert row["loss/total"] == pytest.approx(row["loss/segmentation"] + row["loss/depth"], rel=1e-5)
     assert read_metrics(tmp_path) == rows
     assert json.loads((tmp_path / "config.json").read_text())["weighting"] == "dwa"
     assert set(json.loads((tmp_path / "baselines.json").read_text())) == BASELINE_KEYS
@@ -188,3 +201,12 @@ def test_the_fused_adam_of_a_run_makes_the_same_updates_as_plain_adam():
             optimizer.step()
     for p, q in zip(fast, plain, strict=True):
         torch.testing.assert_close(p, q)
+
+
+def test_the_epoch_line_shows_losses_lr_and_percent_for_miou_and_pixel_accuracy():
+    row = {"epoch": 3, "lr": 5e-4, "loss/segmentation": 1.25, "loss/depth": 0.5, "loss/total": 1.75}
+    row.update(miou=0.5304, pixel_acc=0.9111, abs_err=0.0144, rel_err=33.63, score=0.41, seconds=2.0)
+    assert epoch_text(row) == (
+        "loss 1.75 (segmentation 1.25, depth 0.5)  lr 0.0005  |  val mIoU 53.04 %  pix acc 91.11 %  "
+        "abs err 0.0144  rel err 33.630  score 0.410  (2.0 s)"
+    )

@@ -23,6 +23,7 @@ from mtan.data.layout import (
     check_image,
     check_label,
     check_prepared,
+    check_some_depth,
     count_split,
     label_folder,
     load_array,
@@ -81,7 +82,9 @@ def read_split(root: Path, split: str, num_classes: int, limit: int | None = Non
         images.append(np.round(image.transpose(2, 0, 1) * 255).astype(np.uint8))
         labels.append(check_label(label_path, load_array(label_path), num_classes, shape))
         depths.append(check_depth(depth_path, load_array(depth_path), shape))
-    return Split(np.stack(images), np.stack(labels), np.stack(depths))
+    split_depth = np.stack(depths)
+    check_some_depth(root / split / DEPTH, int(np.count_nonzero(split_depth > 0)))
+    return Split(np.stack(images), np.stack(labels), split_depth)
 
 
 def resize_split(split: Split, height: int, width: int) -> Split:

@@ -23,6 +23,18 @@ TRAIN_NAMES: tuple[str, ...] = tuple(
 )
 CLASS_NAMES: dict[int, tuple[str, ...]] = {7: CATEGORY_NAMES, 19: TRAIN_NAMES}
 
+RGB = tuple[int, int, int]
+_EVALUATED = sorted(
+    (label for label in _CITYSCAPES_LABELS if 0 <= label.trainId < 255), key=lambda lab: lab.trainId
+)
+# CityScapes' drawing colours: a train id's own; a category's is that of its first train id (flat: road,
+# construction: building, object: pole, nature: vegetation, sky, human: person, vehicle: car).
+CLASS_COLOURS: dict[int, tuple[RGB, ...]] = {
+    7: tuple(next(lab.color for lab in _EVALUATED if lab.category == name) for name in CATEGORY_NAMES),
+    19: tuple(label.color for label in _EVALUATED),
+}
+VOID_COLOUR: RGB = next(label.color for label in _CITYSCAPES_LABELS if label.name == "unlabeled")
+
 if len(CATEGORY_NAMES) != 7 or len(TRAIN_NAMES) != 19:  # the installed package must match docs/design.md
     raise RuntimeError(
         f"cityscapesscripts labels table has {len(CATEGORY_NAMES)} categories and {len(TRAIN_NAMES)} "

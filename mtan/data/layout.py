@@ -57,19 +57,25 @@ def count_split(root: Path, split: str, folders: tuple[str, ...] = FOLDERS) -> i
 def load_array(path: Path) -> np.ndarray:
     """Load one .npy file without pickle; a pickled or unreadable file is a `DataError`."""
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except ValueError as error:
         if "pickle" in str(error).lower():
             raise DataError(f"{path}: pickled .npy file (object arrays are not accepted)") from None
         raise DataError(f"{path}: unreadable .npy file ({error})") from None
     except OSError as error:
         raise DataError(f"{path}: unreadable .npy file ({error})") from None
+    if not isinstance(array, np.ndarray):  # np.load opens an .npz archive whatever the file's name
+        array.close()
+        raise DataError(f"{path}: an .npz archive, not a .npy array")
+    return array
 
 
 def check_image(path: Path, image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Check an HxWx3 float image with values in [0, 1]; return it."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise DataError(f"{path}: image shape {image.shape}, expected HxWx3")
+    if image.size == 0:
+        raise DataError(f"{path}: image shape {image.shape} is empty")
     if shape is not None and image.shape[:2] != shape:
         raise DataError(f"{path}: image shape {image.shape}, expected {shape[0]}x{shape[1]}x3")
     if not np.issubdtype(image.dtype, np.floating):
@@ -108,6 +114,12 @@ def check_depth(path: Path, depth: np.ndarray, shape: tuple[int, int]) -> np.nda
     if depth.min() < 0:
         raise DataError(f"{path}: depth has negative values (min {depth.min():g}); 0 marks invalid pixels")
     return depth.astype(np.float32)
+
+
+def check_some_depth(folder: Path, valid_pixels: int) -> None:
+    """Refuse a split with no valid (> 0) depth pixel: there is no depth to learn or score."""
+    if valid_pixels == 0:
+        raise DataError(f"{folder}: every depth pixel is 0 (invalid); no depth to learn from")
 
 
 PREPARE_FILE = "prepare.json"  # written by mtan.data.prepare: {"complete": false} until it finished

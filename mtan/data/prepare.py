@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from mtan.cli import add_version
 from mtan.data.cityscapes_labels import UNKNOWN, label_lookup
 from mtan.data.layout import (
     DEPTH,
@@ -376,6 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Build the MTAN CityScapes set (image, label_7, label_19, depth .npy) from the official "
         "leftImg8bit, gtFine and disparity downloads.",
     )
+    add_version(parser)
     parser.add_argument(
         "--raw", type=Path, required=True, help="CityScapes root holding leftImg8bit/, gtFine/, disparity/"
     )

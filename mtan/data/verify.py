@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mtan.cli import add_version
 from mtan.data.cityscapes_labels import CLASS_NAMES
 from mtan.data.layout import (
     DEPTH,
@@ -29,6 +30,7 @@ from mtan.data.layout import (
     check_image,
     check_label,
     check_prepared,
+    check_some_depth,
     count_split,
     load_array,
     read_index,
@@ -92,8 +94,7 @@ def verify_split(root: Path, split: str, size: tuple[int, int] | None, max_depth
         for folder, array in arrays.items():
             path = root / split / folder / f"{i}.npy"
             _check_dtype(path, array, dtypes.setdefault(folder, array.dtype))
-    if invalid == total:
-        raise DataError(f"{root / split / DEPTH}: every depth pixel is 0 (invalid); no depth to learn from")
+    check_some_depth(root / split / DEPTH, total - invalid)
     return SplitSummary(
         split=split,
         count=count,
@@ -144,6 +145,7 @@ def format_summary(root: Path, summaries: list[SplitSummary]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: verify an MTAN-layout set; see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m mtan.data.verify", description=__doc__.splitlines()[0])
+    add_version(parser)
     parser.add_argument("root", type=Path, help="the set's root, holding train/ and val/")
     parser.add_argument(
         "--max-depth",

@@ -1,0 +1,95 @@
+"""The study's live progress: plain lines when not in a terminal, a rich table in one (fake trials)."""
+
+import io
+from types import SimpleNamespace
+
+from rich.console import Console
+
+from study.progress import StudyHeader, StudyProgress, config_text
+
+HEADER = StudyHeader(
+    preset="cpu",
+    data="synthetic",
+    image_size="32x64",
+    num_samples=6,
+    max_epochs=24,
+    grace_period=3,
+    metric="score",
+    mode="max",
+    trials_at_once="2 (1 CPU each)",
+    results="results/study-1",
+)
+DWA = {"trial_number": 3, "weighting": "dwa", "temperature": 2.0, "use_weight_decay": True}
+DWA.update(weight_decay=1e-4, step_fraction=0.25, gamma=0.5)
+EQUAL = {"trial_number": 4, "weighting": "equal", "temperature": float("nan"), "use_weight_decay": False}
+EQUAL.update(step_fraction=0.5, gamma=0.5)
+
+
+def trial(trial_id, config, error_file=None):
+    return SimpleNamespace(trial_id=trial_id, config=config, error_file=error_file)
+
+
+def play(progress, tmp_path):
+    """Two trials: #3 stopped by ASHA after 3 epochs, #4 diverges in epoch 2."""
+    error = tmp_path / "error.txt"
+    error.write_text(
+        "Failure # 1\nTraceback ...\nmtan.train.TrainingDiverged: total loss became nan in epoch 2\n"
+    )
+    a, b = trial("a1", DWA), trial("b2", EQUAL, str(error))
+    progress.setup()
+    progress.on_trial_start(0, [], a)
+    progress.on_trial_start(0, [], b)
+    for epoch, value in ((1, 0.125), (2, 0.25), (3, 0.375)):
+        progress.on_trial_result(0, [], a, {"epoch": epoch, "score": value, "time_total_s": 10.0 * epoch})
+    progress.on_trial_result(0, [], b, {"epoch": 1, "score": -0.5, "time_total_s": 12.0})
+    progress.on_step_end(0, [])
+    progress.on_trial_complete(0, [], a)
+    progress.on_trial_error(0, [], b)
+    progress.on_experiment_end([])
+
+
+def test_short_config_names_leave_out_internal_keys_and_absent_values():
+    assert config_text(DWA) == "dwa T=2 wd=0.0001 step=0.25 gamma=0.5"
+    assert config_text(EQUAL) == "equal wd=0 step=0.5 gamma=0.5"  # no temperature, no NaN
+
+
+def test_without_a_terminal_every_epoch_and_every_end_is_one_short_line(tmp_path):
+    out = io.StringIO()
+    play(StudyProgress(HEADER, console=Console(file=out, width=200)), tmp_path)
+    lines = out.getvalue().splitlines()
+    assert lines[:3] == HEADER.text().splitlines()
+    assert lines[3:] == [
+        "trial 3  started  dwa T=2 wd=0.0001 step=0.25 gamma=0.5",
+        "trial 4  started  equal wd=0 step=0.5 gamma=0.5",
+        "trial 3  epoch 1/24  score 0.125",
+        "trial 3  epoch 2/24  score 0.250",
+        "trial 3  epoch 3/24  score 0.375",
+        "trial 4  epoch 1/24  score -0.500",
+        "trial 3  stopped early by ASHA after 3/24 epochs  score 0.375",
+        "trial 4  FAILED after 1/24 epochs: TrainingDiverged: total loss became nan in epoch 2",
+    ]
+    assert max(len(line) for line in lines[3:]) < 100
+    assert "trial_number" not in out.getvalue() and "nan" not in out.getvalue().replace("became nan", "")
+
+
+def test_the_table_shows_running_trials_with_epoch_objective_and_eta(tmp_path):
+    progress = StudyProgress(HEADER, console=Console(file=io.StringIO()), live=False)
+    progress.on_trial_start(0, [], trial("a1", DWA))
+    progress.on_trial_result(0, [], trial("a1", DWA), {"epoch": 3, "score": 0.375, "time_total_s": 30.0})
+    progress.on_trial_start(0, [], trial("b2", EQUAL))
+    console = Console(record=True, width=100, file=io.StringIO())
+    console.print(progress.table())
+    rows = [" ".join(line.replace("│", " ").split()) for line in console.export_text().splitlines()]
+    assert rows[0].startswith("2 running, 0 of 6 ended")
+    # 21 epochs left at 10 s each: 210 s
+    assert "3 dwa T=2 wd=0.0001 step=0.25 gamma=0.5 3/24 0.375 4 min" in rows
+    assert "4 equal wd=0 step=0.5 gamma=0.5 0/24 - -" in rows
+
+
+def test_in_a_terminal_the_table_is_drawn_live_and_ends_are_still_lines(tmp_path):
+    console = Console(record=True, width=120, file=io.StringIO(), force_terminal=True)
+    play(StudyProgress(HEADER, console=console), tmp_path)
+    text = console.export_text()
+    assert "trial 3  epoch" not in text  # no per-epoch lines: the table shows them
+    assert "trial 3  stopped early by ASHA after 3/24 epochs  score 0.375" in text
+    assert "0 running, 2 of 6 ended" in text  # the final table
