@@ -150,7 +150,8 @@ def stop(
     except subprocess.TimeoutExpired:
         _kill_group(process)
         raise Violation(f"the driver did not stop within {STOP_TIMEOUT_S} s of {kind.name}") from None
-    study.runs.append((time.monotonic() - began, kind == signal.SIGKILL))
+    # a driver that wrote nothing had not begun the study: its time is not the study's
+    study.runs.append((time.monotonic() - began if _record(study) != before else 0.0, kind == signal.SIGKILL))
     _kill_group(process)
     chaos.count("kills")
     chaos.count(kind.name)
