@@ -24,6 +24,19 @@ CHECKPOINT_FILE = "checkpoint.pt"
 SUMMARY_FILE = "summary.json"
 
 
+def _read_umask() -> int:
+    """The process's umask. Reading it means setting it, so this runs once, at import, before any thread
+    of this process writes files (a later os.umask(0) would race with threads creating files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Files are created with this mode, as `open` creates them (0644 under the usual umask 022); `mkstemp`
+# alone would leave them 0600, unreadable by a colleague on shared storage.
+FILE_MODE = 0o666 & ~_read_umask()
+
+
 def _cannot_write(path: Path, error: OSError) -> UserError:
     return UserError(f"cannot write {path}: {error.strerror or error}")
 
@@ -45,8 +58,9 @@ def check_writable_folder(path: Path) -> None:
 
 def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Call `write(file)` on a temporary file beside `path`, then rename it onto `path` (creating its
-    folder if need be). A write that fails (disk full, read-only disk, a file where a folder should be)
-    raises `UserError` naming the file and leaves what was there before unchanged."""
+    folder if need be); the file gets `FILE_MODE`, as the umask says. A write that fails (disk full,
+    read-only disk, a file where a folder should be) raises `UserError` naming the file and leaves what
+    was there before unchanged."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +68,7 @@ def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     except OSError as error:
         raise _cannot_write(path, error) from None
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as file:
             write(file)
             file.flush()

@@ -8,6 +8,7 @@ after the epoch's row is in ``metrics.jsonl`` and its checkpoint is on disk.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,8 +47,9 @@ EpochCallback = Callable[[dict[str, float], Path], None]
 TOTAL_LOSS = "total"
 # Steps between updates of the progress bar's loss (each reads the running sums back from the device).
 POSTFIX_EVERY = 10
-# Fields that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_CHANGES = {"epochs", "device", "num_threads", "compile"}
+# Fields that may change when a run is resumed: they do not change what is computed. (Not `num_threads`:
+# the number of CPU threads changes how torch splits its reductions, so the numbers of the resumed epochs.)
+RESUMABLE_CHANGES = {"epochs", "device", "compile"}
 
 
 class TrainingDiverged(Exception):
@@ -278,11 +280,17 @@ def train(
     data: DataBundle | None = None,
     baselines: Mapping[str, float] | None = None,
     progress: bool = True,
+    checkpoint_every: int = 1,
+    final_checkpoint: bool = True,
 ) -> list[dict[str, float]]:
     """Train `config` into `out_dir`; return the metrics rows of all epochs (resumed ones included).
 
     `baselines`: the trivial predictors' metrics on `data` (`mtan.evaluate.trivial_baselines`), when the
-    caller has them (a study computes them once for all its trials); computed here otherwise."""
+    caller has them (a study computes them once for all its trials); computed here otherwise.
+    A checkpoint is saved after every `checkpoint_every`-th epoch and, with `final_checkpoint`, after the
+    last one; a resumed run continues after its checkpoint's epoch (later rows of ``metrics.jsonl`` are
+    trained again).
+    """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / CHECKPOINT_FILE
     if not resume and (checkpoint_path.exists() or (out_dir / METRICS_FILE).exists()):
@@ -322,7 +330,8 @@ def train(
         rows.append(row)
         write_metrics(out_dir, rows)
         atomic_write_json(out_dir / SUMMARY_FILE, run_summary(rows))
-        save_checkpoint(checkpoint_path, run.state(epoch, config))
+        if epoch % checkpoint_every == 0 or (final_checkpoint and epoch == config.epochs):
+            save_checkpoint(checkpoint_path, run.state(epoch, config))
         if progress:
             tqdm.write(f"epoch {epoch}/{config.epochs}  {epoch_text(row)}")
         if on_epoch is not None:
@@ -464,6 +473,20 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return make_config(args.preset, **overrides)
 
 
+def new_run_folder(parent: Path, name: str) -> Path:
+    """Create and return ``parent/name``, or ``name-2``, ``name-3``, ... when taken: each call gets a folder
+    no other run (another process started in the same second included) was given."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for attempt in itertools.count(1):
+        folder = parent / (name if attempt == 1 else f"{name}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise AssertionError("unreachable")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.resume and args.out is None:
@@ -471,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.resume and not (args.out / CONFIG_FILE).exists() and not (args.out / CHECKPOINT_FILE).exists():
         raise ConfigError(f"--resume: {args.out} holds no run to continue (no {CONFIG_FILE})")
     config = config_from_args(args)
-    out = args.out or Path("runs") / f"{config.preset}-{datetime.now():%Y%m%d-%H%M%S}"
+    out = args.out or new_run_folder(Path("runs"), f"{config.preset}-{datetime.now():%Y%m%d-%H%M%S}")
     print(f"training into {out} ({config.preset} preset, data: {config.data_root or 'synthetic'})")
     rows = train(config, out, resume=args.resume, progress=not args.quiet)
     if rows:

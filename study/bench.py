@@ -3,9 +3,13 @@
 ``overhead``: runs the cpu-preset study with its defaults (`study.run`) and splits each trial's time in
 its trainable (Ray's ``time_total_s`` at its last report) into the work, the epochs' training and
 validation (their ``seconds``), and the overhead: the start (the data from the object store, the model,
-the trivial baselines, imports in a fresh worker) and, every epoch, the metrics file, the checkpoint and
-the report with Ray's copy of the checkpoint. The study's wall time against the trials' time gives what
-Tune itself adds (scheduling, workers starting).
+the trivial baselines, imports in a fresh worker) and, every epoch, the metrics file, the checkpoint
+(every ``--checkpoint-every`` epochs) and the report. The study's wall time against the trials' time gives
+what Tune itself adds (scheduling, workers starting); the study folder's size is what it keeps.
+
+``checkpoint``: the size of one checkpoint of a preset's network (model, Adam's state, scheduler, RNG
+states) and the bytes a trial writes to the storage path per epoch with a checkpoint every N epochs,
+against one every epoch.
 
 ``memory``: runs K trials of one configuration at once on this node, all reading one data set from Ray's
 object store (`tune.with_parameters`, as the study does), and samples the proportional set size (PSS) of
@@ -24,6 +28,7 @@ size (`study.bench_driver`).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import tempfile
@@ -36,19 +41,22 @@ from typing import Any
 
 import numpy as np
 import ray
+import torch
 from ray import tune
 
 from mtan.cli import add_version
-from mtan.config import TrainConfig, parse_size
-from mtan.data import DataBundle, Split, load_data
+from mtan.config import TrainConfig, make_config, parse_size
+from mtan.data import Batch, DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
 from mtan.files import atomic_write_json
+from mtan.train import Run
 from study.bench_driver import driver_figures
+from study.record import RAY_DIR
 from study.run import build_parser as study_parser
 from study.run import run_study, settings_from_args
 from study.space import TRIAL_NUMBER, SearchSpace
-from study.trainable import run_trial
+from study.trainable import DEFAULT_CHECKPOINT_EVERY, run_trial
 
 
 def trial_times(trial_dir: Path) -> dict[str, float]:
@@ -81,7 +89,9 @@ def study_overhead(num_samples: int, storage: Path, extra_args: Sequence[str] = 
     started = time.monotonic()
     outcome = run_study(settings)
     wall = time.monotonic() - started
-    trials = [trial_times(path) for path in sorted(outcome.location.local_dir.glob("trial_*"))]
+    trials = [
+        trial_times(path) for path in sorted((outcome.location.local_dir / RAY_DIR).glob("run_*/trial_*"))
+    ]
     trials = [t for t in trials if t]
     total = sum(t["trial_s"] for t in trials)
     overhead = sum(t["overhead_s"] for t in trials)
@@ -101,7 +111,41 @@ def study_overhead(num_samples: int, storage: Path, extra_args: Sequence[str] = 
         "study_wall_s": wall,
         "slots": slots,
         "tune_share": 1 - total / (slots * wall),  # slot time in no trainable: scheduling, workers starting
+        "study_bytes": folder_bytes(outcome.location.local_dir),
+        "ray_bytes": folder_bytes(outcome.location.local_dir / RAY_DIR),
         "settings": settings.to_json(),
+    }
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files under `folder`."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def checkpoint_figures(preset: str, checkpoint_every: int) -> dict[str, Any]:
+    """One checkpoint's size at `preset` (after one Adam step, so that Adam's moments exist) and the bytes a
+    trial writes to storage per epoch: a checkpoint every `checkpoint_every` epochs against every epoch."""
+    config = make_config(preset, device="cpu")
+    run = Run(config, num_classes=7, device=torch.device("cpu"))
+    height, width = config.image_height, config.image_width
+    batch = Batch(
+        torch.rand(1, 3, height, width),
+        torch.zeros(1, height, width, dtype=torch.long),
+        torch.rand(1, 1, height, width),
+    )
+    run.step(batch)
+    buffer = io.BytesIO()
+    torch.save(run.state(1, config), buffer)
+    checkpoint = buffer.getbuffer().nbytes
+    metrics_line = 700  # one row of metrics.jsonl, about
+    return {
+        "preset": preset,
+        "parameters": sum(p.numel() for p in run.model.parameters()),
+        "checkpoint_bytes": checkpoint,
+        "checkpoint_every": checkpoint_every,
+        "before_storage_bytes_per_epoch": checkpoint + metrics_line,  # Ray copied each epoch's checkpoint
+        "before_all_bytes_per_epoch": 2 * checkpoint + metrics_line,  # ... after the trial wrote it locally
+        "storage_bytes_per_epoch": checkpoint / checkpoint_every + metrics_line,
     }
 
 
@@ -212,16 +256,19 @@ def concurrent_trials_memory(
 def _trials_tuner(
     base: TrainConfig, data: DataBundle, trials: int, seconds: float, storage: Path
 ) -> tune.Tuner:
-    """`trials` trials of the paper's configuration at once, one CPU each, for `seconds`."""
-    point = {**SearchSpace().published_points()[0], TRIAL_NUMBER: 0}
+    """`trials` trials of the paper's configuration at once, one CPU each, for `seconds`; each trains in
+    its own folder (a trial number each)."""
+    point = SearchSpace().published_points()[0]
     baselines = trivial_baselines(data, base.batch_size)
+    trials_uri = str(storage / f"memory-{trials}" / "trials")
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, base=base, data=data, baselines=baselines), {"cpu": 1}
+        tune.with_parameters(run_trial, base=base, data=data, baselines=baselines, trials_uri=trials_uri),
+        {"cpu": 1},
     )
     return tune.Tuner(
         trainable,
-        param_space=point,
-        tune_config=tune.TuneConfig(num_samples=trials, max_concurrent_trials=trials, time_budget_s=seconds),
+        param_space={**point, TRIAL_NUMBER: tune.grid_search(list(range(trials)))},
+        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=trials, time_budget_s=seconds),
         run_config=tune.RunConfig(name=f"memory-{trials}", storage_path=str(storage), verbose=0),
     )
 
@@ -368,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     over = sub.add_parser("overhead", help="per-trial overhead in the cpu-preset study")
     over.add_argument("--num-samples", type=int, default=4, help="trials (default 4)")
     over.add_argument("--study-arg", action="append", default=[], help="a further study.run flag")
+    ckpt = sub.add_parser("checkpoint", help="a checkpoint's size and the bytes written per trial-epoch")
+    ckpt.add_argument("--preset", default="paper", help="the preset (default paper)")
+    ckpt.add_argument(
+        "--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVERY, help="epochs between them"
+    )
     mem = sub.add_parser("memory", help="memory of concurrent trials sharing one data set")
     mem.add_argument("--trials", default="1,4", help="numbers of concurrent trials (default 1,4)")
     mem.add_argument("--train-images", type=int, default=2975, help="data set size (default CityScapes')")
@@ -384,12 +436,30 @@ def build_parser() -> argparse.ArgumentParser:
     drv.add_argument("--concurrent", type=int, default=4, help="trials at once (default 4)")
     for sub_parser in (over, mem, drv):
         sub_parser.add_argument("--storage-path", type=Path, help="where the runs go (default: a temp dir)")
+    for sub_parser in (over, mem, ckpt):
         sub_parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.mode == "checkpoint":
+        if args.checkpoint_every < 1:
+            raise UserError("--checkpoint-every must be at least 1")
+        result = checkpoint_figures(args.preset, args.checkpoint_every)
+        print(
+            f"{args.preset}: {result['parameters'] / 1e6:.1f} M parameters, checkpoint "
+            f"{result['checkpoint_bytes'] / 1e6:.1f} MB; written to storage per trial-epoch: "
+            f"{result['storage_bytes_per_epoch'] / 1e6:.1f} MB with a checkpoint every "
+            f"{args.checkpoint_every} epochs, against "
+            f"{result['before_storage_bytes_per_epoch'] / 1e6:.1f} MB every epoch "
+            f"({result['before_storage_bytes_per_epoch'] / result['storage_bytes_per_epoch']:.1f}x; "
+            f"{result['before_all_bytes_per_epoch'] / result['storage_bytes_per_epoch']:.1f}x counting the "
+            "local copy Ray uploaded from)"
+        )
+        if args.json is not None:
+            atomic_write_json(args.json, result)
+        return 0
     with tempfile.TemporaryDirectory(prefix="mtan-study-bench-") as scratch:
         storage = (args.storage_path or Path(scratch)).resolve()
         if args.mode == "overhead":
@@ -406,7 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{result['overhead_share']:.1%} (start {result['start_s_median']:.2f} s, per epoch "
                 f"{result['per_epoch_overhead_s_median']:.3f} s against {result['epoch_s_median']:.2f} s of "
                 f"work); Tune between trials {result['tune_share']:.1%} of {result['slots']} slots x "
-                f"{result['study_wall_s']:.1f} s"
+                f"{result['study_wall_s']:.1f} s; study folder {result['study_bytes'] / 1e6:.1f} MB "
+                f"(Ray's own {result['ray_bytes'] / 1e6:.1f} MB)"
             )
         elif args.mode == "driver":
             if min(args.trials) < 1 or args.concurrent < 1:

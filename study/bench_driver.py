@@ -2,7 +2,8 @@
 
 A study of N trials of a trivial trainable runs through the driver's own Tuner (`study.run`: the Optuna
 searcher, TPE with constant liar on the journal, ASHA, the callbacks, Tune's experiment snapshots): each
-trial reports `EPOCHS` epochs, with a small file as its checkpoint every epoch, and trains nothing, so the
+trial reports `EPOCHS` epochs, writing a small file into its trial folder every epoch as the study's
+trials write their checkpoints, and trains nothing, so the
 study's wall time is what the driver and Tune spend on it. Figures per size: wall seconds per trial,
 the driver process's CPU seconds per trial (all its threads; less noisy than wall time on a shared
 machine) and the driver's peak resident memory (Linux's VmHWM, reset before each size).
@@ -14,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,24 +22,26 @@ from typing import Any
 
 from ray import tune
 
-from study.run import _tuner  # the driver's own Tuner: the searcher, ASHA, the callbacks
-from study.search import EPOCH_KEY
-from study.settings import DEFAULT_METRIC, StudySettings
-from study.storage import StudyLocation
+from mtan.files import atomic_write_text
+from study.run import StudyRecord, _tuner  # the driver's own Tuner: the searcher, ASHA, the callbacks
+from study.search import EPOCH_KEY, open_study
+from study.settings import StudySettings
+from study.space import TRIAL_NUMBER
+from study.storage import StudyLocation, TrialStore
 
 EPOCHS = 3
 
 
-def trivial_trial(config: dict[str, Any]) -> None:
-    """A trial that trains nothing: `EPOCHS` reports of a value set by its point, each with a one-line
-    file as its checkpoint (so ASHA has something to rank and Tune something to copy)."""
+def trivial_trial(config: dict[str, Any], *, trials_uri: str) -> None:
+    """A trial that trains nothing: `EPOCHS` reports of a value set by its point, each after writing a
+    one-line file into its trial folder (so ASHA has something to rank and storage something to hold)."""
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # as the study's trainable
     value = float(config["gamma"]) * (1.0 - float(config["step_fraction"]) / 2)
-    with tempfile.TemporaryDirectory(prefix="mtan-driver-bench-") as scratch:
+    with TrialStore(trials_uri).working_folder(int(config[TRIAL_NUMBER])) as (folder, upload):
         for epoch in range(1, EPOCHS + 1):
-            Path(scratch, "state.json").write_text(json.dumps({EPOCH_KEY: epoch}))
-            checkpoint = tune.Checkpoint.from_directory(scratch)
-            tune.report({EPOCH_KEY: epoch, DEFAULT_METRIC: value * epoch / EPOCHS}, checkpoint=checkpoint)
+            atomic_write_text(folder / "state.json", json.dumps({EPOCH_KEY: epoch}))
+            upload()
+            tune.report({EPOCH_KEY: epoch, StudySettings.metric: value * epoch / EPOCHS})
 
 
 def reset_peak_rss() -> None:
@@ -57,8 +59,6 @@ def peak_rss_bytes() -> int:
 
 def driver_run(num_trials: int, storage: Path, concurrent: int) -> dict[str, Any]:
     """Run a study of `num_trials` trivial trials, `concurrent` at once; the driver's figures."""
-    # as `study.run.run_study`: snapshots after every checkpoint are intended, not worth a warning
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     settings = StudySettings(
         name=f"driver-{num_trials}",
         storage_path=str(storage),
@@ -69,8 +69,19 @@ def driver_run(num_trials: int, storage: Path, concurrent: int) -> dict[str, Any
         max_concurrent=concurrent,
     )
     location = StudyLocation.of(settings.storage_path, settings.name)
-    trainable = tune.with_resources(trivial_trial, {"cpu": 1})
-    tuner = _tuner(settings, location, trainable, None)
+    location.local_dir.mkdir(parents=True, exist_ok=True)
+    study = open_study(
+        location.journal,
+        settings.name,
+        mode=settings.mode,
+        seed=settings.seed,
+        points=settings.space.published_points(),
+    )
+    record = StudyRecord(location, {"settings": settings.to_json()}, 0.0, time.monotonic())
+    trainable = tune.with_resources(
+        tune.with_parameters(trivial_trial, trials_uri=location.trials_uri), {"cpu": 1}
+    )
+    tuner = _tuner(settings, location, study, TrialStore(location.trials_uri), trainable, record, 1)
     reset_peak_rss()
     wall, cpu = time.monotonic(), time.process_time()
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # a line per trial otherwise

@@ -1,61 +1,49 @@
-"""Harvesting a finished Tune run: one `TrialRecord` per trial of the result grid, in the order the trials
-were created, with its history read back from its last checkpoint."""
+"""Harvesting a finished study from its own record: one `TrialRecord` per trial of the Optuna journal, in
+the order of their numbers, with the history from the trial folder's ``metrics.jsonl`` (no Ray state)."""
 
 from __future__ import annotations
 
 import json
-import re
-import sys
-from pathlib import Path
 from typing import Any
 
-from ray import tune
+import optuna
+from optuna.trial import TrialState
 
-from study.record import TrialRecord
+from mtan.files import METRICS_FILE
+from study.record import ERROR_FILE, TrialRecord
+from study.search import RAY_TRIAL_ID
 from study.settings import StudySettings
 from study.space import TRIAL_NUMBER
-from study.storage import read_history
+from study.storage import TrialStore
 from study.trainable import trial_config
 
-
-def _creation_order(result: tune.Result) -> int:
-    match = re.match(r"trial_(\d+)_", Path(result.path).name)
-    return int(match.group(1)) if match else sys.maxsize
+NO_REASON = "the trial's process ended without a reason (see Ray's logs under STUDY/ray/)"
+NOT_FINITE = "the objective's last value is not a finite number"
 
 
-def _error_reason(error: BaseException) -> str:
-    """One line saying why a trial failed: the original exception's type and first line."""
-    cause = getattr(error, "cause", None) or error
-    lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0] if lines else ''}".strip()
+def read_history(store: TrialStore, number: int) -> list[dict[str, Any]]:
+    """The ``metrics.jsonl`` rows of trial `number` (empty if it has none)."""
+    text = store.read_text(number, METRICS_FILE) or ""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _read_params(result: tune.Result) -> dict[str, Any]:
-    """A trial's point from its ``params.json`` when it never reported (empty if there is none)."""
-    path = f"{result.path.rstrip('/')}/params.json"
-    try:
-        with result.filesystem.open_input_stream(path) as stream:
-            return json.loads(stream.read().decode("utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def collect_records(grid: tune.ResultGrid, settings: StudySettings) -> list[TrialRecord]:
-    """The finished trials of a Tune run, with their histories read from their last checkpoints."""
+def collect_records(study: optuna.Study, store: TrialStore, settings: StudySettings) -> list[TrialRecord]:
+    """The trials of a finished study, from the journal and their folders."""
     records = []
-    space = settings.space
-    for order, result in enumerate(sorted(grid, key=_creation_order)):
-        trial_id = str(result.metrics.get("trial_id") or Path(result.path).name.rsplit("_", 1)[-1])
-        history = read_history(result.checkpoint) if result.checkpoint is not None else []
-        point = dict(result.config or _read_params(result))
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        point = {**trial.params, TRIAL_NUMBER: trial.number}
+        error = None
+        if trial.state == TrialState.FAIL:
+            reason = (store.read_text(trial.number, ERROR_FILE) or "").strip()
+            error = reason or (NOT_FINITE if trial.user_attrs.get("epoch") is not None else NO_REASON)
         records.append(
             TrialRecord(
-                number=int(point.get(TRIAL_NUMBER, order)),
-                trial_id=trial_id,
-                columns=space.column_values(point, settings.max_epochs),
-                config=trial_config(point, settings.base_config).to_flat() if "weighting" in point else {},
-                history=tuple(history),
-                error=_error_reason(result.error) if result.error is not None else None,
+                number=trial.number,
+                trial_id=str(trial.user_attrs.get(RAY_TRIAL_ID, "")),
+                columns=settings.space.column_values(point, settings.max_epochs),
+                config=trial_config(point, settings.base_config).to_flat(),
+                history=tuple(read_history(store, trial.number)),
+                error=error,
                 point=point,
             )
         )

@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from study.space import TRIAL_NUMBER
+
 REFRESH_SECONDS = 2.0
 # A searched value's short name in trial lines and the table; keys not listed (e.g. trial_number,
 # use_weight_decay) are not shown, nor a value a trial does not have (an equal trial's temperature).
@@ -261,10 +263,12 @@ class TrialLines(Callback):
         epochs = result.get("epoch", 0)
         value = result.get(self._metric)
         shown = f"{self._metric} {value:.4f}" if isinstance(value, float) else f"{self._metric} -"
-        point = ", ".join(f"{k}={_short(v)}" for k, v in sorted((trial.config or {}).items()))
+        config = dict(trial.config or {})
+        number = config.pop(TRIAL_NUMBER, "?")
+        point = ", ".join(f"{k}={_short(v)}" for k, v in sorted(config.items()))
         elapsed = time.monotonic() - self._start
         print(
-            f"[{elapsed:6.0f} s] trial {trial.trial_id} {how} after {epochs}/{self._max_epochs} epochs, "
+            f"[{elapsed:6.0f} s] trial {number} {how} after {epochs}/{self._max_epochs} epochs, "
             f"{shown} ({self._ended} ended this run; {self._num_samples} in the study) {point}",
             flush=True,
         )
@@ -280,7 +284,8 @@ class TrialLines(Callback):
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A trial failed and is retried from its last checkpoint (e.g. its node was lost)."""
-        print(f"trial {trial.trial_id} failed and is retried from its last checkpoint", flush=True)
+        number = (trial.config or {}).get(TRIAL_NUMBER, "?")
+        print(f"trial {number} failed and is retried from its last checkpoint", flush=True)
 
 
 def _short(value: Any) -> str:

@@ -28,6 +28,8 @@ BEST_CONFIG_JSON = "best_config.json"
 BASELINES_JSON = BASELINES_FILE  # the trivial predictors' metrics, as in a run folder
 JOURNAL = "optuna.journal"
 TRIALS_DIR = "trials"
+RAY_DIR = "ray"  # Ray's own experiment folders, one per driver run; nothing reads them back
+ERROR_FILE = "error.txt"  # in a trial folder: why its last attempt failed, one line
 REPRODUCE_DIR = "reproduce"
 SEEDS_CSV = "seeds.csv"
 SUMMARY_CSV = "summary.csv"
@@ -320,14 +322,12 @@ def write_results(
     columns: Sequence[str],
     summary: Mapping[str, Any],
 ) -> pd.DataFrame:
-    """Write results.csv, trials/trial_NNN/metrics.jsonl, best_config.json and study.json.
+    """Write results.csv, best_config.json and study.json (each trial's metrics.jsonl is in its folder).
 
     `summary` is study.json's settings part (num_samples, space, hardware, versions, ...); this adds the
     counts by state, the epochs trained and the best trial. Returns the results table.
     """
     table = results_table(records, max_epochs, columns)
-    for record in records:
-        folder.write_trial_metrics(record.number, record.history)
     folder.write_results(table)
 
     best_number = best_trial(table, metric, mode)

@@ -1,8 +1,8 @@
 """``python -m study.run``: the Ray Tune study of MTAN (Optuna suggestions, ASHA early stopping).
 
-Each trial is one `mtan` training run (`study.trainable`); the study's files go to
-``STORAGE/NAME/`` next to Ray's own (docs/results.md). ``--resume`` continues an interrupted study
-with its recorded settings.
+Each trial is one `mtan` training run (`study.trainable`) in its folder ``STORAGE/NAME/trials/trial_NNN/``;
+the study's files go to ``STORAGE/NAME/`` (docs/results.md). ``--resume`` continues an interrupted study
+with its recorded settings, from the study's own record (the Optuna journal and the trial folders).
 """
 
 from __future__ import annotations
@@ -10,30 +10,44 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
+import optuna
 import pandas as pd
 import ray
+from optuna.trial import TrialState
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune import Callback
 
 from mtan.cli import add_version
-from mtan.data import load_data
+from mtan.data import DataBundle, load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
 from study.capacity import check_trial_fits
 from study.connect import connect
 from study.environment import hardware, versions
 from study.harvest import collect_records
+from study.lock import StudyLock
 from study.progress import TrialLines
-from study.record import FAILED, write_results
-from study.search import make_searcher
+from study.record import FAILED, STUDY_JSON, trial_dirname, write_results
+from study.search import (
+    FINISHED_STATES,
+    RecordingASHA,
+    StudySearcher,
+    finished_count,
+    is_finished,
+    open_study,
+)
 from study.settings import (
     PRESET_DEFAULTS,
     STUDY_FLAGS,
@@ -43,9 +57,14 @@ from study.settings import (
     new_settings,
     validate,
 )
-from study.space import SearchSpace
-from study.storage import StudyLocation, check_storage_path
+from study.space import TRIAL_NUMBER, SearchSpace
+from study.storage import StudyLocation, TrialStore, check_storage_path
 from study.trainable import run_trial
+
+# study.json's status: a driver runs it (or was killed: then its lock is free), it was interrupted and
+# can be resumed, or every trial has ended and the results are written.
+RUNNING, INTERRUPTED, FINISHED = "running", "interrupted", "finished"
+WALL_CLOCK_EVERY_S = 10.0  # study.json's wall time is written this often while the study runs
 
 
 @dataclass(frozen=True)
@@ -77,8 +96,8 @@ def _summary(settings: StudySettings, data_source: str, wall_seconds: float | No
 
 
 def ray_trial_dirname(trial: Any) -> str:
-    """Ray's folder name of a trial: ``trial_<n>_<trial_id>``, n = 1, 2, ... in the order of creation."""
-    return f"trial_{trial.experiment_tag.split('_', 1)[0]:0>3}_{trial.trial_id}"
+    """Ray's folder name of a trial: the study's own, ``trial_NNN`` with its Optuna number."""
+    return trial_dirname(int(trial.config[TRIAL_NUMBER]))
 
 
 def _slots(settings: StudySettings) -> int | None:
@@ -91,44 +110,99 @@ def _slots(settings: StudySettings) -> int | None:
     return slots if slots >= 1 else None
 
 
+class StudyRecord:
+    """study.json while the driver runs: the study's summary, its status and its wall time, summed over
+    the driver's runs (this one counted from `started`)."""
+
+    def __init__(
+        self, location: StudyLocation, summary: dict[str, Any], spent: float, started: float
+    ) -> None:
+        self.location = location
+        self.summary = summary
+        self.spent = spent
+        self.started = started
+
+    def wall_seconds(self) -> float:
+        """The study's wall time so far."""
+        return self.spent + time.monotonic() - self.started
+
+    def write(self, status: str) -> dict[str, Any]:
+        """Write study.json with `status` and the wall time so far; return what was written."""
+        study = {**self.summary, "status": status, "wall_seconds": self.wall_seconds()}
+        self.location.folder.write_study(study)
+        return study
+
+
+class RecordClock(Callback):
+    """Writes study.json's wall time every `every_s` seconds and whenever a trial ends, so a driver killed
+    without warning loses at most `every_s` seconds of it."""
+
+    def __init__(self, record: StudyRecord, every_s: float = WALL_CLOCK_EVERY_S) -> None:
+        self._record = record
+        self._every_s = every_s
+        self._last = time.monotonic()
+
+    def _write(self) -> None:
+        self._record.write(RUNNING)
+        self._last = time.monotonic()
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        """Tune's loop went round once: write when it is time."""
+        if time.monotonic() - self._last >= self._every_s:
+            self._write()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A trial ended."""
+        self._write()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A trial failed."""
+        self._write()
+
+
 def _tuner(
     settings: StudySettings,
     location: StudyLocation,
+    study: optuna.Study,
+    store: TrialStore,
     trainable: Any,
-    points: list[dict[str, Any]] | None,
+    record: StudyRecord,
+    run: int,
 ) -> tune.Tuner:
-    searcher = make_searcher(
-        settings.space,
-        metric=settings.metric,
-        mode=settings.mode,
-        max_epochs=settings.max_epochs,
-        study_name=settings.name,
-        journal=location.folder.journal,
-        seed=settings.seed,
-        points=points,
-    )
-    scheduler = ASHAScheduler(
+    """A fresh Tuner for what is left of the study: its trials, minus those the journal has as ended."""
+    scheduler = RecordingASHA(
         time_attr="epoch",
         max_t=settings.max_epochs,
         grace_period=settings.grace_period,
         reduction_factor=settings.reduction_factor,
+    )
+    searcher = StudySearcher(
+        study,
+        settings.space,
+        metric=settings.metric,
+        mode=settings.mode,
+        max_epochs=settings.max_epochs,
+        stopped=scheduler.stopped,
+        on_end=lambda number, state: store.end(number, failed=state == TrialState.FAIL),
     )
     tune_config = tune.TuneConfig(
         metric=settings.metric,
         mode=settings.mode,
         search_alg=searcher,
         scheduler=scheduler,
-        num_samples=settings.num_samples,
+        num_samples=settings.num_samples - finished_count(study),
         max_concurrent_trials=settings.max_concurrent or _slots(settings),
         reuse_actors=True,
         trial_dirname_creator=ray_trial_dirname,
     )
     run_config = tune.RunConfig(
-        name=settings.name,
-        storage_path=location.storage_path,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        name=f"run_{run:03d}",
+        storage_path=location.ray_uri,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-        callbacks=[TrialLines(settings.metric, settings.num_samples, settings.max_epochs)],
+        callbacks=[
+            TrialLines(settings.metric, settings.num_samples, settings.max_epochs),
+            RecordClock(record),
+        ],
         verbose=0,
     )
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
@@ -143,53 +217,94 @@ def run_study(
 ) -> StudyOutcome:
     """Run (or with `resume`, continue) a study on the Ray instance this process is connected to.
 
-    `points` replaces the published configurations as the first points (tests use it); `started`
-    is a ``time.monotonic()`` stamp the wall time counts from (default: now).
+    The study's own record is the truth: the Optuna journal (which trials exist and how each ended) and
+    the trial folders (each trial's newest checkpoint and history). Each call holds the study's lock and
+    runs a fresh Tuner for the trials left; the study is finished, and results.csv written, only when
+    the journal holds exactly `num_samples` trials that all ended. `points` replaces the published
+    configurations as the first points of a new study (tests use it); `started` is a
+    ``time.monotonic()`` stamp the wall time counts from (default: now).
     """
     started = time.monotonic() if started is None else started
     validate(settings)
-    # Every epoch checkpoints and only the latest checkpoint is kept, so Tune snapshots its experiment
-    # state often; that is intended here (a resume must find the kept checkpoint), not worth a warning.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     check_trial_fits(settings.cpus_per_trial, settings.gpus_per_trial)  # else it would wait for ever
     location = StudyLocation.of(settings.storage_path, settings.name)
-    previous = location.folder.read_study()
-    restorable = tune.Tuner.can_restore(location.experiment_uri)
-    if not resume and (previous is not None or restorable):
-        raise UserError(
-            f"{location.experiment_uri}: a study exists there; pass --resume or choose another --name"
-        )
+    if resume:
+        if location.folder.read_study() is None:
+            raise UserError(f"--resume: {location.experiment_uri} holds no study (no {STUDY_JSON})")
+    else:
+        location.check_new()
+    location.local_dir.mkdir(parents=True, exist_ok=True)
+    with StudyLock(location.local_dir):
+        previous = location.folder.read_study()  # again, now that no other driver can write it
+        if not resume and previous is not None:
+            raise UserError(
+                f"{location.experiment_uri}: a study exists there; pass --resume or choose another --name"
+            )
+        spent = float((previous or {}).get("wall_seconds") or 0.0)
+        runs = int((previous or {}).get("runs") or 0) + 1
+        data = load_data(settings.base_config)
+        summary = {**_summary(settings, data.source, None), "runs": runs}
+        record = StudyRecord(location, summary, spent, started)
+        record.write(RUNNING)
+        try:
+            return _run(settings, location, record, data, points, runs)
+        except BaseException:
+            record.write(INTERRUPTED)
+            location.publish()
+            raise
 
-    data = load_data(settings.base_config)
+
+def _run(
+    settings: StudySettings,
+    location: StudyLocation,
+    record: StudyRecord,
+    data: DataBundle,
+    points: list[dict[str, Any]] | None,
+    run: int,
+) -> StudyOutcome:
+    """The body of `run_study`, under the study's lock."""
+    published = settings.space.published_points() if points is None else points
+    study = open_study(
+        location.journal,
+        settings.name,
+        mode=settings.mode,
+        seed=settings.seed,
+        points=published[: settings.num_samples],
+    )
+    store = TrialStore(location.trials_uri)
+    for trial in study.get_trials(deepcopy=False):  # ended before a crash could clean their folders
+        if trial.state in FINISHED_STATES:
+            store.end(trial.number, failed=trial.state == TrialState.FAIL)
     baselines = trivial_baselines(data, settings.base_config.batch_size)
     location.folder.write_baselines(baselines)
-    spent = float((previous or {}).get("wall_seconds") or 0.0)
-    location.folder.write_study(_summary(settings, data.source, spent or None))
 
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, base=settings.base_config, data=data, baselines=baselines),
-        {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
-    )
-    if resume and restorable:
-        tuner = tune.Tuner.restore(
-            location.experiment_uri,
-            trainable=trainable,
-            resume_unfinished=True,
-            resume_errored=False,
-            restart_errored=False,
+    if finished_count(study) < settings.num_samples:
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                run_trial,
+                base=settings.base_config,
+                data=data,
+                baselines=baselines,
+                trials_uri=location.trials_uri,
+                checkpoint_every=settings.checkpoint_every,
+            ),
+            {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
         )
-    else:
-        tuner = _tuner(settings, location, trainable, points)
-    grid = tuner.fit()
+        tuner = _tuner(settings, location, study, store, trainable, record, run)
+        tune_logger = logging.getLogger("ray.tune.tune")
+        level = tune_logger.level
+        tune_logger.setLevel(logging.CRITICAL)  # its lines about interrupts advise Tuner.restore
+        try:
+            tuner.fit()
+        finally:
+            tune_logger.setLevel(level)
 
-    wall = spent + time.monotonic() - started
-    finished = grid.num_terminated + grid.num_errors
-    if finished < settings.num_samples or len(grid) < settings.num_samples:
-        location.folder.write_study(_summary(settings, data.source, wall))
+    if not is_finished(study, settings.num_samples):
+        record.write(INTERRUPTED)
         location.publish()
         return StudyOutcome(location, finished=False, table=None)
-    records = collect_records(grid, settings)
-    summary = _summary(settings, data.source, wall)
+    records = collect_records(study, store, settings)
+    summary = {**record.summary, "status": FINISHED, "wall_seconds": record.wall_seconds()}
     table = write_results(
         location.folder,
         records,
@@ -291,24 +406,64 @@ def settings_for_resume(args: argparse.Namespace) -> StudySettings:
     return settings
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM handled as Ctrl-C: Tune's handler while trials run (the study stops cleanly), else a
+    KeyboardInterrupt. Replaces Ray's own handler, which exits with a crash dump."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def _process_started() -> float:
+    """When this process started, on the ``time.monotonic()`` clock: the study's wall time counts the
+    interpreter's start and imports too (tens of seconds on a loaded machine)."""
+    try:  # Linux: the process's start in clock ticks after boot, and the time since boot
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        age = 0.0
+    return time.monotonic() - age
+
+
+def _connect(address: str | None) -> bool:
+    """`connect`, then SIGTERM as Ctrl-C again. While Ray starts, its own handler is in place: it exits
+    with SystemExit(SIGTERM), taken here as an interrupt (in a short window its C++ core prints a crash
+    report and aborts instead; nothing of the study is written before Ray has started)."""
+    try:
+        owns_ray = connect(address)
+    except SystemExit as error:
+        if error.code == signal.SIGTERM:
+            raise KeyboardInterrupt from None
+        raise
+    signal.signal(signal.SIGTERM, _interrupt)
+    return owns_ray
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: parse, start or join Ray, run the study, print the best trials."""
-    started = time.monotonic()
+    started = _process_started()
     args = build_parser().parse_args(argv)
     settings = settings_for_resume(args) if args.resume else settings_from_args(args)
     validate(settings)  # bad flags fail before Ray starts
     check_storage_path(settings.storage_path)
-    owns_ray = connect(args.address)
+    signal.signal(signal.SIGTERM, _interrupt)
+    owns_ray = False
+    outcome = None
     try:
+        owns_ray = _connect(args.address)
         if not args.resume and args.gpus_per_trial is None:
             gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
             settings = dataclasses.replace(settings, gpus_per_trial=gpus)
         outcome = run_study(settings, resume=args.resume, started=started)
+    except KeyboardInterrupt:
+        pass
     finally:
         if owns_ray:
             ray.shutdown()
-    where = outcome.location.experiment_uri
-    if not outcome.finished:
+    if outcome is None or not outcome.finished:
         print(
             f"study interrupted; continue it with: python -m study.run --resume --storage-path "
             f"{settings.storage_path} --name {settings.name}",
@@ -318,9 +473,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert outcome.table is not None
     print(f"\nbest trials by {settings.metric} ({settings.mode}):")
     print(best_trials_table(outcome.table, settings.metric, settings.mode, settings.space))
-    print(f"\nresults: {where}")
+    print(f"\nresults: {outcome.location.experiment_uri}")
     return 0
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    try:
+        run_cli(main)
+    except SystemExit as done:
+        # Everything is written by now (atomically, fsynced) and the lock goes with the process. Skip the
+        # interpreter's teardown: Ray's and torch's threads once crashed it (SIGSEGV after a clean
+        # interrupt, in study.chaos), which would turn the exit code 130 or 0 into a signal.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(done.code if isinstance(done.code, int) else 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import time
 import typing
 from collections.abc import Mapping
@@ -22,6 +23,11 @@ from mtan.config import PRESETS, TrainConfig, check_field_types, make_config
 from mtan.errors import ConfigError, UserError
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 from study.space import SearchSpace
+from study.trainable import DEFAULT_CHECKPOINT_EVERY
+
+# A study's name is its folder's: a plain name (no path, not hidden, not . or ..) that is safe in a shell,
+# a URI and on every file system.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,10 @@ class StudySettings:
     uncertainty: bool = _flag(False, "also search uncertainty weighting (default: off)", False)
     tune_lr: bool = _flag(False, "also search the learning rate (default: off)", False)
     overrides: tuple[tuple[str, Any], ...] = ()  # further TrainConfig fields (`--set KEY=VALUE`)
+    checkpoint_every: int = _flag(
+        DEFAULT_CHECKPOINT_EVERY,
+        "epochs between a trial's checkpoints: a lost node or driver costs at most this many minus one",
+    )
 
     @property
     def mode(self) -> str:
@@ -220,8 +230,13 @@ def validate(settings: StudySettings) -> None:
             f"--metric must be one of {', '.join(METRIC_KEYS)}, got {settings.metric}",
         ),
         (
-            bool(settings.name) and "/" not in settings.name,
-            f"--name must be a plain folder name, got {settings.name!r}",
+            settings.checkpoint_every >= 1,
+            f"--checkpoint-every must be at least 1, got {settings.checkpoint_every}",
+        ),
+        (
+            NAME_PATTERN.fullmatch(settings.name) is not None,
+            f"--name must be a plain folder name of at most 100 letters, digits and . _ + - (not starting "
+            f"with a dot), got {settings.name[:120]!r}",
         ),
     ]
     for ok, message in checks:

@@ -1,20 +1,24 @@
-"""Where a study's files live: ``STORAGE/NAME`` on a local folder, or staged locally and uploaded to a
-remote storage path (``s3://...``) at the end; and reading a trial's history back from its checkpoint.
+"""Where a study's files live: ``STORAGE/NAME`` on a local folder, or on a remote storage path
+(``s3://...``), where the driver's own files are staged locally and uploaded, and the trials write their
+folders ``trials/trial_NNN/`` from the node they run on.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow.fs
-from ray import tune
 
 from mtan.errors import UserError
-from mtan.files import METRICS_FILE, check_writable_folder
-from study.record import STUDY_JSON, StudyFolder
+from mtan.files import CHECKPOINT_FILE, check_writable_folder
+from study.lock import LOCK_FILE
+from study.record import ERROR_FILE, RAY_DIR, STUDY_JSON, TRIALS_DIR, StudyFolder, trial_dirname
 
 STAGING_ROOT = Path("~/.cache/mtan-study").expanduser()
 
@@ -37,17 +41,19 @@ def check_storage_path(storage_path: str) -> None:
 
 @dataclass(frozen=True)
 class StudyLocation:
-    """The study's folder: Ray's experiment URI, and the local folder this process writes to."""
+    """The study's folder: its URI, and the local folder this process writes the driver's files to."""
 
     storage_path: str  # absolute folder or URI
     name: str
-    local_dir: Path  # = the experiment folder for local storage, a staging folder otherwise
+    local_dir: Path  # = the study folder for local storage, a staging folder otherwise
 
     @classmethod
     def of(cls, storage_path: str, name: str) -> StudyLocation:
         """The location of study `name` under `storage_path`."""
         if is_remote(storage_path):
-            return cls(storage_path.rstrip("/"), name, STAGING_ROOT / name)
+            uri = f"{storage_path.rstrip('/')}/{name}"
+            digest = hashlib.sha256(uri.encode()).hexdigest()[:12]  # one staging folder per study URI
+            return cls(storage_path.rstrip("/"), name, STAGING_ROOT / f"{name}-{digest}")
         root = Path(storage_path).expanduser().resolve()
         return cls(str(root), name, root / name)
 
@@ -62,23 +68,132 @@ class StudyLocation:
 
     @property
     def experiment_uri(self) -> str:
-        """Ray's experiment path: ``STORAGE/NAME``."""
+        """The study folder: ``STORAGE/NAME``."""
         return f"{self.storage_path}/{self.name}"
 
     @property
+    def journal(self) -> Path:
+        """The Optuna journal file (local; uploaded with the other files for remote storage)."""
+        return self.folder.journal
+
+    @property
+    def trials_uri(self) -> str:
+        """``STORAGE/NAME/trials``, where each trial writes its folder."""
+        return f"{self.experiment_uri}/{TRIALS_DIR}"
+
+    @property
+    def ray_uri(self) -> str:
+        """``STORAGE/NAME/ray``, Ray's storage path (its experiment folders, never read back)."""
+        return f"{self.experiment_uri}/{RAY_DIR}"
+
+    def check_new(self) -> None:
+        """Refuse to start a new study where a study or other files are (before anything is written)."""
+        folder = self.local_dir
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"{folder}: exists and is not a folder; choose another --name")
+        if (folder / STUDY_JSON).exists() or (
+            is_remote(self.storage_path) and _remote_exists(f"{self.experiment_uri}/{STUDY_JSON}")
+        ):
+            raise UserError(
+                f"{self.experiment_uri}: a study exists there; pass --resume or choose another --name"
+            )
+        others = sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE) if folder.is_dir() else []
+        if others:
+            raise UserError(
+                f"{folder}: exists and is not a study of this tool (it holds {others[0]!r} and no "
+                f"{STUDY_JSON}); choose another --name"
+            )
+
+    @property
     def folder(self) -> StudyFolder:
-        """The study's files in the local folder (uploaded at the end for remote storage)."""
+        """The study's files in the local folder (uploaded for remote storage)."""
         return StudyFolder(self.local_dir)
 
     def publish(self) -> None:
         """Upload the staged files to remote storage (nothing to do for a local folder)."""
         if is_remote(self.storage_path):
-            pyarrow.fs.copy_files(str(self.local_dir), self.experiment_uri)
+            filesystem, path = pyarrow.fs.FileSystem.from_uri(self.experiment_uri)
+            filesystem.create_dir(path, recursive=True)
+            for file in sorted(self.local_dir.iterdir()):
+                if file.is_file() and file.name != LOCK_FILE and not file.name.startswith("."):
+                    pyarrow.fs.copy_files(str(file), f"{path}/{file.name}", destination_filesystem=filesystem)
 
 
-def read_history(checkpoint: tune.Checkpoint) -> list[dict[str, Any]]:
-    """The `metrics.jsonl` rows of a trial's checkpoint (only that small file is read)."""
-    path = f"{checkpoint.path.rstrip('/')}/{METRICS_FILE}"
-    with checkpoint.filesystem.open_input_stream(path) as stream:
-        text = stream.read().decode("utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+def _remote_exists(uri: str) -> bool:
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(uri)
+    return filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+
+class TrialStore:
+    """The trial folders ``STUDY/trials/trial_NNN/`` on the storage path, local or remote (pyarrow)."""
+
+    def __init__(self, trials_uri: str) -> None:
+        self.uri = trials_uri
+        self.filesystem, self.root = pyarrow.fs.FileSystem.from_uri(trials_uri)
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the folders are a local path (a trial then writes into its own folder), not a URI
+        (``s3://``, or ``file://``, which takes the remote way: tests use it)."""
+        return not is_remote(self.uri)
+
+    def folder(self, number: int) -> str:
+        """The path of trial `number`'s folder on the store's file system."""
+        return f"{self.root}/{trial_dirname(number)}"
+
+    def files(self, number: int) -> list[str]:
+        """The names of the files in trial `number`'s folder (none when it has no folder)."""
+        selector = pyarrow.fs.FileSelector(self.folder(number), allow_not_found=True)
+        infos = self.filesystem.get_file_info(selector)
+        return sorted(info.base_name for info in infos if info.type == pyarrow.fs.FileType.File)
+
+    def read_text(self, number: int, name: str) -> str | None:
+        """A file of trial `number`'s folder, or None when there is none."""
+        path = f"{self.folder(number)}/{name}"
+        if self.filesystem.get_file_info(path).type != pyarrow.fs.FileType.File:
+            return None
+        with self.filesystem.open_input_stream(path) as stream:
+            return stream.read().decode("utf-8")
+
+    def end(self, number: int, failed: bool) -> None:
+        """Remove what trial `number` no longer needs once it has ended: its checkpoint (model and
+        optimizer state) and any temporary file a killed write left; the error line unless it failed."""
+        for name in self.files(number):
+            if name == CHECKPOINT_FILE or name.startswith(".") or (name == ERROR_FILE and not failed):
+                self.filesystem.delete_file(f"{self.folder(number)}/{name}")
+
+    @contextmanager
+    def working_folder(self, number: int) -> Iterator[tuple[Path, Callable[[], None]]]:
+        """A local folder holding trial `number`'s files, and a function that makes the store agree with
+        it: the trial folder itself on a local storage path (nothing to do), otherwise a scratch copy
+        whose new or changed files are uploaded."""
+        if self.is_local:
+            folder = Path(self.folder(number))
+            folder.mkdir(parents=True, exist_ok=True)
+            yield folder, lambda: None
+            return
+        self.filesystem.create_dir(self.folder(number), recursive=True)
+        with tempfile.TemporaryDirectory(prefix="mtan-trial-") as scratch:
+            local = Path(scratch)
+            for name in self.files(number):
+                if not name.startswith("."):
+                    with self.filesystem.open_input_stream(f"{self.folder(number)}/{name}") as source:
+                        with open(local / name, "wb") as target:
+                            shutil.copyfileobj(source, target)
+            uploaded = {p.name: _signature(p) for p in local.iterdir()}
+
+            def upload_changed() -> None:
+                for path in sorted(local.iterdir()):
+                    if path.name.startswith(".") or not path.is_file():
+                        continue
+                    if uploaded.get(path.name) != _signature(path):
+                        destination = f"{self.folder(number)}/{path.name}"
+                        pyarrow.fs.copy_files(str(path), destination, destination_filesystem=self.filesystem)
+                        uploaded[path.name] = _signature(path)
+
+            yield local, upload_changed
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size

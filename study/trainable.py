@@ -1,21 +1,21 @@
-"""The Ray Tune trainable: one `mtan` training run that reports every epoch with a checkpoint.
+"""The Ray Tune trainable: one `mtan` training run in the trial's own folder, reporting every epoch.
 
-A trial's run directory is a local scratch directory; after every epoch `mtan.train` has written
-``checkpoint.pt``, ``metrics.jsonl``, ``config.json`` and ``baselines.json`` there, and the callback hands
-that directory to ``tune.report`` as the epoch's checkpoint (Ray copies it to the study's storage).
-A restarted trial (node lost, study resumed) copies its last checkpoint back into a fresh scratch
-directory and continues with ``train(..., resume=True)`` after the checkpoint's epoch.
+Trial n's run folder is ``STUDY/trials/trial_NNN/`` (n = its Optuna number): `mtan.train` writes
+``config.json``, ``baselines.json``, ``metrics.jsonl`` (every epoch) and ``checkpoint.pt`` (every
+``checkpoint_every`` epochs) there, atomically; on a remote storage path (``s3://``) it writes to local
+scratch and the changed files are uploaded before each report. The epoch's metrics go to Tune without a
+Ray checkpoint: ASHA needs none, and the folder is the trial's record. A trial that starts (first run,
+Ray's retry after a lost node or process, a resumed study) continues from the checkpoint in its folder,
+and one whose ``metrics.jsonl`` already holds its last epoch only reports that row again.
 
-A diverged run (``TrainingDiverged``) is re-raised, so Tune marks the trial ERROR with the reason. Tune
-cannot be told not to retry one kind of error, so with ``max_failures`` > 0 a diverged trial is retried
-from its last checkpoint (one epoch back, as every epoch is checkpointed), diverges again and ends
-failed: the price is at most ``max_failures`` repeated epochs, the gain is surviving lost nodes.
+A failed run writes its reason to ``error.txt`` and re-raises, so Tune marks the trial ERROR. Tune cannot
+be told not to retry one kind of error, so with ``max_failures`` > 0 a diverged trial is retried from its
+last checkpoint, diverges again and ends failed: a bounded waste, the price of surviving lost nodes.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,8 +25,15 @@ from ray import tune
 
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle
-from mtan.train import train
-from study.space import train_overrides, trial_seed
+from mtan.files import atomic_write_text
+from mtan.train import read_metrics, train
+from study.record import ERROR_FILE
+from study.space import TRIAL_NUMBER, train_overrides, trial_seed
+from study.storage import TrialStore
+
+# A checkpoint every 10 epochs: a lost node or driver costs a trial at most 9 epochs, and the bytes a
+# trial writes per epoch are a tenth of a checkpoint (docs/study.md, "Checkpoints").
+DEFAULT_CHECKPOINT_EVERY = 10
 
 
 def trial_config(point: Mapping[str, Any], base: TrainConfig) -> TrainConfig:
@@ -36,35 +43,55 @@ def trial_config(point: Mapping[str, Any], base: TrainConfig) -> TrainConfig:
     return config_from_flat({**base.to_flat(), **fields})
 
 
-def _report_epoch(row: dict[str, float], run_dir: Path) -> None:
-    """`mtan.train`'s epoch callback: the epoch's metrics to Tune, the run directory as its checkpoint."""
-    tune.report(dict(row), checkpoint=tune.Checkpoint.from_directory(str(run_dir)))
+def error_reason(error: BaseException) -> str:
+    """One line saying why a trial failed: the exception's type and its message's first line."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".strip()
 
 
 def run_trial(
-    point: dict[str, Any], *, base: TrainConfig, data: DataBundle, baselines: Mapping[str, float]
+    point: dict[str, Any],
+    *,
+    base: TrainConfig,
+    data: DataBundle,
+    baselines: Mapping[str, float],
+    trials_uri: str,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
 ) -> None:
-    """Train one point of the space (a Tune function trainable; bind `base`, `data` and `baselines`
-    first: the study's base configuration, its data and the trivial predictors' metrics on it, which the
-    driver computes once for all trials).
+    """Train one point of the space in its trial folder under `trials_uri` (a Tune function trainable;
+    bind `base`, `data`, `baselines`, `trials_uri` and `checkpoint_every` first: the study's base
+    configuration, its data and the trivial predictors' metrics on it, which the driver computes once for
+    all trials).
 
     `data` comes from ``tune.with_parameters``: one copy in the object store, read zero-copy by the
     trials of a node.
     """
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no "checkpoint created" line per epoch
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")  # zero-copy data
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
     config = trial_config(point, base)
-    checkpoint = tune.get_checkpoint()
-    with tempfile.TemporaryDirectory(prefix="mtan-trial-") as scratch:
-        run_dir = Path(scratch)
-        if checkpoint is not None:
-            checkpoint.to_directory(str(run_dir))
-        train(
-            config,
-            run_dir,
-            resume=checkpoint is not None,
-            on_epoch=_report_epoch,
-            data=data,
-            baselines=baselines,
-            progress=False,
-        )
+    with TrialStore(trials_uri).working_folder(int(point[TRIAL_NUMBER])) as (run_dir, upload):
+        rows = read_metrics(run_dir)
+        if rows and rows[-1]["epoch"] >= config.epochs:  # it had ended; the driver had not heard of it
+            tune.report(dict(rows[-1]))
+            return
+
+        def report(row: dict[str, float], out_dir: Path) -> None:
+            upload()
+            tune.report(dict(row))
+
+        try:
+            train(
+                config,
+                run_dir,
+                resume=True,
+                on_epoch=report,
+                data=data,
+                baselines=baselines,
+                progress=False,
+                checkpoint_every=checkpoint_every,
+                final_checkpoint=False,
+            )
+        except Exception as error:
+            atomic_write_text(run_dir / ERROR_FILE, error_reason(error) + "\n")
+            upload()
+            raise

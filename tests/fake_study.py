@@ -248,6 +248,8 @@ def write_fake_study(
             "mtan": "0.1.0",
         },
     }
+    for record in records:  # what each trial writes into its own folder while it runs
+        folder.write_trial_metrics(record.number, record.history)
     table = write_results(
         folder,
         records,

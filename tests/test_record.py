@@ -92,6 +92,8 @@ def test_written_files_read_back(tmp_path):
     summary = {"num_samples": 4, "max_epochs": 3, "wall_seconds": math.nan}
     nan_row = {**row(4, 0.5, 0.1), "rel_err": math.inf}
     records = [*RECORDS[:3], dataclasses.replace(RECORDS[3], history=(*RECORDS[3].history, nan_row))]
+    for record in records:  # each trial writes its own metrics.jsonl while it runs; write_results does not
+        folder.write_trial_metrics(record.number, record.history)
     write_results(
         folder, records, metric="score", mode="max", max_epochs=3, columns=SPACE.columns, summary=summary
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -17,10 +18,12 @@ import pytest
 from optuna.trial import TrialState
 
 from mtan.errors import UserError
+from study.lock import LOCK_FILE, StudyLock
 from study.run import build_parser, main, run_study, settings_from_args
 from study.search import journal_storage
 from study.settings import StudySettings
 from study.space import SearchSpace
+from study.trainable import DEFAULT_CHECKPOINT_EVERY
 from tests.conftest import TINY_SET, tiny_study_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +38,8 @@ def journal_trials(study_dir: Path) -> list[optuna.trial.FrozenTrial]:
 def test_a_small_study_writes_every_trial_with_its_state(finished_study):
     table = pd.read_csv(finished_study / "results.csv")
     study = json.loads((finished_study / "study.json").read_text())
-    assert len(table) == 5 and table["trial_id"].is_unique
+    assert list(table["trial"]) == [0, 1, 2, 3, 4] and table["trial_id"].is_unique
+    assert study["status"] == "finished" and study["runs"] == 1 and study["wall_seconds"] > 0
     assert set(table["state"]) <= {"completed", "stopped_early"}
     # the two published configurations are the first two trials
     first = table.iloc[:2]
@@ -48,6 +52,9 @@ def test_a_small_study_writes_every_trial_with_its_state(finished_study):
     for number, epochs in zip(table["trial"], table["epochs"], strict=True):
         lines = (finished_study / "trials" / f"trial_{number:03d}" / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["epoch"] for line in lines] == list(range(1, epochs + 1))
+    assert sorted(p.name for p in (finished_study / "trials").iterdir()) == [
+        f"trial_{n:03d}" for n in range(5)
+    ]
 
 
 def test_best_config_is_the_best_completed_trial(finished_study):
@@ -58,12 +65,19 @@ def test_best_config_is_the_best_completed_trial(finished_study):
     assert best["metric"] == "score" and best["mode"] == "max" and best["config"]["epochs"] == 4
 
 
-def test_optuna_sees_stopped_trials_as_pruned(finished_study):
-    table = pd.read_csv(finished_study / "results.csv")
+def test_optuna_agrees_with_results_csv_on_numbers_states_and_last_metrics(finished_study):
+    table = pd.read_csv(finished_study / "results.csv").set_index("trial")
     trials = journal_trials(finished_study)
     expected = {"completed": TrialState.COMPLETE, "stopped_early": TrialState.PRUNED}
-    assert sorted(t.state for t in trials) == sorted(expected[s] for s in table["state"])
-    assert all(len(t.intermediate_values) > 0 for t in trials)
+    assert [t.number for t in trials] == list(table.index)
+    for trial in trials:
+        row = table.loc[trial.number]
+        assert trial.state == expected[row["state"]]
+        assert sorted(trial.intermediate_values) == list(range(1, row["epochs"] + 1))  # the last one too
+        assert trial.user_attrs["ray_trial_id"] == row["trial_id"]
+        assert trial.user_attrs["epoch"] == row["epochs"]
+        assert trial.user_attrs["score"] == pytest.approx(row["last_score"])
+        assert trial.user_attrs["miou"] == pytest.approx(row["last_miou"])
 
 
 def test_bad_flags_are_one_line_errors(ray_cluster, tmp_path):
@@ -119,10 +133,20 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(ray_clust
     failed = table[table["state"] == "failed"]
     assert len(failed) >= 1 and (table["state"] == "completed").sum() >= 1
     first = table.iloc[0]
-    assert first["state"] == "failed" and first["lr"] == 1e12
+    assert first["state"] == "failed" and first["lr"] == 1e12 and first["trial"] == 0
     assert "TrainingDiverged" in first["error"] and "loss became" in first["error"]
     states = [t.state for t in journal_trials(tmp_path / "nan")]
     assert states.count(TrialState.FAIL) == len(failed)
+
+
+class PlantedPickle:
+    """A pickle that, when loaded, creates `marker`: what a stranger who can write the storage path plants."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
@@ -154,16 +178,58 @@ def test_sigint_then_resume_keeps_finished_trials_and_duplicates_none(ray_cluste
     assert process.returncode == 130, "".join(lines) + output
     assert "--resume" in output
     assert not (tmp_path / "intr" / "results.csv").exists()
-    finished_before = {m.group(1) for line in lines if (m := re.search(r"trial (\w+) completed after", line))}
+    finished_before = {
+        int(m.group(1)) for line in lines if (m := re.search(r"trial (\d+) completed after", line))
+    }
     assert len(finished_before) == 2
+    assert json.loads((tmp_path / "intr" / "study.json").read_text())["status"] == "interrupted"
+    marker = tmp_path / "pickle-ran"
+    for folder in (tmp_path / "intr", *(tmp_path / "intr" / "ray").glob("run_*")):
+        for name in ("tuner.pkl", "searcher-state-2026-01-01_00-00-00.pkl", "experiment_state.pkl"):
+            (folder / name).write_bytes(pickle.dumps(PlantedPickle(marker)))
 
     assert main(["--resume", "--storage-path", str(tmp_path), "--name", "intr"]) == 0
+    assert not marker.exists()  # a resume unpickles nothing from the storage path
     table = pd.read_csv(tmp_path / "intr" / "results.csv")
-    assert len(table) == 6 and table["trial_id"].is_unique
-    assert finished_before <= set(table["trial_id"])
+    assert list(table["trial"]) == list(range(6))
+    assert finished_before <= set(table["trial"])
     assert (table["state"] == "completed").all()
     trials = journal_trials(tmp_path / "intr")
     assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/b", ".hidden", "x" * 101, "two words", "x;y"])
+def test_a_name_must_be_a_plain_folder_name(tmp_path, name):
+    with pytest.raises(UserError, match="--name must be a plain folder name"):
+        main(["--name", name, "--storage-path", str(tmp_path / "s")])
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_folder_that_is_not_a_study_is_refused_untouched(ray_cluster, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "results.csv").write_text("my own file\n")
+    with pytest.raises(UserError, match="is not a study of this tool"):
+        main(["--name", "mine", "--storage-path", str(tmp_path)])
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["results.csv"]
+    assert (tmp_path / "mine" / "results.csv").read_text() == "my own file\n"
+
+
+def test_resume_needs_an_existing_study(ray_cluster, tmp_path):
+    with pytest.raises(UserError, match="no study.json"):
+        main(["--resume", "--name", "nothing", "--storage-path", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_study_in_use_by_another_driver_is_refused_untouched(finished_study):
+    before = {p: p.read_bytes() for p in finished_study.rglob("*") if p.is_file() and p.name != LOCK_FILE}
+    args = ["--storage-path", str(finished_study.parent), "--name", finished_study.name]
+    with StudyLock(finished_study):  # what a running driver holds
+        with pytest.raises(UserError, match="in use by another driver"):
+            main(["--resume", *args])
+        with pytest.raises(UserError, match="a study exists there"):
+            main(args)
+    after = {p: p.read_bytes() for p in finished_study.rglob("*") if p.is_file() and p.name != LOCK_FILE}
+    assert after == before
 
 
 def test_defaults_by_preset():
@@ -172,5 +238,6 @@ def test_defaults_by_preset():
     assert (cpu.num_samples, cpu.max_epochs, cpu.grace_period, cpu.reduction_factor) == (20, 24, 3, 4)
     assert dict(cpu.overrides)["max_train_images"] == 16 and dict(cpu.overrides)["image_height"] == 32
     assert cpu.gpus_per_trial == 0 and cpu.metric == "score" and cpu.mode == "max"
+    assert cpu.checkpoint_every == DEFAULT_CHECKPOINT_EVERY
     paper = settings_from_args(build_parser().parse_args(["--preset", "paper", "--metric", "abs_err"]))
     assert (paper.max_epochs, paper.grace_period, paper.overrides, paper.mode) == (200, 12, (), "min")

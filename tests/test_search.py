@@ -1,62 +1,104 @@
-"""The searcher tells Optuna how each trial ended: complete, pruned (stopped early) or failed."""
+"""The searcher: Optuna's ask-and-tell on the journal; how trials end; handing RUNNING trials out again."""
 
 from __future__ import annotations
-
-import pickle
 
 import optuna
 from optuna.trial import TrialState
 
-from study.search import journal_storage, make_searcher
-from study.space import SearchSpace
+from study.search import RAY_TRIAL_ID, StudySearcher, journal_storage, open_study
+from study.space import TRIAL_NUMBER, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+PUBLISHED = SearchSpace().published_points()
 
 
-def searcher(tmp_path, name="s"):
-    return make_searcher(
-        SearchSpace(),
-        metric="score",
-        mode="max",
-        max_epochs=4,
-        study_name=name,
-        journal=tmp_path / "j",
-        seed=0,
+def searcher(tmp_path, stopped=(), ended=None):
+    study = open_study(tmp_path / "j", "s", mode="max", seed=0, points=PUBLISHED)
+    on_end = None if ended is None else lambda number, state: ended.append((number, state))
+    return StudySearcher(
+        study, SearchSpace(), metric="score", mode="max", max_epochs=4, stopped=set(stopped), on_end=on_end
     )
 
 
-def stored(tmp_path, name="s") -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=journal_storage(tmp_path / "j")).trials
+def stored(tmp_path) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name="s", storage=journal_storage(tmp_path / "j")).trials
+
+
+def report(search, trial_id, epochs):
+    for epoch in epochs:
+        search.on_trial_result(trial_id, {"score": 0.1 * epoch, "epoch": epoch, "training_iteration": epoch})
 
 
 def test_completed_stopped_and_failed_trials_reach_the_journal_as_such(tmp_path):
-    search = searcher(tmp_path)
+    ended = []
+    search = searcher(tmp_path, stopped={"stopped"}, ended=ended)
     points = [search.suggest(t) for t in ("full", "stopped", "failed")]
-    published = [{**p, "trial_number": n} for n, p in enumerate(SearchSpace().published_points())]
-    assert points[:2] == published  # the published points come first
-    assert points[2]["trial_number"] == 2
-    for epoch in (1, 2, 3):
-        search.on_trial_result("full", {"score": 0.1 * epoch, "epoch": epoch, "training_iteration": epoch})
-    search.on_trial_complete("full", {"score": 0.4, "epoch": 4, "training_iteration": 4})
-    search.on_trial_result("stopped", {"score": 0.05, "epoch": 1, "training_iteration": 1})
+    assert points[:2] == [{**p, TRIAL_NUMBER: n} for n, p in enumerate(PUBLISHED)]  # published first
+    assert points[2][TRIAL_NUMBER] == 2 and "weighting" in points[2]
+    report(search, "full", (1, 2, 3))
+    last = {
+        "score": 0.4,
+        "epoch": 4,
+        "miou": 0.5,
+        "loss/depth": 0.1,
+        "time_total_s": 9.0,
+        "config/gamma": 0.5,
+    }
+    search.on_trial_complete("full", last)
+    report(search, "stopped", (1,))
     # ASHA's stop decision arrives with the result of the stopping epoch
     search.on_trial_complete("stopped", {"score": 0.07, "epoch": 2, "training_iteration": 2})
     search.on_trial_complete("failed", error=True)
 
     full, stopped, failed = stored(tmp_path)
     assert full.state == TrialState.COMPLETE and full.value == 0.4
-    assert stopped.state == TrialState.PRUNED
-    assert stopped.intermediate_values == {1: 0.05, 2: 0.07}
+    assert full.intermediate_values == {1: 0.1, 2: 0.2, 3: 0.1 * 3, 4: 0.4}  # the last epoch too
+    assert full.user_attrs == {RAY_TRIAL_ID: "full", "score": 0.4, "epoch": 4, "miou": 0.5, "loss/depth": 0.1}
+    assert stopped.state == TrialState.PRUNED and stopped.intermediate_values == {1: 0.1, 2: 0.07}
     assert failed.state == TrialState.FAIL
+    assert ended == [(0, TrialState.COMPLETE), (1, TrialState.PRUNED), (2, TrialState.FAIL)]
 
 
-def test_the_searcher_survives_pickling_with_its_journal(tmp_path):
-    """Tune saves and restores the searcher by pickling it (study resume)."""
+def test_a_trial_ended_by_an_interrupt_stays_running_and_is_handed_out_again(tmp_path):
+    first = searcher(tmp_path)
+    a, b, c = (first.suggest(t) for t in ("a", "b", "c"))
+    report(first, "b", (1, 2))
+    first.on_trial_complete("a", {"score": 0.4, "epoch": 4})
+    first.on_trial_complete("b", {"score": 0.2, "epoch": 2})  # not stopped by ASHA: an interrupt
+    assert [t.state for t in stored(tmp_path)] == [
+        TrialState.COMPLETE,
+        TrialState.RUNNING,
+        TrialState.RUNNING,
+    ]
+
+    second = searcher(tmp_path)  # the next run of the driver, on the same journal
+    again = [second.suggest(t) for t in ("x", "y", "z")]
+    assert again[:2] == [b, c]  # the same numbers and points
+    assert again[2][TRIAL_NUMBER] == 3
+    report(second, "x", (1, 2, 3))  # epochs 1 and 2 were reported before: kept, not reported twice
+    second.on_trial_complete("x", {"score": 0.5, "epoch": 4})
+    trial_b = stored(tmp_path)[1]
+    assert trial_b.state == TrialState.COMPLETE and trial_b.user_attrs[RAY_TRIAL_ID] == "x"
+    assert trial_b.intermediate_values == {1: 0.1, 2: 0.2, 3: 0.1 * 3, 4: 0.5}
+    assert len(stored(tmp_path)) == 4
+
+
+def test_the_published_points_are_enqueued_once_even_after_a_crash_between_them(tmp_path):
+    study = optuna.create_study(study_name="s", storage=journal_storage(tmp_path / "j"))
+    study.enqueue_trial(PUBLISHED[0])  # a crash came before the second point and the mark
+    for _ in range(2):
+        open_study(tmp_path / "j", "s", mode="max", seed=0, points=PUBLISHED)
+    trials = stored(tmp_path)
+    assert [t.state for t in trials] == [TrialState.WAITING] * 2
+    assert [t.system_attrs["fixed_params"] for t in trials] == PUBLISHED
+
+
+def test_a_torn_last_journal_line_is_cut_before_the_next_append(tmp_path):
     search = searcher(tmp_path)
     search.suggest("a")
-    search.suggest("b")
-    restored = pickle.loads(pickle.dumps(search))
-    restored.on_trial_complete("a", {"score": 0.2, "epoch": 4})
-    restored.suggest("c")
-    states = [t.state for t in stored(tmp_path)]
-    assert states == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.RUNNING]  # no point re-enqueued
+    with open(tmp_path / "j", "ab") as journal:
+        journal.write(b'{"op_code": 5, "worker_id": "x", "tri')  # a crash in the middle of a write
+    search = searcher(tmp_path)  # opening the journal repairs it
+    assert search.suggest("b")[TRIAL_NUMBER] == 0  # handed out again
+    assert search.suggest("c")[TRIAL_NUMBER] == 1
+    assert [t.number for t in stored(tmp_path)] == [0, 1]

@@ -13,7 +13,7 @@ import pytest
 
 from mtan.data import Split
 from mtan.errors import UserError
-from study.bench import descendants, memory_kb, tiled, trial_times
+from study.bench import checkpoint_figures, descendants, memory_kb, tiled, trial_times
 from study.bench import main as bench_main
 from study.bench_driver import EPOCHS, driver_figures, format_run, peak_rss_bytes, reset_peak_rss
 from study.record import JOURNAL
@@ -21,16 +21,26 @@ from study.search import journal_storage
 
 
 def test_a_trials_time_splits_into_work_and_overhead(finished_study):
-    table = pd.read_csv(finished_study / "results.csv").set_index("trial_id")
-    for trial_dir in finished_study.glob("trial_*"):
-        times = trial_times(trial_dir)
-        checkpoint = next(trial_dir.glob("checkpoint_*"))
-        rows = [json.loads(line) for line in (checkpoint / "metrics.jsonl").read_text().splitlines()]
+    table = pd.read_csv(finished_study / "results.csv").set_index("trial")
+    ray_dirs = sorted(finished_study.glob("ray/run_001/trial_*"))
+    assert [d.name for d in ray_dirs] == [f"trial_{n:03d}" for n in table.index]
+    for ray_dir in ray_dirs:
+        times = trial_times(ray_dir)
+        metrics = finished_study / "trials" / ray_dir.name / "metrics.jsonl"
+        rows = [json.loads(line) for line in metrics.read_text().splitlines()]
         # the work is what mtan.train measured itself, epoch by epoch (its own metrics file)
         assert times["work_s"] == pytest.approx(sum(row["seconds"] for row in rows))
-        assert times["epochs"] == len(rows) == table.loc[trial_dir.name.rsplit("_", 1)[-1], "epochs"]
+        assert times["epochs"] == len(rows) == table.loc[int(ray_dir.name[-3:]), "epochs"]
         assert times["work_s"] + times["overhead_s"] == pytest.approx(times["trial_s"])
         assert 0 < times["overhead_s"] < times["trial_s"]
+
+
+def test_a_checkpoints_size_is_the_model_and_adams_two_moments():
+    figures = checkpoint_figures("cpu", checkpoint_every=10)
+    weights = figures["parameters"] * 4  # fp32
+    # plus the batch-norm statistics, the scheduler and the RNG states: a few per cent
+    assert 3 * weights < figures["checkpoint_bytes"] < 3 * weights * 1.05
+    assert figures["storage_bytes_per_epoch"] == pytest.approx(figures["checkpoint_bytes"] / 10 + 700)
 
 
 def test_a_started_process_is_a_descendant_with_memory():

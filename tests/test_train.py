@@ -8,7 +8,16 @@ import pytest
 import torch
 
 from mtan.errors import ConfigError
-from mtan.train import CHECKPOINT_FILE, TrainingDiverged, epoch_text, main, make_adam, read_metrics, train
+from mtan.train import (
+    CHECKPOINT_FILE,
+    TrainingDiverged,
+    epoch_text,
+    main,
+    make_adam,
+    new_run_folder,
+    read_metrics,
+    train,
+)
 from tests.tiny_data import tiny_config, write_tiny_set
 
 # what a trivial predictor's baselines hold: the evaluation metrics
@@ -83,6 +92,39 @@ def test_resume_refuses_a_different_config(tiny_root, tmp_path):
         train(tiny_config(tiny_root, epochs=2, lr=0.01), tmp_path, resume=True, progress=False)
     with pytest.raises(ConfigError, match="already holds a run"):
         train(tiny_config(tiny_root, epochs=2), tmp_path, progress=False)
+
+
+def test_a_sparse_checkpoint_resumes_after_its_epoch_and_trains_the_later_rows_again(tiny_root, tmp_path):
+    config = tiny_config(tiny_root, weighting="dwa", epochs=3)
+    straight = train(config, tmp_path / "straight", progress=False)
+    saved: list[int | None] = []
+
+    def checkpoint_epoch(row: dict, out) -> None:
+        path = out / CHECKPOINT_FILE
+        saved.append(torch.load(path, weights_only=True)["epoch"] if path.exists() else None)
+
+    sparse = tmp_path / "sparse"
+    train(
+        config, sparse, on_epoch=checkpoint_epoch, checkpoint_every=2, final_checkpoint=False, progress=False
+    )
+    assert saved == [None, 2, 2]  # saved after epoch 2 only
+    resumed = train(config, sparse, resume=True, on_epoch=checkpoint_epoch, progress=False)
+    assert saved[3:] == [3]  # only epoch 3 trained again, from the epoch-2 checkpoint
+    for key in ("weight/depth", "loss/segmentation", "miou", "abs_err"):
+        assert [row[key] for row in resumed] == pytest.approx([row[key] for row in straight], rel=1e-4)
+
+
+def test_resume_refuses_other_threads_which_change_the_numbers(tiny_root, tmp_path):
+    train(tiny_config(tiny_root, epochs=1), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="num_threads: 1 -> 2"):
+        train(tiny_config(tiny_root, epochs=2, num_threads=2), tmp_path, resume=True, progress=False)
+
+
+def test_runs_without_out_never_share_a_folder(tmp_path):
+    first, second = (new_run_folder(tmp_path / "runs", "cpu-20260101-000000") for _ in range(2))
+    assert (first.name, second.name) == ("cpu-20260101-000000", "cpu-20260101-000000-2")
+    (tmp_path / "runs" / "cpu-20260101-000000-3").mkdir()  # taken by another process meanwhile
+    assert new_run_folder(tmp_path / "runs", "cpu-20260101-000000").name == "cpu-20260101-000000-4"
 
 
 def test_a_diverging_loss_raises(tiny_root, tmp_path):

@@ -7,18 +7,23 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 import ray
 import torch
 
 from mtan.data import DataBundle, Split, load_data
-from mtan.files import BASELINES_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
-from mtan.train import train
+from mtan.evaluate import trivial_baselines
+from mtan.files import CHECKPOINT_FILE
+from mtan.train import read_metrics, train, write_metrics
+from study import trainable
 from study.settings import StudySettings
 from study.space import SearchSpace
+from study.storage import TrialStore
 from study.trainable import trial_config
 from tests.tiny_data import tiny_config
 
-RUN_FILES = {CHECKPOINT_FILE, METRICS_FILE, CONFIG_FILE, BASELINES_FILE, SUMMARY_FILE}  # mtan.files' names
+RECORD_FILES = {"metrics.jsonl", "summary.json", "config.json", "baselines.json"}
+TINY = (("batch_size", 4), ("image_height", 32), ("image_width", 64), ("width", 0.0625))
 
 
 def test_a_trial_config_is_the_preset_plus_study_settings_plus_its_point():
@@ -31,17 +36,51 @@ def test_a_trial_config_is_the_preset_plus_study_settings_plus_its_point():
     assert config.lr == settings.base_config.lr  # not searched: the preset's
 
 
-def test_each_trial_keeps_one_checkpoint_holding_just_the_run_files(finished_study):
-    table = pd.read_csv(finished_study / "results.csv").set_index("trial_id")
-    for trial_dir in finished_study.glob("trial_*"):
-        checkpoints = list(trial_dir.glob("checkpoint_*"))
-        assert len(checkpoints) == 1, checkpoints  # only the latest is kept
-        assert {p.name for p in checkpoints[0].iterdir()} == RUN_FILES
-        state = torch.load(checkpoints[0] / "checkpoint.pt", weights_only=True)
-        rows = (checkpoints[0] / "metrics.jsonl").read_text().splitlines()
-        trial_id = trial_dir.name.rsplit("_", 1)[-1]
-        assert state["epoch"] == len(rows) == table.loc[trial_id, "epochs"]
-        assert json.loads(rows[-1])["score"] == table.loc[trial_id, "last_score"]
+def test_an_ended_trial_keeps_its_record_and_no_checkpoint(finished_study):
+    table = pd.read_csv(finished_study / "results.csv").set_index("trial")
+    study = json.loads((finished_study / "study.json").read_text())
+    for number, row in table.iterrows():
+        folder = finished_study / "trials" / f"trial_{number:03d}"
+        assert {p.name for p in folder.iterdir()} == RECORD_FILES
+        rows = (folder / "metrics.jsonl").read_text().splitlines()
+        assert len(rows) == row["epochs"] and json.loads(rows[-1])["score"] == row["last_score"]
+        assert json.loads((folder / "config.json").read_text())["seed"] == study["settings"]["seed"] + number
+
+
+def test_a_trial_continues_from_its_folder_on_remote_storage(tiny_root, tmp_path, monkeypatch):
+    reported: list[int] = []
+    monkeypatch.setattr(trainable.tune, "report", lambda row: reported.append(row["epoch"]))
+    base = StudySettings(data_root=str(tiny_root), max_epochs=3, overrides=TINY).base_config
+    data = load_data(base)
+    baselines = trivial_baselines(data, base.batch_size)
+    point = {**SearchSpace().published_points()[1], "trial_number": 7}
+    uri = f"file://{tmp_path}/trials"  # a URI: the trial trains in scratch and uploads its files
+    folder = tmp_path / "trials" / "trial_007"
+
+    trainable.run_trial(
+        point, base=base, data=data, baselines=baselines, trials_uri=uri, checkpoint_every=2
+    )
+    assert reported == [1, 2, 3]
+    assert {p.name for p in folder.iterdir()} == RECORD_FILES | {CHECKPOINT_FILE}
+    assert torch.load(folder / CHECKPOINT_FILE, weights_only=True)["epoch"] == 2  # none after the last
+    straight = read_metrics(folder)
+
+    trainable.run_trial(
+        point, base=base, data=data, baselines=baselines, trials_uri=uri, checkpoint_every=2
+    )
+    assert reported[3:] == [3]  # it had ended: its last row again, nothing trained
+
+    write_metrics(folder, straight[:2])  # as if the driver died after epoch 2
+    trainable.run_trial(
+        point, base=base, data=data, baselines=baselines, trials_uri=uri, checkpoint_every=2
+    )
+    assert reported[4:] == [3]  # continued from the epoch-2 checkpoint
+    again = read_metrics(folder)
+    assert [r["epoch"] for r in again] == [1, 2, 3]
+    assert again[2]["score"] == pytest.approx(straight[2]["score"], rel=1e-4)
+
+    TrialStore(uri).end(7, failed=False)
+    assert {p.name for p in folder.iterdir()} == RECORD_FILES
 
 
 def read_only(bundle: DataBundle) -> DataBundle:

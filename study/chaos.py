@@ -1,0 +1,376 @@
+"""``python -m study.chaos --kills N --seed S``: kill a tiny study's driver at random moments, resume it,
+and check after every kill that its record is consistent, and at the end that it finished exactly right.
+
+Each driver (``python -m study.run``, a subprocess in its own process group) is stopped after a random
+delay by SIGKILL, SIGTERM or SIGINT, chosen by the seed. A SIGKILL also kills the driver's process group
+(its own Ray instance, as when the head machine is lost). The next driver resumes the study (or starts it
+again when the killed one had not yet written study.json). A study that finishes before the next kill is
+checked and a new one is started, until N kills are done; then the last one runs to its end. Replay a
+failure with the seed it prints. Checked after every stop:
+
+- study.json, where it exists, is valid and ``running`` (killed) or ``interrupted``; no results.csv
+  before every trial ended; the study's lock is free;
+- the journal holds at most num_samples trials, numbered 0, 1, ...; every trial folder is a trial of the
+  journal; each folder's ``metrics.jsonl`` holds epochs 1..k with none missing, its checkpoint no later
+  than k;
+- wall_seconds is at most the drivers' measured times and at least those minus a bounded loss per run;
+
+and when a study has finished: exactly num_samples trials, none RUNNING or WAITING; results.csv holds
+each once with the journal's state and its ``metrics.jsonl``'s epochs (a completed one all of them, the
+journal's last epoch the same); no checkpoint left; study.json ``finished``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import torch
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from mtan.errors import UserError, run_cli
+from mtan.files import CHECKPOINT_FILE, METRICS_FILE
+from study.lock import StudyLock
+from study.record import JOURNAL, STUDY_JSON, TRIALS_DIR, trial_dirname
+from study.run import FINISHED, INTERRUPTED, RUNNING, WALL_CLOCK_EVERY_S
+from study.search import JournalLock
+
+REPO = Path(__file__).resolve().parents[1]
+SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+NUM_SAMPLES, MAX_EPOCHS = 5, 3
+STUDY_ARGS = (
+    "--num-samples", str(NUM_SAMPLES), "--max-epochs", str(MAX_EPOCHS), "--grace-period", "1",
+    "--reduction-factor", "2", "--checkpoint-every", "1",
+)  # fmt: skip
+TINY_SET = ("max_train_images=16", "max_val_images=8")
+STATE_OF = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "stopped_early", TrialState.FAIL: "failed"}
+RAY_START_MESSAGE = "timed out during startup"  # Ray's, when its node does not come up in time
+RAY_START_RETRIES = 5
+STOP_TIMEOUT_S = 180  # a driver given SIGTERM or SIGINT must have ended by then
+
+
+class Violation(Exception):
+    """An invariant of the study's record does not hold."""
+
+
+@dataclass
+class Chaos:
+    """One chaos run's settings and counts."""
+
+    storage: Path
+    seed: int
+    max_delay: float
+    address: str | None
+    data_root: str | None
+    sets: tuple[str, ...]
+    wall_slack: float
+    rng: random.Random = field(init=False)
+    counts: dict[str, int] = field(default_factory=dict)
+    failed_starts: int = 0  # Ray failed to start this many times in a row
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def command(self, name: str, resume: bool) -> list[str]:
+        """The driver's command line for study `name`."""
+        args = ["--storage-path", str(self.storage), "--name", name]
+        if resume:
+            return [sys.executable, "-m", "study.run", "--resume", *args, *self._address()]
+        sets = [item for s in self.sets for item in ("--set", s)]
+        data = ["--data-root", self.data_root] if self.data_root else []
+        return [sys.executable, "-m", "study.run", *args, *STUDY_ARGS, *data, *sets, *self._address()]
+
+    def _address(self) -> list[str]:
+        return ["--address", self.address] if self.address else []
+
+
+@dataclass
+class Study:
+    """What the checks know of one study: its folder and the drivers' measured run times."""
+
+    folder: Path
+    runs: list[tuple[float, bool]] = field(default_factory=list)  # (seconds, killed with SIGKILL)
+
+
+def start(chaos: Chaos, study: Study) -> tuple[subprocess.Popen, float, Path]:
+    """Start a driver on `study` (resuming it when it has a study.json); its output goes to a file."""
+    resume = (study.folder / STUDY_JSON).exists()
+    log = Path(tempfile.mkstemp(prefix="chaos-driver-", suffix=".log", dir=chaos.storage)[1])
+    # this checkout first on the drivers' path, as on this process's
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            chaos.command(study.folder.name, resume),
+            env={**os.environ, "PYTHONPATH": path},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a SIGKILL takes its Ray instance too
+        )
+    chaos.count("resumes" if resume else "starts")
+    return process, time.monotonic(), log
+
+
+def stop(
+    chaos: Chaos, study: Study, process: subprocess.Popen, began: float, log: Path, before: bytes | None
+) -> int | None:
+    """Kill the driver after a random delay, or let it end first; its exit code when it ended by itself,
+    or 0 when it had just finished. `before` is study.json before the driver started."""
+    delay = chaos.rng.uniform(0.5, chaos.max_delay)
+    kind = chaos.rng.choice(SIGNALS)
+    try:
+        code = process.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        code = None
+    if code is not None:
+        study.runs.append((time.monotonic() - began, False))
+        _kill_group(process)
+        return code
+    print(f"  kill {chaos.counts.get('kills', 0) + 1}: {kind.name} after {delay:.1f} s", flush=True)
+    process.send_signal(kind)
+    try:
+        code = process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise Violation(f"the driver did not stop within {STOP_TIMEOUT_S} s of {kind.name}") from None
+    # a driver that wrote nothing had not begun the study: its time is not the study's
+    study.runs.append((time.monotonic() - began if _record(study) != before else 0.0, kind == signal.SIGKILL))
+    _kill_group(process)
+    chaos.count("kills")
+    chaos.count(kind.name)
+    output = log.read_text(errors="replace")
+    early = (-signal.SIGTERM, -signal.SIGINT, -signal.SIGABRT, 1)
+    if kind != signal.SIGKILL and code in early and _record(study) == before:
+        # in Python's or Ray's start, before the driver's handlers were in place: nothing was written
+        chaos.count("stopped before it began")
+        log.unlink(missing_ok=True)
+        return None
+    if kind != signal.SIGKILL and code not in (0, 130):
+        raise Violation(f"{kind.name}: the driver exited {code}, not 130 (or 0):\n{output[-3000:]}")
+    if kind != signal.SIGKILL and code == 130 and "--resume" not in output:
+        raise Violation(f"{kind.name}: exit 130 without the resume hint:\n{output[-3000:]}")
+    log.unlink(missing_ok=True)
+    return 0 if code == 0 else None
+
+
+def _ray_did_not_start(chaos: Chaos, study: Study, log: Path, before: bytes | None, code: int) -> None:
+    """A driver that ended by itself with an error is a violation, unless Ray could not start on an
+    overloaded machine (its own message) before anything was written: then it is counted and tried again,
+    up to `RAY_START_RETRIES` times in a row."""
+    output = log.read_text(errors="replace")
+    chaos.count("Ray failed to start")
+    chaos.failed_starts += 1
+    if RAY_START_MESSAGE in output and _record(study) == before and chaos.failed_starts <= RAY_START_RETRIES:
+        print(f"  Ray did not start (exit {code}); again", flush=True)
+        log.unlink(missing_ok=True)
+        return
+    raise Violation(f"a driver exited {code} by itself:\n{output[-3000:]}")
+
+
+def _record(study: Study) -> bytes | None:
+    path = study.folder / STUDY_JSON
+    return path.read_bytes() if path.exists() else None
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def journal_trials(study: Study) -> list[optuna.trial.FrozenTrial]:
+    """The journal's trials (read only; none when there is no journal yet)."""
+    path = study.folder / JOURNAL
+    if not path.exists():
+        return []
+    storage = JournalStorage(JournalFileBackend(str(path), lock_obj=JournalLock(path)))
+    names = [s.study_name for s in storage.get_all_studies()]
+    if study.folder.name not in names:
+        return []
+    return optuna.load_study(study_name=study.folder.name, storage=storage).trials
+
+
+def read_rows(folder: Path) -> list[dict[str, Any]]:
+    path = folder / METRICS_FILE
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    )
+
+
+def check_any_moment(chaos: Chaos, study: Study) -> None:
+    """The invariants that hold whenever no driver runs."""
+    record = _study_json(study)
+    trials = journal_trials(study)
+    numbers = [t.number for t in trials]
+    _require(numbers == list(range(len(trials))), f"journal numbers {numbers} are not 0, 1, ...")
+    _require(len(trials) <= NUM_SAMPLES, f"{len(trials)} trials in the journal, more than {NUM_SAMPLES}")
+    finished = len(trials) == NUM_SAMPLES and all(t.state in STATE_OF for t in trials)
+    if record is not None:
+        status = record.get("status")
+        allowed = {RUNNING, INTERRUPTED} if not finished else {RUNNING, INTERRUPTED, FINISHED}
+        _require(status in allowed, f"study.json status {status!r} (journal finished: {finished})")
+        _check_wall(chaos, study, record)
+    if not finished:
+        _require(not (study.folder / "results.csv").exists(), "results.csv before every trial ended")
+    for folder in sorted((study.folder / TRIALS_DIR).glob("trial_*")):
+        _require(folder.name in {trial_dirname(n) for n in numbers}, f"{folder.name} is not in the journal")
+        epochs = [row["epoch"] for row in read_rows(folder)]
+        _require(epochs == list(range(1, len(epochs) + 1)), f"{folder.name}: metrics.jsonl epochs {epochs}")
+        _require(len(epochs) <= MAX_EPOCHS, f"{folder.name}: {len(epochs)} epochs")
+        if (folder / CHECKPOINT_FILE).exists():
+            saved = torch.load(folder / CHECKPOINT_FILE, weights_only=True)["epoch"]
+            _require(
+                saved <= len(epochs), f"{folder.name}: checkpoint of epoch {saved}, rows up to {len(epochs)}"
+            )
+    if study.folder.exists():
+        try:
+            with StudyLock(study.folder):
+                pass
+        except UserError as error:
+            raise Violation(f"the study is still locked after its driver ended: {error}") from None
+
+
+def check_finished(chaos: Chaos, study: Study) -> None:
+    """The invariants of a finished study."""
+    check_any_moment(chaos, study)
+    record = _study_json(study)
+    _require(record is not None and record.get("status") == FINISHED, "study.json is not finished")
+    trials = journal_trials(study)
+    _require(len(trials) == NUM_SAMPLES, f"{len(trials)} trials, not {NUM_SAMPLES}")
+    states = [t.state for t in trials]
+    _require(all(s in STATE_OF for s in states), f"trials not ended in the journal: {states}")
+    table = pd.read_csv(study.folder / "results.csv")
+    _require(list(table["trial"]) == list(range(NUM_SAMPLES)), f"results.csv trials {list(table['trial'])}")
+    for trial, row in zip(trials, table.itertuples(), strict=True):
+        name = trial_dirname(trial.number)
+        _require(
+            row.state == STATE_OF[trial.state], f"{name}: results.csv {row.state}, journal {trial.state}"
+        )
+        epochs = len(read_rows(study.folder / TRIALS_DIR / name))
+        _require(row.epochs == epochs, f"{name}: results.csv {row.epochs} epochs, metrics.jsonl {epochs}")
+        if trial.state == TrialState.COMPLETE:
+            _require(epochs == MAX_EPOCHS, f"{name}: completed after {epochs} epochs")
+        if trial.state != TrialState.FAIL:
+            last = trial.user_attrs.get("epoch")
+            _require(last == epochs, f"{name}: the journal's last epoch {last}, metrics.jsonl's {epochs}")
+            _require(max(trial.intermediate_values) == epochs, f"{name}: last intermediate value")
+        _require(
+            not (study.folder / TRIALS_DIR / name / CHECKPOINT_FILE).exists(), f"{name}: checkpoint kept"
+        )
+
+
+def _check_wall(chaos: Chaos, study: Study, record: dict[str, Any]) -> None:
+    wall = float(record.get("wall_seconds") or 0.0)
+    measured = sum(seconds for seconds, _ in study.runs)
+    loss = sum(chaos.wall_slack + (WALL_CLOCK_EVERY_S if killed else 0.0) for _, killed in study.runs)
+    _require(wall <= measured + 1.0, f"wall_seconds {wall:.1f} > the drivers' {measured:.1f} s")
+    _require(wall >= measured - loss, f"wall_seconds {wall:.1f} < the drivers' {measured:.1f} s - {loss:.0f}")
+
+
+def _study_json(study: Study) -> dict[str, Any] | None:
+    path = study.folder / STUDY_JSON
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise Violation(f"study.json is not valid JSON: {error}") from None
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise Violation(message)
+
+
+def run_chaos(chaos: Chaos, kills: int) -> dict[str, int]:
+    """Kill drivers `kills` times (studies after studies), then let the last study finish; the counts."""
+    study = Study(chaos.storage / f"chaos-{chaos.seed}-0")
+    print(f"chaos seed {chaos.seed}: study {study.folder}", flush=True)
+    while chaos.counts.get("kills", 0) < kills:
+        before = _record(study)
+        process, began, log = start(chaos, study)
+        code = stop(chaos, study, process, began, log, before)
+        if code is not None and code != 0:
+            _ray_did_not_start(chaos, study, log, before, code)
+            continue
+        chaos.failed_starts = 0
+        if code is None:
+            check_any_moment(chaos, study)
+            chaos.count("checks")
+            continue
+        log.unlink(missing_ok=True)
+        check_finished(chaos, study)
+        chaos.count("studies finished")
+        print(f"  {study.folder.name} finished after {len(study.runs)} runs: invariants hold", flush=True)
+        study = Study(chaos.storage / f"chaos-{chaos.seed}-{chaos.counts['studies finished']}")
+    while True:  # the last study, to its end
+        before = _record(study)
+        process, began, log = start(chaos, study)
+        code = process.wait()
+        study.runs.append((time.monotonic() - began, False))
+        _kill_group(process)
+        if code == 0:
+            break
+        _ray_did_not_start(chaos, study, log, before, code)
+    log.unlink(missing_ok=True)
+    check_finished(chaos, study)
+    chaos.count("studies finished")
+    print(f"  {study.folder.name} finished after {len(study.runs)} runs: invariants hold", flush=True)
+    return chaos.counts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m study.chaos", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=3, help="how many times to kill a driver (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="chooses the delays and signals (default 0)")
+    parser.add_argument(
+        "--max-delay", type=float, default=40.0, help="longest wait before a kill (default 40 s)"
+    )
+    parser.add_argument("--storage-path", type=Path, help="where the studies go (default: a new temp folder)")
+    parser.add_argument("--address", help="drivers join this Ray cluster (default: each starts its own)")
+    parser.add_argument("--data-root", help="the study's data (default: the synthetic set)")
+    parser.add_argument("--set", action="append", default=[], help="a further study --set (e.g. data size)")
+    parser.add_argument(
+        "--wall-slack", type=float, default=30.0, help="wall time a driver may leave uncounted (default 30 s)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.kills < 0 or args.max_delay <= 0.5:
+        raise UserError("--kills must be 0 or more and --max-delay more than 0.5")
+    storage = (args.storage_path or Path(tempfile.mkdtemp(prefix="mtan-chaos-"))).resolve()
+    storage.mkdir(parents=True, exist_ok=True)
+    sets = (*TINY_SET, *args.set)
+    chaos = Chaos(storage, args.seed, args.max_delay, args.address, args.data_root, sets, args.wall_slack)
+    try:
+        counts = run_chaos(chaos, args.kills)
+    except Violation as violation:
+        print(f"VIOLATED: {violation}\nreplay: python -m study.chaos --kills {args.kills} --seed {args.seed}")
+        print(f"counts so far: {chaos.counts}")
+        return 1
+    print(f"all invariants held: {counts}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
