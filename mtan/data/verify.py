@@ -10,7 +10,6 @@ and the class histograms.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mtan.cli import add_version
+from mtan.cli import command_parser
 from mtan.data.cityscapes_labels import CLASS_NAMES
 from mtan.data.layout import (
     DEPTH,
@@ -144,8 +143,7 @@ def format_summary(root: Path, summaries: list[SplitSummary]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: verify an MTAN-layout set; see the module docstring."""
-    parser = argparse.ArgumentParser(prog="python -m mtan.data.verify", description=__doc__.splitlines()[0])
-    add_version(parser)
+    parser = command_parser("mtan.data.verify", __doc__.splitlines()[0])
     parser.add_argument("root", type=Path, help="the set's root, holding train/ and val/")
     parser.add_argument(
         "--max-depth",
