@@ -10,6 +10,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -63,6 +64,26 @@ def _weighting_order(trials: pd.DataFrame) -> list[str]:
     )
 
 
+class _FinalMetrics(NamedTuple):
+    """What a figure of the trials' final metrics draws: the finished trials, the metrics with a value,
+    the weightings present (in `_weighting_order`) and the trial states present."""
+
+    data: pd.DataFrame
+    metrics: list[str]
+    weightings: list[str]
+    states: list[str]
+
+
+def _final_metrics(trials: pd.DataFrame, metrics: Sequence[str]) -> _FinalMetrics | None:
+    """The finished trials and those of `metrics` whose final (`last_`) column holds a value; None when
+    there is nothing to draw."""
+    data = _finished(trials)
+    present = _with_values(data, metrics, "last_")
+    if data.empty or not present:
+        return None
+    return _FinalMetrics(data, present, _weighting_order(data), _states_present(data))
+
+
 def _legend_handles(weightings: Sequence[str], states: Sequence[str]) -> list[Line2D]:
     handles = [
         Line2D([], [], color=_color(w), marker="o", linestyle="", label=f"weighting: {w}") for w in weightings
@@ -107,12 +128,10 @@ def plot_weighting_distributions(
     trials: pd.DataFrame, metrics: Sequence[str] = FIGURE_METRICS
 ) -> Figure | None:
     """Box plot and one dot per trial of each final metric, per weighting method."""
-    data = _finished(trials)
-    metrics = _with_values(data, metrics, "last_")
-    if data.empty or not metrics:
+    final = _final_metrics(trials, metrics)
+    if final is None:
         return None
-    order = _weighting_order(data)
-    states = _states_present(data)
+    data, metrics, order, states = final
     fig, axes = plt.subplots(
         1, len(metrics), figsize=(3.2 * len(metrics), 3.9), layout="constrained", squeeze=False
     )
@@ -193,12 +212,10 @@ def plot_metrics_vs_hyperparameters(
     0 on such an axis (weight decay 'none') is drawn one decade left of the smallest non-zero value and
     labelled 0."""
     params = space.numeric
-    data = _finished(trials)
-    metrics = _with_values(data, metrics, "last_")
-    if data.empty or not metrics:
+    final = _final_metrics(trials, metrics)
+    if final is None:
         return None
-    weightings = _weighting_order(data)
-    states = _states_present(data)
+    data, metrics, weightings, states = final
     fig, axes = plt.subplots(
         len(metrics), len(params), figsize=(2.9 * len(params), 2.35 * len(metrics) + 0.8),
         layout="constrained", sharey="row", squeeze=False,

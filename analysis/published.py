@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import pandas as pd
 
@@ -49,6 +50,7 @@ PAPER_SOURCE = (
 )
 PAPER_GROUP = "paper (Liu et al. 2019)"
 PAPER_PROTOCOL = {
+    "source": PAPER_SOURCE,
     "group": PAPER_GROUP,
     "dataset": CITYSCAPES_MTAN + ", no augmentation",
     "resolution": RESOLUTION,
@@ -60,31 +62,42 @@ PAPER_PROTOCOL = {
 MTAN_SEGNET = "SegNet (VGG-16 encoder) with MTAN attention"
 
 
-def _paper_row(
-    key: str, label: str, weighting: str, backbone: str, values: tuple[float, ...]
+# The metric keys each source's convention puts its published (mIoU %, pix acc %, abs err, rel err) under.
+PAPER_KEYS = ("miou_2019", "pixel_acc_2019", "abs_err_batch_mean", "rel_err_batch_mean")
+ACCUMULATED_KEYS = ("miou", "pixel_acc", "abs_err_batch_mean", "rel_err_batch_mean")
+
+
+def _published_row(
+    key: str,
+    label: str,
+    weighting: str,
+    backbone: str,
+    values: tuple[float, ...],
+    *,
+    keys: tuple[str, ...],
+    protocol: Mapping[str, object],
+    uncertain: frozenset[str] = frozenset(),
 ) -> ReferenceRow:
-    miou, pixel_acc, abs_err, rel_err = values
+    """A row of one source: `values` in the published order, under that source's metric `keys`."""
     return ReferenceRow(
         key=key,
         label=label,
-        source=PAPER_SOURCE,
         weighting=weighting,
         backbone=backbone,
-        values={
-            "miou_2019": miou,
-            "pixel_acc_2019": pixel_acc,
-            "abs_err_batch_mean": abs_err,
-            "rel_err_batch_mean": rel_err,
-        },
-        **PAPER_PROTOCOL,
+        values=dict(zip(keys, values, strict=True)),
+        uncertain=uncertain,
+        **protocol,
     )
 
+
+_paper_row = partial(_published_row, keys=PAPER_KEYS, protocol=PAPER_PROTOCOL)
 
 NASH_SOURCE = (
     "Navon et al., Multi-Task Learning as a Bargaining Game (Nash-MTL), ICML 2022 (arXiv:2202.01017), "
     "Table 3 (CityScapes); the STL row is CAGrad's (Liu et al., NeurIPS 2021), also in FAMO"
 )
 NASH_PROTOCOL = {
+    "source": NASH_SOURCE,
     "group": "Nash-MTL (Navon et al. 2022)",
     "dataset": CITYSCAPES_MTAN + ", with augmentation",
     "resolution": RESOLUTION,
@@ -95,51 +108,30 @@ NASH_PROTOCOL = {
 }
 
 
-def _nash_row(key: str, label: str, weighting: str, backbone: str, values: tuple[float, ...]) -> ReferenceRow:
-    miou, pixel_acc, abs_err, rel_err = values
-    return ReferenceRow(
-        key=key,
-        label=label,
-        source=NASH_SOURCE,
-        weighting=weighting,
-        backbone=backbone,
-        values={
-            "miou": miou,
-            "pixel_acc": pixel_acc,
-            "abs_err_batch_mean": abs_err,
-            "rel_err_batch_mean": rel_err,
-        },
-        uncertain=frozenset({"abs_err_batch_mean", "rel_err_batch_mean"}),
-        **NASH_PROTOCOL,
-    )
+_nash_row = partial(
+    _published_row,
+    keys=ACCUMULATED_KEYS,
+    protocol=NASH_PROTOCOL,
+    uncertain=frozenset({"abs_err_batch_mean", "rel_err_batch_mean"}),
+)
 
 
 SEED_REPORT_BACKBONE = "reduced SegNet ('SegNet-Basic', 5 encoder / 5 decoder layers) with MTAN attention"
+SEED_PROTOCOL = {
+    "source": "the project's seed report (100 epochs, reduced SegNet, He init, weight decay 1e-4)",
+    "group": "seed report",
+    "dataset": CITYSCAPES_MTAN,
+    "resolution": RESOLUTION,
+    "epochs": 100,
+    "seg_convention": "accumulated (probably; not stated)",
+    "depth_averaging": "not stated",
+    "evaluation": "not stated",
+}
 
 
-def _seed_row(key: str, label: str, weighting: str, values: tuple[float, ...]) -> ReferenceRow:
-    miou, pixel_acc, abs_err, rel_err = values
-    return ReferenceRow(
-        key=key,
-        label=label,
-        group="seed report",
-        source="the project's seed report (100 epochs, reduced SegNet, He init, weight decay 1e-4)",
-        weighting=weighting,
-        dataset=CITYSCAPES_MTAN,
-        resolution=RESOLUTION,
-        epochs=100,
-        backbone=SEED_REPORT_BACKBONE,
-        seg_convention="accumulated (probably; not stated)",
-        depth_averaging="not stated",
-        evaluation="not stated",
-        values={
-            "miou": miou,
-            "pixel_acc": pixel_acc,
-            "abs_err_batch_mean": abs_err,
-            "rel_err_batch_mean": rel_err,
-        },
-        uncertain=frozenset({"miou", "pixel_acc", "abs_err_batch_mean", "rel_err_batch_mean"}),
-    )
+_seed_row = partial(
+    _published_row, keys=ACCUMULATED_KEYS, protocol=SEED_PROTOCOL, uncertain=frozenset(ACCUMULATED_KEYS)
+)
 
 
 # (mIoU %, pix acc %, abs err, rel err) as published.
@@ -160,8 +152,12 @@ REFERENCES: tuple[ReferenceRow, ...] = (
         "SegNet (VGG-16 encoder), one network per task",
         (51.09, 90.69, 0.0158, 34.17),
     ),
-    _seed_row("seed_dwa", "seed report, DWA T=2", "dwa (T=2)", (68.09, 91.14, 0.0161, 38.39)),
-    _seed_row("seed_equal", "seed report, equal", "equal", (67.76, 91.15, 0.0160, 38.01)),
+    _seed_row(
+        "seed_dwa", "seed report, DWA T=2", "dwa (T=2)", SEED_REPORT_BACKBONE, (68.09, 91.14, 0.0161, 38.39)
+    ),
+    _seed_row(
+        "seed_equal", "seed report, equal", "equal", SEED_REPORT_BACKBONE, (67.76, 91.15, 0.0160, 38.01)
+    ),
     _nash_row(
         "nash_equal", "Nash-MTL table, MTAN LS (equal)", "equal", MTAN_SEGNET, (75.18, 93.49, 0.0155, 46.77)
     ),

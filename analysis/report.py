@@ -6,7 +6,6 @@ Writes `report.md`, a self-contained `report.html` and the figures as PNG beside
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
@@ -32,7 +31,7 @@ from analysis.predictions import PREDICTIONS_FILE, prediction_panel
 from analysis.published import DEFAULT_BASELINE, REFERENCES, reference
 from analysis.render import Banner, Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from analysis.space import RecordedSpace
-from mtan.cli import add_version
+from mtan.cli import command_parser
 from mtan.errors import UserError, run_cli
 from mtan.files import atomic_write_text
 from study.record import StudyFolder
@@ -560,12 +559,11 @@ def write_report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: write the report of one study."""
-    parser = argparse.ArgumentParser(
-        prog="python -m analysis.report",
-        description="Write the comparison report of a study: report.md, a self-contained report.html (open "
+    parser = command_parser(
+        "analysis.report",
+        "Write the comparison report of a study: report.md, a self-contained report.html (open "
         "it in a browser) and the figures as PNG beside them.",
     )
-    add_version(parser)
     parser.add_argument("results_dir", metavar="RESULTS_DIR", help="a study's results directory")
     parser.add_argument("--out", metavar="DIR", help="where to write the report (default RESULTS_DIR/report)")
     parser.add_argument(

@@ -27,7 +27,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from mtan.cli import add_version, preset_defaults
+from mtan.cli import command_parser, preset_defaults
 from mtan.config import PRESETS, TrainConfig, make_config, parse_size
 from mtan.data import Batch, Split, iterate_batches
 from mtan.errors import ConfigError, run_cli
@@ -273,11 +273,10 @@ def breakdown_line(title: str, figures: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m mtan.bench",
-        description="Time the MTAN training step: images/s, FLOP/s and their share of the GEMM peak.",
+    parser = command_parser(
+        "mtan.bench",
+        "Time the MTAN training step: images/s, FLOP/s and their share of the GEMM peak.",
     )
-    add_version(parser)
     parser.add_argument(
         "--preset", choices=list(PRESETS), default="cpu", help="the network and batch to time (default: cpu)"
     )

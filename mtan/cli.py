@@ -1,4 +1,5 @@
-"""What the project's command lines share: `--version`, and help texts that show each preset's default."""
+"""What the project's command lines share: the parser with `--version`, and help texts that show each
+preset's default."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def installed_version() -> str:
         return mtan.__version__
 
 
-def add_version(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add `--version` (prints `PROG VERSION` and exits) to `parser`; returns it."""
+def command_parser(module: str, description: str) -> argparse.ArgumentParser:
+    """The parser of the command `python -m MODULE`, with `--version` (prints `PROG VERSION` and exits)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     return parser
 

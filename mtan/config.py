@@ -55,42 +55,34 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-PRESETS: dict[str, TrainConfig] = {
-    "cpu": TrainConfig(),
-    "paper": TrainConfig(
-        preset="paper",
-        image_height=128,
-        image_width=256,
-        backbone="segnet",
-        width=1.0,
-        init="xavier",
-        lr=1e-4,
-        weight_decay=0.0,
-        step_size=100,
-        gamma=0.5,
-        epochs=200,
-        batch_size=8,
-        max_train_images=None,
-        max_val_images=None,
-    ),
-    "report": TrainConfig(
-        preset="report",
-        image_height=128,
-        image_width=256,
-        backbone="segnet-basic",
-        width=1.0,
-        init="kaiming",
-        weighting="dwa",
-        lr=1e-4,
-        weight_decay=1e-4,
-        step_size=25,
-        gamma=0.5,
-        epochs=100,
-        batch_size=8,
-        max_train_images=None,
-        max_val_images=None,
-    ),
-}
+_PAPER = TrainConfig(
+    preset="paper",
+    image_height=128,
+    image_width=256,
+    backbone="segnet",
+    width=1.0,
+    init="xavier",
+    lr=1e-4,
+    weight_decay=0.0,
+    step_size=100,
+    gamma=0.5,
+    epochs=200,
+    batch_size=8,
+    max_train_images=None,
+    max_val_images=None,
+)
+# The seed report: the paper's setup with these changes.
+_REPORT = dataclasses.replace(
+    _PAPER,
+    preset="report",
+    backbone="segnet-basic",
+    init="kaiming",
+    weighting="dwa",
+    weight_decay=1e-4,
+    step_size=25,
+    epochs=100,
+)
+PRESETS: dict[str, TrainConfig] = {"cpu": TrainConfig(), "paper": _PAPER, "report": _REPORT}
 
 _FIELDS = {field.name for field in dataclasses.fields(TrainConfig)}
 _INITS = ("xavier", "kaiming")

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mtan.checkpoint import load_checkpoint
-from mtan.cli import add_version
+from mtan.cli import command_parser
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import Batch, DataBundle, Split, iterate_batches, load_data
 from mtan.errors import UserError, run_cli
@@ -161,12 +161,11 @@ def evaluation_text(metrics: dict[str, float]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m mtan.evaluate",
-        description="Evaluate a trained run's checkpoint on its validation split (every metric, both "
+    parser = command_parser(
+        "mtan.evaluate",
+        "Evaluate a trained run's checkpoint on its validation split (every metric, both "
         "conventions) and optionally draw its predictions on a few fixed validation images.",
     )
-    add_version(parser)
     parser.add_argument(
         "--checkpoint", type=Path, required=True, help="a run's checkpoint.pt (RUN_DIR/checkpoint.pt)"
     )

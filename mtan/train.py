@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from mtan.checkpoint import load_checkpoint, save_checkpoint
-from mtan.cli import add_version, preset_defaults
+from mtan.cli import command_parser, preset_defaults
 from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config, parse_size
 from mtan.data import Batch, DataBundle, iterate_batches, load_data
 from mtan.errors import ConfigError, UserError, run_cli
@@ -354,13 +354,12 @@ def epoch_text(row: dict[str, float]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m mtan.train",
-        description="Train MTAN (segmentation + depth) once. A preset sets every value; flags override it "
+    parser = command_parser(
+        "mtan.train",
+        "Train MTAN (segmentation + depth) once. A preset sets every value; flags override it "
         "(each flag's help lists the presets' values). Without --data-root the run uses the synthetic "
         "default set (generated and cached on first use).",
     )
-    add_version(parser)
     parser.add_argument(
         "--preset",
         choices=list(PRESETS),

@@ -44,7 +44,7 @@ import ray
 import torch
 from ray import tune
 
-from mtan.cli import add_version
+from mtan.cli import command_parser
 from mtan.config import TrainConfig, make_config, parse_size
 from mtan.data import Batch, DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
@@ -405,12 +405,11 @@ def format_nodes(result: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m study.bench",
-        description="What the study costs besides training: the per-trial overhead (start, checkpoint, "
+    parser = command_parser(
+        "study.bench",
+        "What the study costs besides training: the per-trial overhead (start, checkpoint, "
         "report) of the cpu-preset study, or the memory of concurrent trials sharing one data set.",
     )
-    add_version(parser)
     sub = parser.add_subparsers(dest="mode", required=True)
     over = sub.add_parser("overhead", help="per-trial overhead in the cpu-preset study")
     over.add_argument("--num-samples", type=int, default=4, help="trials (default 4)")

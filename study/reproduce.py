@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 import ray
 
-from mtan.cli import add_version
+from mtan.cli import command_parser
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
 from mtan.errors import ConfigError, UserError, run_cli
@@ -281,12 +281,11 @@ def format_summary(summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m study.reproduce",
-        description="Retrain a study's best configuration (or, with --top K, its K best and both published "
+    parser = command_parser(
+        "study.reproduce",
+        "Retrain a study's best configuration (or, with --top K, its K best and both published "
         "configurations) from scratch on fresh seeds, in parallel.",
     )
-    add_version(parser)
     parser.add_argument("results_dir", type=Path, help="the study's folder, STORAGE/NAME (local)")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
     parser.add_argument(

@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 from ray import tune
 from ray.tune import Callback
 
-from mtan.cli import add_version
+from mtan.cli import command_parser
 from mtan.data import DataBundle, load_data
 from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
@@ -344,11 +344,10 @@ def _parse_overrides(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m study.run",
-        description="Ray Tune study of MTAN: Optuna search, ASHA early stopping; results in STORAGE/NAME.",
+    parser = command_parser(
+        "study.run",
+        "Ray Tune study of MTAN: Optuna search, ASHA early stopping; results in STORAGE/NAME.",
     )
-    add_version(parser)
     add = parser.add_argument
     for setting in dataclasses.fields(StudySettings):  # a flag per setting, default None: not given
         if "help" not in setting.metadata:

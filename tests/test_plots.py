@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis import plots
-from tests.hand_space import HAND_SPACE
+from tests.hand_space import HAND_SPACE, HAND_TRIAL_COLUMNS
 
 
 def _trials(dwa: bool = True) -> pd.DataFrame:
@@ -19,19 +19,10 @@ def _trials(dwa: bool = True) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "trial_id": ["a", "b", "c", "d"],
-            "state": ["completed", "stopped_early", "completed", "failed"],
             "epochs": [3, 1, 3, 0],
             "weighting": weighting,
             "temperature": [np.nan, 2.0, 0.5, np.nan] if dwa else [np.nan] * 4,
-            "weight_decay": [0.0, 1e-4, 1e-5, 0.0],
-            "step_size": [50, 25, 100, 10],
-            "gamma": [0.5, 0.1, 0.9, 0.5],
-            "lr": [1e-4, 3e-4, 2e-5, 1e-3],
-            "last_score": [0.40, 0.55, 0.50, np.nan],
-            "last_miou": [0.50, 0.60, 0.70, np.nan],
-            "last_pixel_acc": [0.80, 0.85, 0.90, np.nan],
-            "last_abs_err": [0.020, 0.018, 0.025, np.nan],
-            "last_rel_err": [0.40, 0.30, 0.35, np.nan],
+            **HAND_TRIAL_COLUMNS,
         }
     )
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ from PIL import Image
 
 from mtan.data import prepare as prep
 from mtan.data.layout import check_prepared, count_split, read_index
-from mtan.errors import DataError, run_cli
+from mtan.errors import DataError
+from tests.bad_input import refused
 from tests.raw_cityscapes import KNOWN_DISPARITIES, KNOWN_IDS, write_raw_tree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,12 +44,6 @@ def load(out: Path, split: str, folder: str, i: int) -> np.ndarray:
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(prep.main, argv)
-    return exit_info.value.code, capsys.readouterr().err
 
 
 def test_layout_counts_and_index(prepared: tuple[Path, Path, dict]) -> None:
@@ -196,52 +192,58 @@ def _args(raw: Path, out: Path, *extra: str) -> list[str]:
 
 
 def test_bad_raw_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run_main(_args(tmp_path / "nowhere", tmp_path / "out"), capsys)
-    assert code == 2 and err.count("\n") == 1 and "--raw" in err and "nowhere" in err
+    code, err = refused(prep.main, _args(tmp_path / "nowhere", tmp_path / "out"), capsys)
+    assert code == 2 and "--raw" in err and "nowhere" in err
     (tmp_path / "empty").mkdir()
-    code, err = run_main(_args(tmp_path / "empty", tmp_path / "out"), capsys)
+    code, err = refused(prep.main, _args(tmp_path / "empty", tmp_path / "out"), capsys)
     assert code == 2 and "leftImg8bit/train: missing folder" in err
 
 
-def test_missing_counterpart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    raw = _raw_tree(tmp_path)
-    label = raw / "gtFine/val/frankfurt/frankfurt_000000_000019_gtFine_labelIds.png"
-    label.unlink()
-    code, err = run_main(_args(raw, tmp_path / "out"), capsys)
-    assert code == 2 and err.count("\n") == 1 and f"{label}: missing" in err
-
-
-def test_eight_bit_disparity_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    raw = _raw_tree(tmp_path)
-    disparity = raw / "disparity/train/aachen/aachen_000000_000019_disparity.png"
-    Image.fromarray(np.zeros((32, 64), dtype=np.uint8)).save(disparity)
-    code, err = run_main(_args(raw, tmp_path / "out"), capsys)
-    assert code == 2 and err.count("\n") == 1 and str(disparity) in err and "16-bit" in err
-
-
-def test_unknown_label_id_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    raw = _raw_tree(tmp_path)
-    label = raw / "gtFine/train/aachen/aachen_000000_000019_gtFine_labelIds.png"
+def _unknown_label_id(label: Path) -> None:
     ids = np.asarray(Image.open(label)).copy()
     ids[5, 5] = 200
     Image.fromarray(ids).save(label)
-    code, err = run_main(_args(raw, tmp_path / "out"), capsys)
-    assert code == 2 and err.count("\n") == 1 and str(label) in err and "200" in err
 
 
-def test_size_mismatch_between_image_and_label(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _replace_by(array: np.ndarray) -> Callable[[Path], None]:
+    return lambda path: Image.fromarray(array).save(path)
+
+
+LABEL = "gtFine/train/aachen/aachen_000000_000019_gtFine_labelIds.png"
+
+
+@pytest.mark.parametrize(
+    ("file", "damage", "message"),
+    [
+        ("gtFine/val/frankfurt/frankfurt_000000_000019_gtFine_labelIds.png", Path.unlink, "{path}: missing"),
+        (
+            "disparity/train/aachen/aachen_000000_000019_disparity.png",
+            _replace_by(np.zeros((32, 64), np.uint8)),
+            "16-bit",
+        ),
+        (LABEL, _unknown_label_id, "200"),
+        (LABEL, _replace_by(np.zeros((16, 64), np.uint8)), "16x64"),  # image and label sizes differ
+    ],
+    ids=["missing counterpart", "8-bit disparity", "unknown label id", "size mismatch"],
+)
+def test_a_bad_raw_file_is_one_line_naming_it(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    file: str,
+    damage: Callable[[Path], None],
+    message: str,
+) -> None:
     raw = _raw_tree(tmp_path)
-    label = raw / "gtFine/train/aachen/aachen_000000_000019_gtFine_labelIds.png"
-    Image.fromarray(np.zeros((16, 64), dtype=np.uint8)).save(label)
-    code, err = run_main(_args(raw, tmp_path / "out"), capsys)
-    assert code == 2 and err.count("\n") == 1 and str(label) in err and "16x64" in err
+    damage(raw / file)
+    code, line = refused(prep.main, _args(raw, tmp_path / "out"), capsys)
+    assert code == 2 and str(raw / file) in line and message.format(path=raw / file) in line
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--size", "128"), ("--size", "0x256"), ("--workers", "0")])
 def test_bad_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str) -> None:
     argv = ["--raw", str(tmp_path), "--out", str(tmp_path / "out"), flag, value]
-    code, err = run_main(argv, capsys)
-    assert code == 2 and err.count("\n") == 1 and flag in err
+    code, err = refused(prep.main, argv, capsys)
+    assert code == 2 and flag in err
 
 
 def test_out_folder_with_other_content_is_left_alone(
@@ -251,8 +253,8 @@ def test_out_folder_with_other_content_is_left_alone(
     out = tmp_path / "out"
     (out / "train").mkdir(parents=True)
     (out / "notes.txt").write_text("mine")
-    code, err = run_main(_args(raw, out), capsys)
-    assert code == 2 and err.count("\n") == 1 and "not empty" in err
+    code, err = refused(prep.main, _args(raw, out), capsys)
+    assert code == 2 and "not empty" in err
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "train"]
 
 
@@ -263,9 +265,9 @@ def test_out_folder_prepared_at_another_size_or_from_other_sources(
     out = tmp_path / "out"
     prep.prepare(raw, out, SIZE)
     before = tree_bytes(out)
-    code, err = run_main(["--raw", str(raw), "--out", str(out), "--size", "8x16"], capsys)
-    assert code == 2 and err.count("\n") == 1 and "--size 8x16" in err
+    code, err = refused(prep.main, ["--raw", str(raw), "--out", str(out), "--size", "8x16"], capsys)
+    assert code == 2 and "--size 8x16" in err
     write_raw_tree(raw, {"train": 2, "val": 1})
-    code, err = run_main(_args(raw, out), capsys)
-    assert code == 2 and err.count("\n") == 1 and "other source images" in err
+    code, err = refused(prep.main, _args(raw, out), capsys)
+    assert code == 2 and "other source images" in err
     assert tree_bytes(out) == before

@@ -11,7 +11,7 @@ import pytest
 from analysis import tables
 from analysis.published import REFERENCES, ReferenceRow, reference
 from mtan.metrics import PAPER_2019
-from tests.hand_space import HAND_SPACE
+from tests.hand_space import HAND_SPACE, HAND_TRIAL_COLUMNS
 
 
 def _trials() -> pd.DataFrame:
@@ -19,21 +19,12 @@ def _trials() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "trial_id": ["t0", "t1", "t2", "t3"],
-            "state": ["completed", "stopped_early", "completed", "failed"],
             "epochs": [9, 3, 9, 0],
             "error": [None, None, None, "CUDA out of memory"],
             "weighting": ["equal", "dwa", "dwa", "dwa"],
             "temperature": [np.nan, 2.0, 0.5, 1.0],
-            "weight_decay": [0.0, 1e-4, 1e-5, 0.0],
-            "step_size": [50, 25, 100, 10],
-            "gamma": [0.5, 0.1, 0.9, 0.5],
-            "lr": [1e-4, 3e-4, 2e-5, 1e-3],
-            "last_score": [0.40, 0.55, 0.50, np.nan],
             "best_score": [0.45, 0.55, 0.52, np.nan],
-            "last_miou": [0.50, 0.60, 0.70, np.nan],
-            "last_pixel_acc": [0.80, 0.85, 0.90, np.nan],
-            "last_abs_err": [0.020, 0.018, 0.025, np.nan],
-            "last_rel_err": [0.40, 0.30, 0.35, np.nan],
+            **HAND_TRIAL_COLUMNS,
         }
     )
 

@@ -16,18 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtan.data.layout import (
-    DEPTH,
-    IMAGE,
-    check_depth,
-    check_image,
-    check_label,
-    check_prepared,
-    check_some_depth,
-    count_split,
-    label_folder,
-    load_array,
-)
+from mtan.data.layout import DEPTH, check_prepared, check_some_depth, count_split, read_sample
 from mtan.data.synthetic import ensure_synthetic
 from mtan.errors import DataError
 
@@ -70,18 +59,14 @@ def read_split(root: Path, split: str, num_classes: int, limit: int | None = Non
     """Read and check `root/split` at its stored resolution (the first `limit` samples if given)."""
     count = count_split(root, split)
     count = count if limit is None else min(count, limit)
-    labels_dir = label_folder(num_classes)
     images, labels, depths = [], [], []
     shape: tuple[int, int] | None = None
     for i in range(count):
-        image_path = root / split / IMAGE / f"{i}.npy"
-        image = check_image(image_path, load_array(image_path), shape)
-        shape = image.shape[:2]
-        label_path = root / split / labels_dir / f"{i}.npy"
-        depth_path = root / split / DEPTH / f"{i}.npy"
-        images.append(np.round(image.transpose(2, 0, 1) * 255).astype(np.uint8))
-        labels.append(check_label(label_path, load_array(label_path), num_classes, shape))
-        depths.append(check_depth(depth_path, load_array(depth_path), shape))
+        sample = read_sample(root, split, i, (num_classes,), shape)
+        shape = sample.image.shape[:2]
+        images.append(np.round(sample.image.transpose(2, 0, 1) * 255).astype(np.uint8))
+        labels.append(sample.labels[num_classes])
+        depths.append(sample.depth)
     split_depth = np.stack(depths)
     check_some_depth(root / split / DEPTH, int(np.count_nonzero(split_depth > 0)))
     return Split(np.stack(images), np.stack(labels), split_depth)

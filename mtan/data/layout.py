@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +116,36 @@ def check_depth(path: Path, depth: np.ndarray, shape: tuple[int, int]) -> np.nda
     if depth.min() < 0:
         raise DataError(f"{path}: depth has negative values (min {depth.min():g}); 0 marks invalid pixels")
     return depth.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One checked sample: the image (HxWx3 float in [0, 1]), labels per number of classes (HxW int8),
+    depth (HxW float32), and each file read with the dtype it was stored in."""
+
+    image: np.ndarray
+    labels: dict[int, np.ndarray]
+    depth: np.ndarray
+    stored_dtypes: dict[Path, np.dtype]
+
+
+def read_sample(
+    root: Path, split: str, i: int, label_classes: Iterable[int], shape: tuple[int, int] | None
+) -> Sample:
+    """Load and check sample `i` of `root/split`: the image (of `shape` if given), the labels of each of
+    `label_classes` (7 and/or 19) and the depth, at the image's size; the first bad file is a `DataError`."""
+    stored: dict[Path, np.ndarray] = {}
+
+    def load(folder: str) -> tuple[Path, np.ndarray]:
+        path = Path(root) / split / folder / f"{i}.npy"
+        stored[path] = load_array(path)
+        return path, stored[path]
+
+    image = check_image(*load(IMAGE), shape)
+    size = image.shape[:2]
+    labels = {classes: check_label(*load(label_folder(classes)), classes, size) for classes in label_classes}
+    depth = check_depth(*load(DEPTH), size)
+    return Sample(image, labels, depth, {path: array.dtype for path, array in stored.items()})
 
 
 def check_some_depth(folder: Path, valid_pixels: int) -> None:

@@ -10,7 +10,6 @@ for the depth scaling. Every file is written to a temporary name and renamed; ``
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import io
@@ -27,7 +26,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from mtan.cli import add_version
+from mtan.cli import command_parser
 from mtan.config import parse_size
 from mtan.data.cityscapes_labels import UNKNOWN, label_lookup
 from mtan.data.layout import (
@@ -365,12 +364,11 @@ def prepare(raw: Path, out: Path, size: tuple[int, int] = (128, 256), workers: i
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: prepare the MTAN CityScapes set; see the module docstring."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mtan.data.prepare",
-        description="Build the MTAN CityScapes set (image, label_7, label_19, depth .npy) from the official "
+    parser = command_parser(
+        "mtan.data.prepare",
+        "Build the MTAN CityScapes set (image, label_7, label_19, depth .npy) from the official "
         "leftImg8bit, gtFine and disparity downloads.",
     )
-    add_version(parser)
     parser.add_argument(
         "--raw", type=Path, required=True, help="CityScapes root holding leftImg8bit/, gtFine/, disparity/"
     )

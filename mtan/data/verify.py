@@ -10,7 +10,6 @@ and the class histograms.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,22 +17,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mtan.cli import add_version
+from mtan.cli import command_parser
 from mtan.data.cityscapes_labels import CLASS_NAMES
 from mtan.data.layout import (
     DEPTH,
-    IMAGE,
     INDEX_FILE,
     LABEL_FOLDERS,
     SPLITS,
-    check_depth,
-    check_image,
-    check_label,
     check_prepared,
     check_some_depth,
     count_split,
-    load_array,
     read_index,
+    read_sample,
 )
 from mtan.errors import ConfigError, DataError, run_cli
 
@@ -54,9 +49,9 @@ class SplitSummary:
     invalid_fraction: float  # of all depth pixels, 0 = invalid
 
 
-def _check_dtype(path: Path, array: np.ndarray, expected: np.dtype) -> None:
-    if array.dtype != expected:
-        raise DataError(f"{path}: dtype {array.dtype} differs from {expected} of 0.npy in the same folder")
+def _check_dtype(path: Path, dtype: np.dtype, expected: np.dtype) -> None:
+    if dtype != expected:
+        raise DataError(f"{path}: dtype {dtype} differs from {expected} of 0.npy in the same folder")
 
 
 def verify_split(root: Path, split: str, size: tuple[int, int] | None, max_depth: float) -> SplitSummary:
@@ -69,31 +64,23 @@ def verify_split(root: Path, split: str, size: tuple[int, int] | None, max_depth
     dtypes: dict[str, np.dtype] = {}
     depth_min, depth_max, invalid, total = np.inf, 0.0, 0, 0
     for i in tqdm(range(count), desc=f"verify {split}", unit="img", leave=False, disable=None):
-        path = root / split / IMAGE / f"{i}.npy"
-        image = check_image(path, load_array(path), size)
-        size = image.shape[:2]
-        arrays = {IMAGE: image}
-        for classes, folder in LABEL_FOLDERS.items():
-            path = root / split / folder / f"{i}.npy"
-            arrays[folder] = load_array(path)
-            label = check_label(path, arrays[folder], classes, size)
+        sample = read_sample(root, split, i, LABEL_FOLDERS, size)
+        size = sample.image.shape[:2]
+        for classes, label in sample.labels.items():
             histograms[classes] += np.bincount(label.ravel().astype(np.int64) + 1, minlength=classes + 1)
-        path = root / split / DEPTH / f"{i}.npy"
-        arrays[DEPTH] = load_array(path)
-        depth = check_depth(path, arrays[DEPTH], size)
+        depth = sample.depth
         if depth.max() > max_depth:
             raise DataError(
-                f"{path}: depth up to {depth.max():g} > --max-depth {max_depth:g}; expected inverse depth "
-                "(disparity PNG / 65535, max about 0.49), not metres or pixels"
+                f"{root / split / DEPTH}/{i}.npy: depth up to {depth.max():g} > --max-depth {max_depth:g}; "
+                "expected inverse depth (disparity PNG / 65535, max about 0.49), not metres or pixels"
             )
         valid = depth[depth > 0]
         if valid.size:
             depth_min, depth_max = min(depth_min, float(valid.min())), max(depth_max, float(valid.max()))
         invalid += depth.size - valid.size
         total += depth.size
-        for folder, array in arrays.items():
-            path = root / split / folder / f"{i}.npy"
-            _check_dtype(path, array, dtypes.setdefault(folder, array.dtype))
+        for path, dtype in sample.stored_dtypes.items():
+            _check_dtype(path, dtype, dtypes.setdefault(path.parent.name, dtype))
     check_some_depth(root / split / DEPTH, total - invalid)
     return SplitSummary(
         split=split,
@@ -144,8 +131,7 @@ def format_summary(root: Path, summaries: list[SplitSummary]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: verify an MTAN-layout set; see the module docstring."""
-    parser = argparse.ArgumentParser(prog="python -m mtan.data.verify", description=__doc__.splitlines()[0])
-    add_version(parser)
+    parser = command_parser("mtan.data.verify", __doc__.splitlines()[0])
     parser.add_argument("root", type=Path, help="the set's root, holding train/ and val/")
     parser.add_argument(
         "--max-depth",
