@@ -2,11 +2,11 @@
 and check after every kill that its record is consistent, and at the end that it finished exactly right.
 
 Each driver (``python -m study.run``, a subprocess in its own process group) is stopped after a random
-delay by SIGKILL, SIGTERM or SIGINT, chosen by the seed. A SIGKILL also kills the driver's process group
-(its own Ray instance, as when the head machine is lost). The next driver resumes the study (or starts it
-again when the killed one had not yet written study.json). A study that finishes before the next kill is
-checked and a new one is started, until N kills are done; then the last one runs to its end. Replay a
-failure with the seed it prints. Checked after every stop:
+delay by SIGKILL, SIGTERM or SIGINT, in turn in an order chosen by the seed. A SIGKILL also kills the
+driver's process group (its own Ray instance, as when the head machine is lost). The next driver resumes
+the study (or starts it again when the killed one had not yet written study.json). A study that finishes
+before the next kill is checked and a new one is started, until N kills are done; then the last one runs
+to its end. Replay a failure with the seed it prints. Checked after every stop:
 
 - study.json, where it exists, is valid and ``running`` (killed) or ``interrupted``; no results.csv
   before every trial ended; the study's lock is free;
@@ -80,11 +80,18 @@ class Chaos:
     sets: tuple[str, ...]
     wall_slack: float
     rng: random.Random = field(init=False)
+    signal_order: list[signal.Signals] = field(init=False)  # kill k uses signal_order[k % 3]
     counts: dict[str, int] = field(default_factory=dict)
     failed_starts: int = 0  # Ray failed to start this many times in a row
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.signal_order = self.rng.sample(SIGNALS, len(SIGNALS))
+
+    def next_signal(self) -> signal.Signals:
+        """The signal of the next kill: the seed's order of the three, in turn, so that any three kills in
+        a row use each once whatever the timing (a driver that ends before its delay draws none)."""
+        return self.signal_order[self.counts.get("kills", 0) % len(self.signal_order)]
 
     def count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -134,7 +141,7 @@ def stop(
     """Kill the driver after a random delay, or let it end first; its exit code when it ended by itself,
     or 0 when it had just finished. `before` is study.json before the driver started."""
     delay = chaos.rng.uniform(0.5, chaos.max_delay)
-    kind = chaos.rng.choice(SIGNALS)
+    kind = chaos.next_signal()
     try:
         code = process.wait(timeout=delay)
     except subprocess.TimeoutExpired:

@@ -22,8 +22,6 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from study.space import TRIAL_NUMBER
-
 REFRESH_SECONDS = 2.0
 # A searched value's short name in trial lines and the table; keys not listed (e.g. trial_number,
 # use_weight_decay) are not shown, nor a value a trial does not have (an equal trial's temperature).
@@ -51,15 +49,17 @@ class StudyHeader:
     mode: str  # max or min
     trials_at_once: str  # e.g. "2 (1 CPU each)" or "as many as fit"
     results: str  # where the study's files go
+    hints: tuple[str, ...] = ()  # how to open the study's dashboards, a line each
 
     def text(self) -> str:
-        """Three lines: what is trained on what, the budget, where it runs and writes."""
+        """Three lines: what is trained on what, the budget, where it runs and writes; then the hints."""
         return "\n".join(
             (
                 f"MTAN study: {self.preset} preset, data {self.data}, images {self.image_size}",
                 f"budget: {self.num_samples} trials x up to {self.max_epochs} epochs; ASHA may stop a trial "
                 f"after {self.grace_period}; objective {self.metric} ({self.mode})",
                 f"trials at once: {self.trials_at_once}; results in {self.results}",
+                *self.hints,
             )
         )
 
@@ -180,7 +180,7 @@ class StudyProgress(Callback):
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A trial failed and is retried from its last checkpoint."""
         state = self._state(trial)
-        self._print(f"trial {state.number}  failed ({error_line(trial)}); retried from epoch {state.epoch}")
+        self._print(f"trial {state.number}  failed ({error_line(trial)}); retried from its last checkpoint")
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         """Redraw the live table every `REFRESH_SECONDS`."""
@@ -243,50 +243,3 @@ class StudyProgress(Callback):
 
     def _print(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-class TrialLines(Callback):
-    """Print a line when a trial ends: how, after how many epochs, with what value of the metric.
-
-    What the driver uses until it is wired to `StudyProgress`, which replaces it."""
-
-    def __init__(self, metric: str, num_samples: int, max_epochs: int) -> None:
-        self._metric = metric
-        self._num_samples = num_samples
-        self._max_epochs = max_epochs
-        self._ended = 0
-        self._start = time.monotonic()
-
-    def _line(self, trial: Any, how: str) -> None:
-        self._ended += 1
-        result = trial.last_result or {}
-        epochs = result.get("epoch", 0)
-        value = result.get(self._metric)
-        shown = f"{self._metric} {value:.4f}" if isinstance(value, float) else f"{self._metric} -"
-        config = dict(trial.config or {})
-        number = config.pop(TRIAL_NUMBER, "?")
-        point = ", ".join(f"{k}={_short(v)}" for k, v in sorted(config.items()))
-        elapsed = time.monotonic() - self._start
-        print(
-            f"[{elapsed:6.0f} s] trial {number} {how} after {epochs}/{self._max_epochs} epochs, "
-            f"{shown} ({self._ended} ended this run; {self._num_samples} in the study) {point}",
-            flush=True,
-        )
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        """A trial ended without error: completed or stopped early by ASHA."""
-        epochs = (trial.last_result or {}).get("epoch", 0)
-        self._line(trial, "completed" if epochs >= self._max_epochs else "stopped early")
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        """A trial failed for good (no retry left)."""
-        self._line(trial, "FAILED")
-
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        """A trial failed and is retried from its last checkpoint (e.g. its node was lost)."""
-        number = (trial.config or {}).get(TRIAL_NUMBER, "?")
-        print(f"trial {number} failed and is retried from its last checkpoint", flush=True)
-
-
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)

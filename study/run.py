@@ -38,7 +38,8 @@ from study.connect import connect
 from study.environment import hardware, versions
 from study.harvest import collect_records
 from study.lock import StudyLock
-from study.progress import TrialLines
+from study.loggers import dashboard_hints, tune_callbacks
+from study.progress import StudyHeader, StudyProgress
 from study.record import FAILED, STUDY_JSON, trial_dirname, write_results
 from study.search import (
     FINISHED_STATES,
@@ -160,6 +161,29 @@ class RecordClock(Callback):
         self._write()
 
 
+def study_header(settings: StudySettings, location: StudyLocation, max_concurrent: int | None) -> StudyHeader:
+    """What the study prints before its first trial: preset, data, size, budget, trials at once, where
+    its files go, and how to open its dashboards."""
+    base = settings.base_config
+    gpus = f", {settings.gpus_per_trial:g} GPU" if settings.gpus_per_trial > 0 else ""
+    each = f"{settings.cpus_per_trial:g} CPU{gpus} each"
+    return StudyHeader(
+        preset=settings.preset,
+        data=settings.data_root or "synthetic (not CityScapes)",
+        image_size=f"{base.image_height}x{base.image_width}",
+        num_samples=settings.num_samples,
+        max_epochs=settings.max_epochs,
+        grace_period=settings.grace_period,
+        metric=settings.metric,
+        mode=settings.mode,
+        trials_at_once=f"{max_concurrent or 'as many as fit'} ({each})",
+        results=location.experiment_uri,
+        hints=tuple(
+            dashboard_hints(settings.logger, location.local_dir, settings.name, settings.mlflow_tracking_uri)
+        ),
+    )
+
+
 def _tuner(
     settings: StudySettings,
     location: StudyLocation,
@@ -170,6 +194,7 @@ def _tuner(
     run: int,
 ) -> tune.Tuner:
     """A fresh Tuner for what is left of the study: its trials, minus those the journal has as ended."""
+    max_concurrent = settings.max_concurrent or _slots(settings)
     scheduler = RecordingASHA(
         time_attr="epoch",
         max_t=settings.max_epochs,
@@ -191,7 +216,7 @@ def _tuner(
         search_alg=searcher,
         scheduler=scheduler,
         num_samples=settings.num_samples - finished_count(study),
-        max_concurrent_trials=settings.max_concurrent or _slots(settings),
+        max_concurrent_trials=max_concurrent,
         reuse_actors=True,
         trial_dirname_creator=ray_trial_dirname,
     )
@@ -200,8 +225,9 @@ def _tuner(
         storage_path=location.ray_uri,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         callbacks=[
-            TrialLines(settings.metric, settings.num_samples, settings.max_epochs),
+            StudyProgress(study_header(settings, location, max_concurrent)),
             RecordClock(record),
+            *tune_callbacks(settings.logger, location.local_dir, settings.name, settings.mlflow_tracking_uri),
         ],
         verbose=0,
     )

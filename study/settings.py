@@ -22,6 +22,7 @@ from typing import Any
 from mtan.config import PRESETS, TrainConfig, check_field_types, make_config
 from mtan.errors import ConfigError, UserError
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
+from study.loggers import DEFAULT_LOGGER, LOGGERS, check_logger
 from study.space import SearchSpace
 from study.trainable import DEFAULT_CHECKPOINT_EVERY
 
@@ -120,6 +121,10 @@ class StudySettings:
         DEFAULT_CHECKPOINT_EVERY,
         "epochs between a trial's checkpoints: a lost node or driver costs at most this many minus one",
     )
+    logger: str = _flag(DEFAULT_LOGGER, f"also log every trial to: {', '.join(LOGGERS)}")
+    mlflow_tracking_uri: str | None = _flag(
+        None, "with --logger mlflow: your MLflow server (default sqlite:///STUDY/mlflow.db)", False
+    )
 
     @property
     def mode(self) -> str:
@@ -163,6 +168,8 @@ class StudySettings:
 def as_flag(field: str) -> str:
     """A setting's command-line flag: ``num_samples`` -> ``--num-samples``."""
     return f"--{field.replace('_', '-')}"
+
+
 # The flags that define a study (``--resume`` uses the recorded ones): every field but where it is stored.
 STUDY_FLAGS: tuple[str, ...] = tuple(
     f.name
@@ -206,6 +213,7 @@ def validate(settings: StudySettings) -> None:
     """Raise `UserError` naming the flag when a setting has the wrong type, is not finite or is out of
     range, or a ``--set`` value is not one its `TrainConfig` field accepts."""
     check_field_types(settings, as_flag)
+    check_logger(settings.logger, settings.mlflow_tracking_uri)
     checks = [
         (settings.num_samples >= 1, f"--num-samples must be at least 1, got {settings.num_samples}"),
         (settings.max_epochs >= 1, f"--max-epochs must be at least 1, got {settings.max_epochs}"),

@@ -16,6 +16,6 @@ def test_a_study_killed_three_ways_finishes_with_a_consistent_record(
     code = chaos.main(argv)
     output = capsys.readouterr().out
     assert code == 0, output
-    for signal_name in ("SIGKILL", "SIGTERM", "SIGINT"):  # seed 2 uses each once
+    for signal_name in ("SIGKILL", "SIGTERM", "SIGINT"):  # three kills use each once
         assert f": {signal_name} after" in output, output
     assert "all invariants held" in output

@@ -33,11 +33,11 @@ def test_reproduce_writes_seed_runs_and_a_summary(finished_study, capsys):
     assert main([str(finished_study), "--seeds", "2"]) == 0
     out = finished_study / "reproduce"
     seeds = pd.read_csv(out / "seeds.csv")
-    first = best["config"]["seed"] + len(trials)  # above every seed the study used
+    first = best["config"]["seed"] - best["trial"] + len(trials)  # after every seed the study used
     assert list(seeds["seed"]) == [first, first + 1]
     assert (seeds["epochs"] == best["config"]["epochs"]).all()  # the full epoch budget
     [name] = seeds["config"].unique()
-    assert pd.read_csv(out / "configs.csv")["trial_id"].tolist() == [best["trial_id"]]
+    assert pd.read_csv(out / "configs.csv")["trial"].tolist() == [best["trial"]]
     for seed in seeds["seed"]:
         run = out / name / f"seed_{seed}"
         assert varying(json.loads((run / "config.json").read_text())) == varying(best["config"])
@@ -70,22 +70,17 @@ def test_top_configs_and_the_published_ones_paired_on_the_same_seeds(finished_st
     configs = pd.read_csv(out / "configs.csv")
     completed = trials[trials["state"] == "completed"]
     ascending = best["mode"] == "min"
-    top = completed.sort_values(f"last_{best['metric']}", ascending=ascending)["trial_id"].head(2).tolist()
-    assert configs["trial_id"].tolist()[: len(top)] == top
-    assert set(trials["trial_id"].head(2)) <= set(configs["trial_id"])  # the published configurations
+    top = completed.sort_values(f"last_{best['metric']}", ascending=ascending)["trial"].head(2).tolist()
+    assert configs["trial"].tolist()[: len(top)] == top
+    assert {0, 1} <= set(configs["trial"])  # the published configurations
     assert {"paper", "seed_report"} <= set(configs["config"])
+    fresh = best["config"]["seed"] - best["trial"] + len(trials)
 
     # the published configurations as the space defines them, at the study's budget of 4 epochs
-    paper = json.loads(
-        (out / "paper" / f"seed_{best['config']['seed'] + len(trials)}" / "config.json").read_text()
-    )
-    assert (paper["weighting"], paper["weight_decay"], paper["step_size"], paper["gamma"]) == (
-        "equal",
-        0.0,
-        2,
-        0.5,
-    )
-    seed_dir = out / "seed_report" / f"seed_{best['config']['seed'] + len(trials)}"
+    paper = json.loads((out / "paper" / f"seed_{fresh}" / "config.json").read_text())
+    published = (paper["weighting"], paper["weight_decay"], paper["step_size"], paper["gamma"])
+    assert published == ("equal", 0.0, 2, 0.5)
+    seed_dir = out / "seed_report" / f"seed_{fresh}"
     report = json.loads((seed_dir / "config.json").read_text())
     assert (report["weighting"], report["temperature"], report["weight_decay"]) == ("dwa", 2.0, 1e-4)
     assert report["step_size"] == 1 and report["epochs"] == best["config"]["epochs"]

@@ -179,7 +179,7 @@ def test_sigint_then_resume_keeps_finished_trials_and_duplicates_none(ray_cluste
     assert "--resume" in output
     assert not (tmp_path / "intr" / "results.csv").exists()
     finished_before = {
-        int(m.group(1)) for line in lines if (m := re.search(r"trial (\d+) completed after", line))
+        int(m.group(1)) for line in lines if (m := re.search(r"trial (\d+) +completed after", line))
     }
     assert len(finished_before) == 2
     assert json.loads((tmp_path / "intr" / "study.json").read_text())["status"] == "interrupted"

@@ -57,23 +57,17 @@ def test_a_trial_continues_from_its_folder_on_remote_storage(tiny_root, tmp_path
     uri = f"file://{tmp_path}/trials"  # a URI: the trial trains in scratch and uploads its files
     folder = tmp_path / "trials" / "trial_007"
 
-    trainable.run_trial(
-        point, base=base, data=data, baselines=baselines, trials_uri=uri, checkpoint_every=2
-    )
+    trainable.run_trial(point, base=base, data=data, baselines=baselines, trials_uri=uri, checkpoint_every=2)
     assert reported == [1, 2, 3]
     assert {p.name for p in folder.iterdir()} == RECORD_FILES | {CHECKPOINT_FILE}
     assert torch.load(folder / CHECKPOINT_FILE, weights_only=True)["epoch"] == 2  # none after the last
     straight = read_metrics(folder)
 
-    trainable.run_trial(
-        point, base=base, data=data, baselines=baselines, trials_uri=uri, checkpoint_every=2
-    )
+    trainable.run_trial(point, base=base, data=data, baselines=baselines, trials_uri=uri, checkpoint_every=2)
     assert reported[3:] == [3]  # it had ended: its last row again, nothing trained
 
     write_metrics(folder, straight[:2])  # as if the driver died after epoch 2
-    trainable.run_trial(
-        point, base=base, data=data, baselines=baselines, trials_uri=uri, checkpoint_every=2
-    )
+    trainable.run_trial(point, base=base, data=data, baselines=baselines, trials_uri=uri, checkpoint_every=2)
     assert reported[4:] == [3]  # continued from the epoch-2 checkpoint
     again = read_metrics(folder)
     assert [r["epoch"] for r in again] == [1, 2, 3]
