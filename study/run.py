@@ -345,11 +345,12 @@ def _run(
 
 
 def best_trials_table(table: pd.DataFrame, metric: str, mode: str, space: SearchSpace, top: int = 5) -> str:
-    """The best `top` trials by their last value of `metric`, as text."""
-    columns = ["trial", "trial_id", "state", "epochs", *space.columns]
+    """The best `top` trials by their last value of `metric`, as text ("-" where a value does not apply to
+    a trial, e.g. the temperature of an equal-weighting one)."""
+    columns = ["trial", "state", "epochs", *space.columns]
     columns += [f"last_{metric}"] + [f"last_{m}" for m in ("miou", "abs_err") if m != metric]
     ranked = table[table["state"] != FAILED].sort_values(f"last_{metric}", ascending=mode == "min")
-    return ranked[columns].head(top).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    return ranked[columns].head(top).to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")
 
 
 def _parse_value(text: str) -> Any:

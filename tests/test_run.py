@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from mtan.errors import UserError
 from study.lock import LOCK_FILE, StudyLock
-from study.run import build_parser, main, run_study, settings_from_args
+from study.run import best_trials_table, build_parser, main, run_study, settings_from_args
 from study.search import journal_storage
 from study.settings import StudySettings
 from study.space import SearchSpace
@@ -241,3 +241,41 @@ def test_defaults_by_preset():
     assert cpu.checkpoint_every == DEFAULT_CHECKPOINT_EVERY
     paper = settings_from_args(build_parser().parse_args(["--preset", "paper", "--metric", "abs_err"]))
     assert (paper.max_epochs, paper.grace_period, paper.overrides, paper.mode) == (200, 12, (), "min")
+
+
+def test_the_best_trials_table_shows_a_dash_where_a_value_does_not_apply():
+    space = SearchSpace()
+    rows = [
+        {
+            "trial": 0,
+            "state": "completed",
+            "epochs": 4,
+            "last_score": 0.5,
+            "last_miou": 0.4,
+            "last_abs_err": 0.1,
+        },
+        {
+            "trial": 1,
+            "state": "completed",
+            "epochs": 4,
+            "last_score": 0.6,
+            "last_miou": 0.5,
+            "last_abs_err": 0.1,
+        },
+    ]
+    points = [
+        {"weighting": "equal", "use_weight_decay": False, "step_fraction": 0.5, "gamma": 0.5},
+        {
+            "weighting": "dwa",
+            "temperature": 2.0,
+            "use_weight_decay": False,
+            "step_fraction": 0.5,
+            "gamma": 0.5,
+        },
+    ]
+    table = pd.DataFrame([{**row, **space.column_values(p, 4)} for row, p in zip(rows, points, strict=True)])
+    text = best_trials_table(table, "score", "max", space)
+    assert "NaN" not in text
+    best, other = text.splitlines()[1:3]
+    assert best.split()[:5] == ["1", "completed", "4", "dwa", "2"]  # the better trial first, with its T
+    assert other.split()[:5] == ["0", "completed", "4", "equal", "-"]  # no temperature for equal
