@@ -47,6 +47,7 @@ from study.record import (
     trial_dirname,
     write_csv,
 )
+from study.settings import default_gpus_per_trial
 from study.space import PUBLISHED, SearchSpace
 
 # The study's trials 0 and 1 are the published configurations (`study.space.PUBLISHED`, in that order).
@@ -311,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         gpus = args.gpus_per_task
         if gpus is None:
-            gpus = 1.0 if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
+            gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
         check_trial_fits(args.cpus_per_task, gpus, ("--cpus-per-task", "--gpus-per-task"))
         settings = ReproduceSettings(args.results_dir, args.seeds, args.top, args.cpus_per_task, gpus)
         summary, comparisons = reproduce(settings)
