@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     drv.add_argument("--concurrent", type=int, default=4, help="trials at once (default 4)")
     for sub_parser in (over, mem, drv):
         sub_parser.add_argument("--storage-path", type=Path, help="where the runs go (default: a temp dir)")
-    for sub_parser in (over, mem, ckpt):
+    for sub_parser in (over, mem, ckpt, drv):
         sub_parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return parser
 

@@ -23,7 +23,7 @@ from typing import Any
 from ray import tune
 
 from mtan.files import atomic_write_text
-from study.run import StudyRecord, _tuner  # the driver's own Tuner: the searcher, ASHA, the callbacks
+from study.run import StudyRecord, build_tuner  # the driver's own Tuner: the searcher, ASHA, the callbacks
 from study.search import EPOCH_KEY, open_study
 from study.settings import StudySettings
 from study.space import TRIAL_NUMBER
@@ -81,7 +81,7 @@ def driver_run(num_trials: int, storage: Path, concurrent: int) -> dict[str, Any
     trainable = tune.with_resources(
         tune.with_parameters(trivial_trial, trials_uri=location.trials_uri), {"cpu": 1}
     )
-    tuner = _tuner(settings, location, study, TrialStore(location.trials_uri), trainable, record, 1)
+    tuner = build_tuner(settings, location, study, TrialStore(location.trials_uri), trainable, record, 1)
     reset_peak_rss()
     wall, cpu = time.monotonic(), time.process_time()
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # a line per trial otherwise

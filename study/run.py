@@ -184,7 +184,7 @@ def study_header(settings: StudySettings, location: StudyLocation, max_concurren
     )
 
 
-def _tuner(
+def build_tuner(
     settings: StudySettings,
     location: StudyLocation,
     study: optuna.Study,
@@ -316,7 +316,7 @@ def _run(
             ),
             {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
         )
-        tuner = _tuner(settings, location, study, store, trainable, record, run)
+        tuner = build_tuner(settings, location, study, store, trainable, record, run)
         tune_logger = logging.getLogger("ray.tune.tune")
         level = tune_logger.level
         tune_logger.setLevel(logging.CRITICAL)  # its lines about interrupts advise Tuner.restore

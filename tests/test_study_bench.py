@@ -13,6 +13,7 @@ import pytest
 
 from mtan.data import Split
 from mtan.errors import UserError
+from study.bench import build_parser as bench_parser
 from study.bench import checkpoint_figures, descendants, memory_kb, tiled, trial_times
 from study.bench import main as bench_main
 from study.bench_driver import EPOCHS, driver_figures, format_run, peak_rss_bytes, reset_peak_rss
@@ -118,6 +119,13 @@ def test_driver_bench_runs_a_small_study_through_the_studys_searcher(ray_cluster
     assert len(study.trials) == 5
     assert study.trials[0].params["weighting"] == "equal" and study.trials[1].params["weighting"] == "dwa"
     assert lines == [format_run(run)] and lines[0].startswith("    5 trials")
+
+
+def test_every_bench_that_measures_takes_json(tmp_path):
+    # `driver` once crashed after its last study on the missing --json
+    path = tmp_path / "figures.json"
+    for mode in ("overhead", "memory", "checkpoint", "driver"):
+        assert bench_parser().parse_args([mode, "--json", str(path)]).json == path
 
 
 def test_driver_bench_refuses_an_empty_study():
