@@ -15,7 +15,7 @@ import pandas as pd
 
 from analysis.columns import label, metric_info
 from analysis.tables import format_metric
-from study.record import StudyFolder
+from study.record import StudyFolder, trial_dirname
 
 SIGNIFICANCE = 0.05
 RANKING_METRICS: tuple[str, ...] = ("score", "miou", "abs_err")
@@ -74,7 +74,7 @@ def ranking_table(
         row = {
             "rank": rank,
             "configuration": name,
-            "trial": "" if info is None else str(info.get("trial_id", "")),
+            "trial": "" if info is None else _trial_text(info),
             "retrained as": "" if info is None else info["roles"].replace("_", " "),
             "weighting": "" if info is None else info["weighting"],
             f"{short_label(metric)} in the study": format_metric(
@@ -126,9 +126,9 @@ def winners_curse(confirmation: Confirmation, metric: str) -> str | None:
     if best.empty:
         return None
     name = best.iloc[0]["config"]
-    trial_id = best.iloc[0].get("trial_id")
-    if pd.notna(trial_id) and str(trial_id) != name:
-        name = f"{name} ({trial_id})"
+    trial = _trial_text(best.iloc[0])
+    if trial and name != trial_dirname(int(trial)):
+        name = f"{name} (trial {trial})"
     row = summary[(summary["config"] == best.iloc[0]["config"]) & (summary["metric"] == metric)]
     if row.empty:
         return None
@@ -142,3 +142,9 @@ def winners_curse(confirmation: Confirmation, metric: str) -> str | None:
         f"{interval_text(metric, confirmed['mean'], confirmed['ci_low'], confirmed['ci_high'])} "
         "(mean of the last 10 epochs [95 % CI])."
     )
+
+
+def _trial_text(config: pd.Series) -> str:
+    """A confirmed configuration's study trial number, as text ('' when configs.csv has none)."""
+    number = config.get("trial")
+    return "" if number is None or pd.isna(number) else str(int(number))

@@ -420,7 +420,7 @@ def plot_tradeoff(trials: pd.DataFrame, x_metric: str = "miou", y_metric: str = 
 # ---------------------------------------------------------------- task weights
 
 
-def plot_task_weights(curve: pd.DataFrame, trial_id: str, method: str = "") -> Figure | None:
+def plot_task_weights(curve: pd.DataFrame, trial: str, method: str = "") -> Figure | None:
     """One trial's task weights over the epochs (`method`: its weighting, as text), beside the per-task
     training losses."""
     tasks = _with_values(curve, TASKS, "weight/")
@@ -451,5 +451,5 @@ def plot_task_weights(curve: pd.DataFrame, trial_id: str, method: str = "") -> F
         ax.grid(alpha=0.3)
     # one legend below both panels (same colour per task in each), clear of the curves
     fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), frameon=False)
-    fig.suptitle(f"Task weights of trial {trial_id}" + (f" ({method})" if method else ""))
+    fig.suptitle(f"Task weights of trial {trial}" + (f" ({method})" if method else ""))
     return fig

@@ -290,7 +290,7 @@ class _Report:
         if len(failed):
             blocks += [
                 Paragraph(f"{len(failed)} failed trial(s), with the reason recorded:"),
-                Table(failed.rename(columns={"trial_id": "trial", "error": "reason"})),
+                Table(failed.rename(columns={"error": "reason"})),
             ]
         return blocks
 
@@ -491,13 +491,14 @@ class _Report:
             if c.weightings and row["weighting"] in c.weightings and pd.notna(row.get(c.name))
         ]
         method = f"{row['weighting']}" + (f", {', '.join(own)}" if own else "")
+        name = self.names.get(str(row["trial_id"]), str(row["trial_id"]))
         figure = self._figure(
             "weights",
-            plots.plot_task_weights(curve, str(row["trial_id"]), method),
-            f"Task weights of trial {row['trial_id']} ({method}; the best trial by {self.column} whose "
+            plots.plot_task_weights(curve, name, method),
+            f"Task weights of trial {name} ({method}; the best trial by {self.column} whose "
             "weights changed) per epoch, beside the per-task training losses.",
         )
-        return blocks + [figure or Paragraph(f"Trial {row['trial_id']} recorded no weight/<task> values.")]
+        return blocks + [figure or Paragraph(f"Trial {name} recorded no weight/<task> values.")]
 
     def predictions(self) -> list[Block]:
         blocks: list[Block] = [Heading(2, "Predictions of the best confirmed configuration")]

@@ -152,10 +152,14 @@ def study_summary(study: Mapping[str, Any], trials: pd.DataFrame) -> pd.DataFram
 
 
 def failed_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """The failed trials with the reason recorded for each."""
-    failed = trials.loc[trials["state"] == "failed", ["trial_id", "error"]].copy()
-    failed["error"] = failed["error"].fillna("no reason recorded").astype(str)
-    return failed.reset_index(drop=True)
+    """The failed trials (`trial_names`) with the reason recorded for each."""
+    failed = trials.loc[trials["state"] == "failed"]
+    return pd.DataFrame(
+        {
+            "trial": trial_names(failed).to_numpy(),
+            "error": failed["error"].fillna("no reason recorded").astype(str).to_numpy(),
+        }
+    )
 
 
 # ---------------------------------------------------------------- ranking
@@ -197,12 +201,15 @@ def top_configs(
 
 
 def trial_names(trials: pd.DataFrame) -> pd.Series:
-    """Each trial's id as the report shows it: the study's published configurations (trials 0 and 1,
-    `study.space.PUBLISHED`) marked '(paper)' and '(seed report)'."""
+    """Each trial's name in the report: its number (results.csv's ``trial``, its folder
+    ``trials/trial_NNN``, Optuna's trial number), the study's published configurations (trials 0 and 1,
+    `study.space.PUBLISHED`) marked '(paper)' and '(seed report)'; Ray's trial id for a study recorded
+    before trials had numbers."""
     marks = {number: f" ({name.replace('_', ' ')})" for number, name in enumerate(PUBLISHED)}
-    numbers = trials["trial"] if "trial" in trials.columns else pd.Series(None, index=trials.index)
+    no_numbers = pd.Series(None, index=trials.index, dtype=object)
+    numbers = trials["trial"] if "trial" in trials.columns else no_numbers
     names = [
-        f"{t}{marks.get(int(n), '') if pd.notna(n) else ''}"
+        f"{int(n)}{marks.get(int(n), '')}" if pd.notna(n) else str(t)
         for t, n in zip(trials["trial_id"], numbers, strict=True)
     ]
     return pd.Series(names, index=trials.index, dtype=str)

@@ -18,10 +18,10 @@ def write_tables(root: Path) -> StudyFolder:
     folder = root / "reproduce"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "configs.csv").write_text(
-        "config,trial_id,roles,weighting,study_last,study_tail,state\n"
-        "t4,t4,top 1,dwa,0.55,0.53,completed\n"
-        "paper,t0,paper; top 2,equal,0.50,0.49,completed\n"
-        "seed_report,t1,seed_report,dwa,0.31,0.30,stopped_early\n"
+        "config,trial,trial_id,roles,weighting,study_last,study_tail,state\n"
+        "t4,4,id4,top 1,dwa,0.55,0.53,completed\n"
+        "paper,0,id0,paper; top 2,equal,0.50,0.49,completed\n"
+        "seed_report,1,id1,seed_report,dwa,0.31,0.30,stopped_early\n"
     )
     (folder / "summary.csv").write_text(
         "config,metric,mean,std,ci_low,ci_high,n\n"
@@ -68,7 +68,8 @@ def test_comparisons_in_words(tmp_path):
 
 def test_the_winners_curse_in_one_line(tmp_path):
     line = winners_curse(read_confirmation(write_tables(tmp_path)), "score")
-    assert "best trial t4 reached score 0.550 in the study (0.530 as the mean of its last 10 epochs)" in line
+    assert "best trial t4 (trial 4) reached score 0.550 in the study" in line
+    assert "(0.530 as the mean of its last 10 epochs)" in line
     assert "retrained on 3 fresh seeds it reaches 0.480 [0.405, 0.555]" in line
 
 

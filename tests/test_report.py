@@ -33,7 +33,8 @@ def test_the_report_of_a_study_the_real_code_ran(finished_study: Path, tmp_path:
     table = pd.read_csv(finished_study / "results.csv")
     best = json.loads((finished_study / "best_config.json").read_text())
     assert f"| trials | {len(table)} (" in md
-    assert f"Best trial {best['trial_id']}: weighting {best['config']['weighting']}" in md
+    name = {0: "0 (paper)", 1: "1 (seed report)"}.get(best["trial"], str(best["trial"]))  # its number
+    assert f"Best trial {name}: weighting {best['config']['weighting']}" in md
     assert "StepLR step (fraction of the epochs)" in md and "StepLR step (epochs)" in md  # the recorded space
     written = {path.name for path in files.figures}
     assert {FIGURE_FILES[k] for k in ("weighting", "hyperparameters", "curves", "tradeoff")} <= written
@@ -64,7 +65,7 @@ def test_full_report(tmp_path: Path) -> None:
     assert "PedAnovaImportanceEvaluator" in md and "pruned" in md
     # the failed trial: a banner and its reason
     assert "1 of 16 trials failed" in md
-    assert "| 00015 | RuntimeError: CUDA out of memory |" in md
+    assert "| 15 | RuntimeError: CUDA out of memory |" in md  # trial 15, by its number
 
 
 def test_no_dwa_trial_says_so(tmp_path: Path) -> None:
@@ -120,8 +121,8 @@ def test_confirmed_ranking_winners_curse_and_weightings_at_a_common_epoch(tmp_pa
     trials = default_trials(16, failed=1)
     _, md, _ = _report(tmp_path, trials=trials)
     assert "## Confirmed ranking on fresh seeds" in md
-    assert "| 1 | trial_003 | 00003 | top 1 | dwa |" in md  # the best trial, confirmed first here
-    assert "Winner's curse: the study's best trial trial_003 (00003) reached score" in md
+    assert "| 1 | trial_003 | 3 | top 1 | dwa |" in md  # the best trial, confirmed first here
+    assert "Winner's curse: the study's best trial trial_003 reached score" in md
     assert "- best dwa (trial_003) vs best equal (paper): +" in md and "95 % CI" in md
     # the weightings at the epoch all 15 trials that did not fail reached, n per weighting
     equal = sum(t.weighting == "equal" and t.state != "failed" for t in trials)

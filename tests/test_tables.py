@@ -202,8 +202,10 @@ def test_state_counts_epochs_and_summary() -> None:
     assert summary["wall time"] == "1 h 02 min"
     assert summary["data"] == "synthetic (generated; not CityScapes)"
     assert summary["hardware"] == "not recorded"
-    failed = tables.failed_trials(trials)
-    assert failed.to_dict("records") == [{"trial_id": "t3", "error": "CUDA out of memory"}]
+    failed = tables.failed_trials(trials)  # a study recorded before trials had numbers: Ray's id
+    assert failed.to_dict("records") == [{"trial": "t3", "error": "CUDA out of memory"}]
+    numbered = tables.failed_trials(trials.assign(trial=[0, 1, 2, 3]))
+    assert numbered.to_dict("records") == [{"trial": "3", "error": "CUDA out of memory"}]
 
 
 def test_weighting_summary_medians_and_best() -> None:
@@ -241,6 +243,7 @@ def test_formatting() -> None:
     assert tables.format_duration(200) == "3 min 20 s"
 
 
-def test_the_published_configurations_are_marked() -> None:
-    trials = pd.DataFrame({"trial": [0, 1, 2], "trial_id": ["a", "b", "c"]})
-    assert tables.trial_names(trials).tolist() == ["a (paper)", "b (seed report)", "c"]
+def test_trials_are_named_by_number_and_the_published_configurations_marked() -> None:
+    trials = pd.DataFrame({"trial": [0, 1, 12], "trial_id": ["a", "b", "c"]})
+    assert tables.trial_names(trials).tolist() == ["0 (paper)", "1 (seed report)", "12"]
+    assert tables.trial_names(trials.drop(columns="trial")).tolist() == ["a", "b", "c"]  # before numbers
