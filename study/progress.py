@@ -68,10 +68,8 @@ def config_text(config: Mapping[str, Any]) -> str:
     """A trial's point in short names: `dwa T=2 wd=1e-04 step=0.25 gamma=0.5` (`wd=0` when weight decay
     is off); internal keys and values the trial does not have are left out."""
     parts = [str(config["weighting"])] if "weighting" in config else []
-    if config.get("use_weight_decay") is False:
-        parts.append("wd=0")
     for key, short in SHORT_NAMES.items():
-        value = config.get(key)
+        value = 0 if key == "weight_decay" and config.get("use_weight_decay") is False else config.get(key)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
         parts.append(f"{short}={value:.2g}" if isinstance(value, float) else f"{short}={value}")

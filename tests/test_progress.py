@@ -51,6 +51,9 @@ def play(progress, tmp_path):
 def test_short_config_names_leave_out_internal_keys_and_absent_values():
     assert config_text(DWA) == "dwa T=2 wd=0.0001 step=0.25 gamma=0.5"
     assert config_text(EQUAL) == "equal wd=0 step=0.5 gamma=0.5"  # no temperature, no NaN
+    # the same order whether weight decay is on or off
+    no_decay = {**DWA, "use_weight_decay": False, "weight_decay": None}
+    assert config_text(no_decay) == "dwa T=2 wd=0 step=0.25 gamma=0.5"
 
 
 def test_without_a_terminal_every_epoch_and_every_end_is_one_short_line(tmp_path):
