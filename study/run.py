@@ -193,9 +193,15 @@ def build_tuner(
     record: StudyRecord,
     run: int,
 ) -> tune.Tuner:
-    """A fresh Tuner for what is left of the study: its trials, minus those the journal has as ended."""
+    """A fresh Tuner for what is left of the study: its trials, minus those the journal has as ended,
+    with ASHA's rungs holding the ended trials' values."""
     max_concurrent = settings.max_concurrent or _slots(settings)
     scheduler = RecordingASHA(
+        ended={
+            t.number: t.intermediate_values
+            for t in study.get_trials(deepcopy=False)
+            if t.state in FINISHED_STATES
+        },
         time_attr="epoch",
         max_t=settings.max_epochs,
         grace_period=settings.grace_period,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import optuna
 from optuna.trial import TrialState
+from ray.tune.schedulers import TrialScheduler
 
-from study.search import RAY_TRIAL_ID, StudySearcher, journal_storage, open_study
+from study.search import RAY_TRIAL_ID, RecordingASHA, StudySearcher, journal_storage, open_study
 from study.space import TRIAL_NUMBER, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -102,3 +105,52 @@ def test_a_torn_last_journal_line_is_cut_before_the_next_append(tmp_path):
     assert search.suggest("b")[TRIAL_NUMBER] == 0  # handed out again
     assert search.suggest("c")[TRIAL_NUMBER] == 1
     assert [t.number for t in stored(tmp_path)] == [0, 1]
+
+
+def asha(mode: str, ended: dict[int, dict[int, float]] | None = None) -> RecordingASHA:
+    """The study's ASHA as Tune sets it up: rungs at epochs 1, 2, 4 (and 8, the budget)."""
+    scheduler = RecordingASHA(ended=ended, time_attr="epoch", max_t=8, grace_period=1, reduction_factor=2)
+    assert scheduler.set_search_properties("score", mode)
+    return scheduler
+
+
+def decide(scheduler: RecordingASHA, trial_id: str, values: dict[int, float]) -> list[str]:
+    """A trial's epochs through `scheduler`, up to its first STOP; the decisions."""
+    trial = SimpleNamespace(trial_id=trial_id)
+    scheduler.on_trial_add(None, trial)
+    decisions = []
+    for epoch, value in values.items():
+        decisions.append(scheduler.on_trial_result(None, trial, {"epoch": epoch, "score": value}))
+        if decisions[-1] == TrialScheduler.STOP:
+            break
+    return decisions
+
+
+def test_a_resumed_asha_stops_trials_as_one_that_saw_the_earlier_trials_live():
+    earlier = {  # values per epoch of trials that ended in an earlier driver run (the journal's)
+        0: {1: 0.30, 2: 0.40, 3: 0.45, 4: 0.50},
+        1: {1: 0.10},  # stopped at the first rung
+        2: {1: 0.35, 2: 0.20},  # stopped at the second
+        3: {1: 0.25, 2: float("nan")},  # failed (diverged)
+    }
+    later = {"c": {1: 0.2}, "a": {1: 0.28, 2: 0.32, 3: 0.3, 4: 0.6}, "b": {1: 0.40, 2: 0.45, 3: 0.1, 4: 0.3}}
+    go, stop = TrialScheduler.CONTINUE, TrialScheduler.STOP
+    # hand-worked, in this order: rung 1 holds 0.30, 0.10, 0.35, 0.25 (median 0.275): "c" (0.2) stops;
+    # then "a" goes on at rung 1 (0.28 > 0.25, the median with "c" in), rung 2 (0.32 > 0.30, the median
+    # of 0.40, 0.20 and a NaN) and rung 4 (0.6 > 0.50); "b" goes on at rungs 1 and 2 and stops at
+    # rung 4 (0.3 < 0.55, the median of 0.50 and 0.6)
+    expected = {"c": [stop], "a": [go, go, go, go], "b": [go, go, go, stop]}
+    for mode, sign in (("max", 1.0), ("min", -1.0)):
+
+        def signed(values: dict[int, float], sign: float = sign) -> dict[int, float]:
+            return {epoch: sign * value for epoch, value in values.items()}
+
+        live = asha(mode)  # one uninterrupted driver run
+        for number, values in earlier.items():
+            decide(live, f"earlier-{number}", signed(values))
+        resumed = asha(mode, {number: signed(values) for number, values in earlier.items()})
+        for trial_id, values in later.items():
+            assert decide(resumed, trial_id, signed(values)) == expected[trial_id], (mode, trial_id)
+            assert decide(live, trial_id, signed(values)) == expected[trial_id], (mode, trial_id)
+        # before: a resumed study's ASHA started with empty rungs and let "c" go on
+        assert decide(asha(mode), "c", signed(later["c"])) == [go]
