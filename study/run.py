@@ -66,6 +66,8 @@ from study.trainable import run_trial
 # can be resumed, or every trial has ended and the results are written.
 RUNNING, INTERRUPTED, FINISHED = "running", "interrupted", "finished"
 WALL_CLOCK_EVERY_S = 10.0  # study.json's wall time is written this often while the study runs
+RESULTS_LINE = "results: "  # the finished study's last line: where its results are
+RESUME_HINT = "study interrupted; continue it with"  # the interrupted study's last line
 
 
 @dataclass(frozen=True)
@@ -474,8 +476,43 @@ def _connect(address: str | None) -> bool:
     return owns_ray
 
 
+def said_its_last(output: str) -> bool:
+    """Whether a driver's output holds its last line: where the finished study's results are, or how to
+    resume the interrupted one (`main` prints it before it shuts Ray down)."""
+    return RESULTS_LINE in output or RESUME_HINT in output
+
+
+def _say_outcome(outcome: StudyOutcome | None, settings: StudySettings) -> int:
+    """Print the best trials of a finished study (0) or how to resume an interrupted one (130)."""
+    if outcome is None or not outcome.finished:
+        print(
+            f"{RESUME_HINT}: python -m study.run --resume --storage-path {settings.storage_path} "
+            f"--name {settings.name}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
+    assert outcome.table is not None
+    print(f"\nbest trials by {settings.metric} ({settings.mode}):")
+    print(best_trials_table(outcome.table, settings.metric, settings.mode, settings.space))
+    print(f"\n{RESULTS_LINE}{outcome.location.experiment_uri}", flush=True)
+    return 0
+
+
+def _shutdown_ray() -> None:
+    """Stop the Ray instance this driver started, once the study's files are written and its last line
+    printed, with Ctrl-C and SIGTERM ignored meanwhile (they would only cut Ray's clean-up short). Ray's
+    core sets SIGTERM back to its default action during `ray.shutdown` (for about 1 of its 1.4 s here,
+    seen in /proc/self/status), so a SIGTERM then ends the process by the signal: with nothing left to
+    write or say."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ray.shutdown()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: parse, start or join Ray, run the study, print the best trials."""
+    """The command line: parse, start or join Ray, run the study, print the best trials (or how to
+    resume), then stop the Ray instance it started."""
     started = _process_started()
     args = build_parser().parse_args(argv)
     settings = settings_for_resume(args) if args.resume else settings_from_args(args)
@@ -485,28 +522,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     owns_ray = False
     outcome = None
     try:
-        owns_ray = _connect(args.address)
-        if not args.resume and args.gpus_per_trial is None:
-            gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
-            settings = dataclasses.replace(settings, gpus_per_trial=gpus)
-        outcome = run_study(settings, resume=args.resume, started=started)
-    except KeyboardInterrupt:
-        pass
+        try:
+            owns_ray = _connect(args.address)
+            if not args.resume and args.gpus_per_trial is None:
+                gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
+                settings = dataclasses.replace(settings, gpus_per_trial=gpus)
+            outcome = run_study(settings, resume=args.resume, started=started)
+        except KeyboardInterrupt:
+            pass
+        return _say_outcome(outcome, settings)
     finally:
         if owns_ray:
-            ray.shutdown()
-    if outcome is None or not outcome.finished:
-        print(
-            f"study interrupted; continue it with: python -m study.run --resume --storage-path "
-            f"{settings.storage_path} --name {settings.name}",
-            file=sys.stderr,
-        )
-        return 130
-    assert outcome.table is not None
-    print(f"\nbest trials by {settings.metric} ({settings.mode}):")
-    print(best_trials_table(outcome.table, settings.metric, settings.mode, settings.space))
-    print(f"\nresults: {outcome.location.experiment_uri}")
-    return 0
+            _shutdown_ray()
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+import study.run
 from mtan.errors import UserError
 from study.lock import LOCK_FILE, StudyLock
-from study.run import best_trials_table, build_parser, main, run_study, settings_from_args
+from study.run import best_trials_table, build_parser, main, run_study, said_its_last, settings_from_args
 from study.search import journal_storage
 from study.settings import StudySettings
 from study.space import SearchSpace
@@ -176,7 +177,7 @@ def test_sigint_then_resume_keeps_finished_trials_and_duplicates_none(ray_cluste
     finally:
         process.kill()
     assert process.returncode == 130, "".join(lines) + output
-    assert "--resume" in output
+    assert "--resume" in output and said_its_last(output)
     assert not (tmp_path / "intr" / "results.csv").exists()
     finished_before = {
         int(m.group(1)) for line in lines if (m := re.search(r"trial (\d+) +completed after", line))
@@ -230,6 +231,24 @@ def test_a_study_in_use_by_another_driver_is_refused_untouched(finished_study):
             main(args)
     after = {p: p.read_bytes() for p in finished_study.rglob("*") if p.is_file() and p.name != LOCK_FILE}
     assert after == before
+
+
+def test_ray_shuts_down_with_interrupts_ignored(monkeypatch):
+    # main calls this after the study's files and last line: an interrupt would only cut Ray's
+    # clean-up short (and Ray's core sets SIGTERM back to its default action meanwhile)
+    seen = {}
+
+    def shutdown() -> None:
+        seen.update(sigint=signal.getsignal(signal.SIGINT), sigterm=signal.getsignal(signal.SIGTERM))
+
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(study.run.ray, "shutdown", shutdown)
+    try:
+        study.run._shutdown_ray()
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    assert seen == {"sigint": signal.SIG_IGN, "sigterm": signal.SIG_IGN}
 
 
 def test_defaults_by_preset():
