@@ -47,7 +47,7 @@ from mtan.errors import UserError, run_cli
 from mtan.files import CHECKPOINT_FILE, METRICS_FILE
 from study.lock import StudyLock
 from study.record import JOURNAL, STUDY_JSON, TRIALS_DIR, trial_dirname
-from study.run import FINISHED, INTERRUPTED, RUNNING, WALL_CLOCK_EVERY_S, said_its_last
+from study.run import FINISHED, INTERRUPTED, RESUME_HINT, RUNNING, WALL_CLOCK_EVERY_S, said_its_last
 from study.search import JournalLock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,7 +174,7 @@ def stop(
         chaos.count("SIGTERM while Ray shut down")
     elif kind != signal.SIGKILL and code not in (0, 130):
         raise Violation(f"{kind.name}: the driver exited {code}, not 130 (or 0):\n{output[-3000:]}")
-    if kind != signal.SIGKILL and code == 130 and "--resume" not in output:
+    if kind != signal.SIGKILL and code == 130 and RESUME_HINT not in output:
         raise Violation(f"{kind.name}: exit 130 without the resume hint:\n{output[-3000:]}")
     log.unlink(missing_ok=True)
     return 0 if code == 0 else None
