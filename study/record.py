@@ -36,6 +36,9 @@ SUMMARY_CSV = "summary.csv"
 CONFIGS_CSV = "configs.csv"
 COMPARISONS_CSV = "comparisons.csv"
 
+# study.json's status: a driver runs it (or was killed: then its lock is free), it was interrupted and
+# can be resumed, or every trial has ended and the results are written.
+RUNNING, INTERRUPTED, FINISHED = "running", "interrupted", "finished"
 COMPLETED, STOPPED_EARLY, FAILED = "completed", "stopped_early", "failed"
 STATES: tuple[str, ...] = (COMPLETED, STOPPED_EARLY, FAILED)
 # results.csv: these columns, the search space's config columns (study.json's space), then

@@ -10,346 +10,36 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
-import math
 import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import optuna
 import pandas as pd
 import ray
-from optuna.trial import TrialState
-from ray import tune
-from ray.tune import Callback
 
 from mtan.cli import command_parser
-from mtan.data import DataBundle, load_data
 from mtan.errors import UserError, run_cli
-from mtan.evaluate import trivial_baselines
-from study.capacity import check_trial_fits
-from study.connect import connect
-from study.environment import hardware, versions
-from study.harvest import collect_records
-from study.lock import StudyLock
-from study.loggers import dashboard_hints, tune_callbacks
-from study.progress import StudyHeader, StudyProgress
-from study.record import FAILED, STUDY_JSON, trial_dirname, write_results
-from study.search import (
-    FINISHED_STATES,
-    RecordingASHA,
-    StudySearcher,
-    finished_count,
-    is_finished,
-    open_study,
-)
+from study.cluster import connect, default_gpus_per_trial
+from study.driver import StudyOutcome, run_study
+from study.record import FAILED
 from study.settings import (
     PRESET_DEFAULTS,
     STUDY_FLAGS,
     StudySettings,
-    default_gpus_per_trial,
     flag_type,
     new_settings,
     validate,
 )
-from study.space import TRIAL_NUMBER, SearchSpace
-from study.storage import StudyLocation, TrialStore, check_storage_path
-from study.trainable import run_trial
+from study.space import SearchSpace
+from study.storage import StudyLocation, check_storage_path
 
-# study.json's status: a driver runs it (or was killed: then its lock is free), it was interrupted and
-# can be resumed, or every trial has ended and the results are written.
-RUNNING, INTERRUPTED, FINISHED = "running", "interrupted", "finished"
-WALL_CLOCK_EVERY_S = 10.0  # study.json's wall time is written this often while the study runs
 RESULTS_LINE = "results: "  # the finished study's last line: where its results are
 RESUME_HINT = "study interrupted; continue it with"  # the interrupted study's last line
-
-
-@dataclass(frozen=True)
-class StudyOutcome:
-    """What a call of `run_study` ended with."""
-
-    location: StudyLocation
-    finished: bool
-    table: pd.DataFrame | None  # results.csv, when finished
-
-
-def _summary(settings: StudySettings, data_source: str, wall_seconds: float | None) -> dict[str, Any]:
-    return {
-        "num_samples": settings.num_samples,
-        "max_epochs": settings.max_epochs,
-        "grace_period": settings.grace_period,
-        "reduction_factor": settings.reduction_factor,
-        "metric": settings.metric,
-        "mode": settings.mode,
-        "preset": settings.preset,
-        "data": settings.data_root or "synthetic",
-        "data_source": data_source,
-        "space": settings.space.describe(),
-        "wall_seconds": wall_seconds,
-        "hardware": hardware(),
-        "versions": versions(),
-        "settings": settings.to_json(),
-    }
-
-
-def ray_trial_dirname(trial: Any) -> str:
-    """Ray's folder name of a trial: the study's own, ``trial_NNN`` with its Optuna number."""
-    return trial_dirname(int(trial.config[TRIAL_NUMBER]))
-
-
-def _slots(settings: StudySettings) -> int | None:
-    """How many trials fit on the cluster now (None when none fits yet, e.g. GPU nodes scale from 0)."""
-    resources = ray.cluster_resources()
-    if settings.gpus_per_trial > 0:
-        slots = math.floor(resources.get("GPU", 0.0) / settings.gpus_per_trial + 1e-9)
-    else:
-        slots = math.floor(resources.get("CPU", 0.0) / settings.cpus_per_trial + 1e-9)
-    return slots if slots >= 1 else None
-
-
-class StudyRecord:
-    """study.json while the driver runs: the study's summary, its status and its wall time, summed over
-    the driver's runs (this one counted from `started`)."""
-
-    def __init__(
-        self, location: StudyLocation, summary: dict[str, Any], spent: float, started: float
-    ) -> None:
-        self.location = location
-        self.summary = summary
-        self.spent = spent
-        self.started = started
-
-    def wall_seconds(self) -> float:
-        """The study's wall time so far."""
-        return self.spent + time.monotonic() - self.started
-
-    def write(self, status: str) -> dict[str, Any]:
-        """Write study.json with `status` and the wall time so far; return what was written."""
-        study = {**self.summary, "status": status, "wall_seconds": self.wall_seconds()}
-        self.location.folder.write_study(study)
-        return study
-
-
-class RecordClock(Callback):
-    """Writes study.json's wall time every `every_s` seconds and whenever a trial ends, so a driver killed
-    without warning loses at most `every_s` seconds of it."""
-
-    def __init__(self, record: StudyRecord, every_s: float = WALL_CLOCK_EVERY_S) -> None:
-        self._record = record
-        self._every_s = every_s
-        self._last = time.monotonic()
-
-    def _write(self) -> None:
-        self._record.write(RUNNING)
-        self._last = time.monotonic()
-
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        """Tune's loop went round once: write when it is time."""
-        if time.monotonic() - self._last >= self._every_s:
-            self._write()
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        """A trial ended."""
-        self._write()
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        """A trial failed."""
-        self._write()
-
-
-def study_header(settings: StudySettings, location: StudyLocation, max_concurrent: int | None) -> StudyHeader:
-    """What the study prints before its first trial: preset, data, size, budget, trials at once, where
-    its files go, and how to open its dashboards."""
-    base = settings.base_config
-    gpus = f", {settings.gpus_per_trial:g} GPU" if settings.gpus_per_trial > 0 else ""
-    each = f"{settings.cpus_per_trial:g} CPU{gpus} each"
-    return StudyHeader(
-        preset=settings.preset,
-        data=settings.data_root or "synthetic (not CityScapes)",
-        image_size=f"{base.image_height}x{base.image_width}",
-        num_samples=settings.num_samples,
-        max_epochs=settings.max_epochs,
-        grace_period=settings.grace_period,
-        metric=settings.metric,
-        mode=settings.mode,
-        trials_at_once=f"{max_concurrent or 'as many as fit'} ({each})",
-        results=location.experiment_uri,
-        hints=tuple(
-            dashboard_hints(settings.logger, location.local_dir, settings.name, settings.mlflow_tracking_uri)
-        ),
-    )
-
-
-def build_tuner(
-    settings: StudySettings,
-    location: StudyLocation,
-    study: optuna.Study,
-    store: TrialStore,
-    trainable: Any,
-    record: StudyRecord,
-    run: int,
-) -> tune.Tuner:
-    """A fresh Tuner for what is left of the study: its trials, minus those the journal has as ended,
-    with ASHA's rungs holding the ended trials' values."""
-    max_concurrent = settings.max_concurrent or _slots(settings)
-    scheduler = RecordingASHA(
-        ended={
-            t.number: t.intermediate_values
-            for t in study.get_trials(deepcopy=False)
-            if t.state in FINISHED_STATES
-        },
-        time_attr="epoch",
-        max_t=settings.max_epochs,
-        grace_period=settings.grace_period,
-        reduction_factor=settings.reduction_factor,
-    )
-    searcher = StudySearcher(
-        study,
-        settings.space,
-        metric=settings.metric,
-        mode=settings.mode,
-        max_epochs=settings.max_epochs,
-        stopped=scheduler.stopped,
-        on_end=lambda number, state: store.end(number, failed=state == TrialState.FAIL),
-    )
-    tune_config = tune.TuneConfig(
-        metric=settings.metric,
-        mode=settings.mode,
-        search_alg=searcher,
-        scheduler=scheduler,
-        num_samples=settings.num_samples - finished_count(study),
-        max_concurrent_trials=max_concurrent,
-        reuse_actors=True,
-        trial_dirname_creator=ray_trial_dirname,
-    )
-    run_config = tune.RunConfig(
-        name=f"run_{run:03d}",
-        storage_path=location.ray_uri,
-        failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-        callbacks=[
-            StudyProgress(study_header(settings, location, max_concurrent)),
-            RecordClock(record),
-            *tune_callbacks(settings.logger, location.local_dir, settings.name, settings.mlflow_tracking_uri),
-        ],
-        verbose=0,
-    )
-    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
-
-
-def run_study(
-    settings: StudySettings,
-    *,
-    resume: bool = False,
-    points: list[dict[str, Any]] | None = None,
-    started: float | None = None,
-) -> StudyOutcome:
-    """Run (or with `resume`, continue) a study on the Ray instance this process is connected to.
-
-    The study's own record is the truth: the Optuna journal (which trials exist and how each ended) and
-    the trial folders (each trial's newest checkpoint and history). Each call holds the study's lock and
-    runs a fresh Tuner for the trials left; the study is finished, and results.csv written, only when
-    the journal holds exactly `num_samples` trials that all ended. `points` replaces the published
-    configurations as the first points of a new study (tests use it); `started` is a
-    ``time.monotonic()`` stamp the wall time counts from (default: now).
-    """
-    started = time.monotonic() if started is None else started
-    validate(settings)
-    check_trial_fits(settings.cpus_per_trial, settings.gpus_per_trial)  # else it would wait for ever
-    location = StudyLocation.of(settings.storage_path, settings.name)
-    if resume:
-        if location.folder.read_study() is None:
-            raise UserError(f"--resume: {location.experiment_uri} holds no study (no {STUDY_JSON})")
-    else:
-        location.check_new()
-    location.local_dir.mkdir(parents=True, exist_ok=True)
-    with StudyLock(location.local_dir):
-        previous = location.folder.read_study()  # again, now that no other driver can write it
-        if not resume and previous is not None:
-            raise UserError(
-                f"{location.experiment_uri}: a study exists there; pass --resume or choose another --name"
-            )
-        spent = float((previous or {}).get("wall_seconds") or 0.0)
-        runs = int((previous or {}).get("runs") or 0) + 1
-        data = load_data(settings.base_config)
-        summary = {**_summary(settings, data.source, None), "runs": runs}
-        record = StudyRecord(location, summary, spent, started)
-        record.write(RUNNING)
-        try:
-            return _run(settings, location, record, data, points, runs)
-        except BaseException:
-            record.write(INTERRUPTED)
-            location.publish()
-            raise
-
-
-def _run(
-    settings: StudySettings,
-    location: StudyLocation,
-    record: StudyRecord,
-    data: DataBundle,
-    points: list[dict[str, Any]] | None,
-    run: int,
-) -> StudyOutcome:
-    """The body of `run_study`, under the study's lock."""
-    published = settings.space.published_points() if points is None else points
-    study = open_study(
-        location.journal,
-        settings.name,
-        mode=settings.mode,
-        seed=settings.seed,
-        points=published[: settings.num_samples],
-    )
-    store = TrialStore(location.trials_uri)
-    for trial in study.get_trials(deepcopy=False):  # ended before a crash could clean their folders
-        if trial.state in FINISHED_STATES:
-            store.end(trial.number, failed=trial.state == TrialState.FAIL)
-    baselines = trivial_baselines(data, settings.base_config.batch_size)
-    location.folder.write_baselines(baselines)
-
-    if finished_count(study) < settings.num_samples:
-        trainable = tune.with_resources(
-            tune.with_parameters(
-                run_trial,
-                base=settings.base_config,
-                data=data,
-                baselines=baselines,
-                trials_uri=location.trials_uri,
-                checkpoint_every=settings.checkpoint_every,
-            ),
-            {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
-        )
-        tuner = build_tuner(settings, location, study, store, trainable, record, run)
-        tune_logger = logging.getLogger("ray.tune.tune")
-        level = tune_logger.level
-        tune_logger.setLevel(logging.CRITICAL)  # its lines about interrupts advise Tuner.restore
-        try:
-            tuner.fit()
-        finally:
-            tune_logger.setLevel(level)
-
-    if not is_finished(study, settings.num_samples):
-        record.write(INTERRUPTED)
-        location.publish()
-        return StudyOutcome(location, finished=False, table=None)
-    records = collect_records(study, store, settings)
-    summary = {**record.summary, "status": FINISHED, "wall_seconds": record.wall_seconds()}
-    table = write_results(
-        location.folder,
-        records,
-        metric=settings.metric,
-        mode=settings.mode,
-        max_epochs=settings.max_epochs,
-        columns=settings.space.columns,
-        summary=summary,
-    )
-    location.publish()
-    return StudyOutcome(location, finished=True, table=table)
 
 
 def best_trials_table(table: pd.DataFrame, metric: str, mode: str, space: SearchSpace, top: int = 5) -> str:
@@ -542,7 +232,7 @@ if __name__ == "__main__":
     except SystemExit as done:
         # Everything is written by now (atomically, fsynced) and the lock goes with the process. Skip the
         # interpreter's teardown: Ray's and torch's threads once crashed it (SIGSEGV after a clean
-        # interrupt, in study.chaos), which would turn the exit code 130 or 0 into a signal.
+        # interrupt, in devtools.chaos), which would turn the exit code 130 or 0 into a signal.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(done.code if isinstance(done.code, int) else 1)

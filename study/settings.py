@@ -4,7 +4,8 @@
 study.run``, `STUDY_FLAGS`) and the base training configuration of its trials, built once
 (`StudySettings.base_config`). `new_settings` fills in the defaults of a new study: the dataclass
 defaults, those by preset (`PRESET_DEFAULTS`, else the preset's own epochs), the grace period from the
-epochs and the reduction factor, and one GPU per trial when Ray sees a GPU (`default_gpus_per_trial`).
+epochs and the reduction factor, and one GPU per trial when Ray sees a GPU
+(`study.cluster.default_gpus_per_trial`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from mtan.config import PRESETS, TrainConfig, check_field_types, make_config
 from mtan.errors import ConfigError, UserError
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
-from study.loggers import DEFAULT_LOGGER, LOGGERS, check_logger
+from study.observe.loggers import DEFAULT_LOGGER, LOGGERS, check_logger
 from study.space import SearchSpace
 from study.trainable import DEFAULT_CHECKPOINT_EVERY
 
@@ -182,11 +183,6 @@ def flag_type(name: str) -> type:
     """The Python type of a settings field (`int` for ``int | None``)."""
     hint = typing.get_type_hints(StudySettings)[name]
     return next(t for t in typing.get_args(hint) if t is not type(None)) if typing.get_args(hint) else hint
-
-
-def default_gpus_per_trial(cluster_gpus: float) -> float:
-    """One GPU per trial when the cluster has a GPU, else none."""
-    return 1.0 if cluster_gpus > 0 else 0.0
 
 
 def new_settings(given: Mapping[str, Any]) -> StudySettings:

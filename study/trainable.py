@@ -18,22 +18,55 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 from ray import tune
+from ray.tune.result import AUTO_RESULT_KEYS, DONE, SHOULD_CHECKPOINT, TRIAL_ID
 
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle
 from mtan.files import atomic_write_text
 from mtan.train import read_metrics, train
-from study.record import ERROR_FILE
+from study.record import ERROR_FILE, trial_dirname
 from study.space import TRIAL_NUMBER, train_overrides, trial_seed
 from study.storage import TrialStore
 
 # A checkpoint every 10 epochs: a lost node or driver costs a trial at most 9 epochs, and the bytes a
 # trial writes per epoch are a tenth of a checkpoint (docs/study.md, "Checkpoints").
 DEFAULT_CHECKPOINT_EVERY = 10
+EPOCH_KEY = "epoch"  # a trial reports once per epoch: the step of every logged value and of ASHA
+# Keys of a Tune result that Ray adds to what the trainable reported.
+RAY_RESULT_KEYS = frozenset(AUTO_RESULT_KEYS) | {DONE, TRIAL_ID, SHOULD_CHECKPOINT, "experiment_tag"}
+
+
+def reported_metrics(result: Mapping[str, Any]) -> dict[str, int | float]:
+    """The numbers a trial reported in one Tune result (its metrics.jsonl row): Ray's own keys, the
+    config and anything not a number left out."""
+    return {
+        key: value
+        for key, value in result.items()
+        if key not in RAY_RESULT_KEYS
+        and not key.startswith("config/")
+        and isinstance(value, Real)
+        and not isinstance(value, bool)
+    }
+
+
+def epoch_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """A result's reported metrics without the epoch, as floats: the values loggers show at step = epoch."""
+    return {key: float(value) for key, value in reported_metrics(result).items() if key != EPOCH_KEY}
+
+
+def trial_number(trial: Any) -> int:
+    """The Optuna trial number of a Tune trial (its point carries it)."""
+    return int(trial.config[TRIAL_NUMBER])
+
+
+def trial_name(trial: Any) -> str:
+    """A Tune trial's name, as its folder under ``trials/``: ``trial_003``."""
+    return trial_dirname(trial_number(trial))
 
 
 def trial_config(point: Mapping[str, Any], base: TrainConfig) -> TrainConfig:

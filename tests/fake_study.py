@@ -18,7 +18,6 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from mtan.metrics import METRIC_KEYS
-from study.confirm_stats import comparisons_table, summary_table
 from study.record import (
     COMPARISONS_CSV,
     COMPLETED,
@@ -32,7 +31,8 @@ from study.record import (
     write_csv,
     write_results,
 )
-from study.reproduce import comparison_pairs, configs_table, confirmation_candidates
+from study.reproduce.plan import comparison_pairs, configs_table, confirmation_candidates
+from study.reproduce.stats import comparisons_table, summary_table
 from study.space import TRIAL_NUMBER, SearchSpace
 
 TASKS = ("segmentation", "depth")
@@ -145,7 +145,7 @@ def _write_optuna_journal(
     distributions are the study's), its scores as intermediate values, stopped trials pruned."""
     import optuna
 
-    from study.search import journal_storage
+    from study.search.journal import journal_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=journal_storage(path), direction="maximize")

@@ -1,9 +1,9 @@
 """The kill test: a tiny study's driver killed by SIGKILL, SIGTERM and SIGINT, resumed, and its record
-checked after every kill and at the end (`study.chaos`; the long run is in docs/study.md)."""
+checked after every kill and at the end (`devtools.chaos`; the long run is in docs/study.md)."""
 
 from __future__ import annotations
 
-from study import chaos
+from devtools import chaos
 from tests.conftest import TINY_SET
 
 

@@ -13,7 +13,7 @@ import math
 import pandas as pd
 import pytest
 
-from study.confirm_stats import comparisons_table, paired_comparison, summary_table, t_interval
+from study.reproduce.stats import comparisons_table, paired_comparison, summary_table, t_interval
 
 T_975_DF2 = math.sqrt(2 * 0.9025 / 0.0975)  # 4.302653
 

@@ -1,6 +1,6 @@
 """Which Ray a study command uses: --address, else $RAY_ADDRESS (ray job submit), else its own."""
 
-from study.connect import ray_address
+from study.cluster import ray_address
 
 
 def test_the_flag_then_the_environment_then_a_new_local_instance(monkeypatch):

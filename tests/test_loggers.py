@@ -1,5 +1,6 @@
-"""The study's dashboards (`study.loggers`): a real Tune run of 3 trials x 3 epochs with the callbacks,
-then the MLflow store and the TensorBoard event files read back offline, against the reported values."""
+"""The study's dashboards (`study.observe.loggers`): a real Tune run of 3 trials x 3 epochs with the
+callbacks, then the MLflow store and the TensorBoard event files read back offline, against the reported
+values."""
 
 from __future__ import annotations
 
@@ -16,12 +17,11 @@ import ray.cloudpickle
 from ray import tune
 
 from mtan.errors import UserError
-from study.loggers import (
+from study.observe.loggers import (
     TENSORBOARD_DIR,
     check_logger,
     dashboard_hints,
     default_tracking_uri,
-    trial_metrics,
     tune_callbacks,
 )
 from study.space import TRIAL_NUMBER
@@ -168,11 +168,6 @@ def test_a_resumed_trial_logs_to_its_mlflow_run_again(tmp_path):
         (1, 0.1),
         (2, 0.2),
     ]
-
-
-def test_trial_metrics_are_the_trainables_numbers_only():
-    result = {"epoch": 2, "score": 0.5, "seconds": 1, "done": False, "trial_id": "x", "time_total_s": 3.0}
-    assert trial_metrics(result) == {"score": 0.5, "seconds": 1.0}
 
 
 def test_bad_logger_flags_are_one_line_errors(monkeypatch):

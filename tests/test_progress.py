@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from study.progress import StudyHeader, StudyProgress, config_text
+from study.observe.progress import StudyHeader, StudyProgress, config_text
 
 HEADER = StudyHeader(
     preset="cpu",

@@ -19,9 +19,10 @@ from optuna.trial import TrialState
 
 import study.run
 from mtan.errors import UserError
+from study.driver import run_study
 from study.lock import LOCK_FILE, StudyLock
-from study.run import best_trials_table, build_parser, main, run_study, said_its_last, settings_from_args
-from study.search import journal_storage
+from study.run import best_trials_table, build_parser, main, said_its_last, settings_from_args
+from study.search.journal import journal_storage
 from study.settings import StudySettings
 from study.space import SearchSpace
 from study.trainable import DEFAULT_CHECKPOINT_EVERY

@@ -8,7 +8,9 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.schedulers import TrialScheduler
 
-from study.search import RAY_TRIAL_ID, RecordingASHA, StudySearcher, journal_storage, open_study
+from study.search.asha import RecordingASHA
+from study.search.journal import journal_storage, open_study
+from study.search.searcher import RAY_TRIAL_ID, StudySearcher
 from study.space import TRIAL_NUMBER, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

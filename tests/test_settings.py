@@ -8,7 +8,8 @@ import json
 import pytest
 
 from mtan.errors import UserError
-from study.settings import STUDY_FLAGS, StudySettings, default_gpus_per_trial, new_settings, validate
+from study.cluster import default_gpus_per_trial
+from study.settings import STUDY_FLAGS, StudySettings, new_settings, validate
 
 
 def test_settings_survive_study_json():

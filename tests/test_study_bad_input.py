@@ -8,11 +8,11 @@ import json
 import pytest
 
 import mtan.files
-import study.capacity
+import study.cluster
 from mtan.errors import UserError
-from study import reproduce
 from study import run as study_run
-from study.capacity import check_trial_fits
+from study.cluster import check_trial_fits
+from study.reproduce import cli as reproduce
 from tests.bad_input import refused, snapshot
 from tests.conftest import WORKER_CPUS, tiny_study_args
 
@@ -53,7 +53,7 @@ def test_a_trial_larger_than_any_node_of_a_fixed_cluster_is_refused(ray_cluster)
 def test_a_cluster_with_an_autoscaler_may_grow_to_fit(ray_cluster, tmp_path, monkeypatch):
     launcher_config = tmp_path / "ray_bootstrap_config.yaml"
     launcher_config.write_text("cluster_name: x\n")
-    monkeypatch.setattr(study.capacity, "AUTOSCALER_CONFIG", launcher_config)
+    monkeypatch.setattr(study.cluster, "AUTOSCALER_CONFIG", launcher_config)
     check_trial_fits(100, 8)
 
 

@@ -11,14 +11,14 @@ import optuna
 import pandas as pd
 import pytest
 
+from devtools.driver_bench import EPOCHS, driver_figures, format_run, peak_rss_bytes, reset_peak_rss
+from devtools.study_bench import build_parser as bench_parser
+from devtools.study_bench import checkpoint_figures, descendants, memory_kb, tiled, trial_times
+from devtools.study_bench import main as bench_main
 from mtan.data import Split
 from mtan.errors import UserError
-from study.bench import build_parser as bench_parser
-from study.bench import checkpoint_figures, descendants, memory_kb, tiled, trial_times
-from study.bench import main as bench_main
-from study.bench_driver import EPOCHS, driver_figures, format_run, peak_rss_bytes, reset_peak_rss
 from study.record import JOURNAL
-from study.search import journal_storage
+from study.search.journal import journal_storage
 
 
 def test_a_trials_time_splits_into_work_and_overhead(finished_study):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -101,3 +102,14 @@ def test_trials_read_the_object_store_copy_of_the_data_without_copying(ray_clust
     assert not writeable  # a zero-copy view of the shared object, not a private copy
     expected = train(config, tmp_path / "local", data=read_only(data), progress=False)[-1]["score"]
     assert score == expected  # the same run as on private read-only arrays
+
+
+def test_a_results_reported_metrics_are_the_trainables_numbers_only():
+    result = {
+        "epoch": 2, "score": 0.5, "seconds": 1, "miou": math.nan, "done": False, "trial_id": "x",
+        "time_total_s": 3.0, "config/gamma": 0.5, "config": {"gamma": 0.5}, "weighting": "dwa",
+    }  # fmt: skip
+    reported = trainable.reported_metrics(result)
+    assert reported.keys() == {"epoch", "score", "seconds", "miou"} and reported["epoch"] == 2
+    assert trainable.epoch_metrics(result).keys() == {"score", "seconds", "miou"}
+    assert trainable.epoch_metrics(result)["seconds"] == 1.0

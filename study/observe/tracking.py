@@ -1,4 +1,4 @@
-"""Ray's MLflow and W&B loggers, each trial one run named by its trial number (``study.loggers`` uses
+"""Ray's MLflow and W&B loggers, each trial one run named by its trial number (``study.observe.loggers`` uses
 them; this module imports mlflow, so it is loaded only for ``--logger mlflow`` or ``wandb``)."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from typing import Any
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.air.integrations.wandb import WandbLoggerCallback
 
-from study.loggers import trial_metrics, trial_name, trial_number
-from study.search import EPOCH_KEY
 from study.space import TRIAL_NUMBER
+from study.trainable import EPOCH_KEY, epoch_metrics, trial_name, trial_number
 
 RAY_TRIAL_ID_TAG = "ray_trial_id"
 
@@ -57,7 +56,7 @@ class StudyMLflow(MLflowLoggerCallback):
         if trial not in self._trial_runs:
             self.log_trial_start(trial)
         self.mlflow_util.log_metrics(
-            run_id=self._trial_runs[trial], metrics_to_log=trial_metrics(result), step=result[EPOCH_KEY]
+            run_id=self._trial_runs[trial], metrics_to_log=epoch_metrics(result), step=result[EPOCH_KEY]
         )
 
 

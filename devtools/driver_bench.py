@@ -1,4 +1,4 @@
-"""``python -m study.bench driver``: what the study's driver costs per trial as a study grows.
+"""``python -m devtools.study_bench driver``: what the study's driver costs per trial as a study grows.
 
 A study of N trials of a trivial trainable runs through the driver's own Tuner (`study.run`: the Optuna
 searcher, TPE with constant liar on the journal, ASHA, the callbacks, Tune's experiment snapshots): each
@@ -23,11 +23,12 @@ from typing import Any
 from ray import tune
 
 from mtan.files import atomic_write_text
-from study.run import StudyRecord, build_tuner  # the driver's own Tuner: the searcher, ASHA, the callbacks
-from study.search import EPOCH_KEY, open_study
+from study.driver import StudyRecord, build_tuner  # the driver's own Tuner: the searcher, ASHA, the callbacks
+from study.search.journal import open_study
 from study.settings import StudySettings
 from study.space import TRIAL_NUMBER
 from study.storage import StudyLocation, TrialStore
+from study.trainable import EPOCH_KEY
 
 EPOCHS = 3
 

@@ -1,4 +1,4 @@
-"""``python -m study.chaos --kills N --seed S``: kill a tiny study's driver at random moments, resume it,
+"""``python -m devtools.chaos --kills N --seed S``: kill a tiny study's driver at random moments, resume it,
 and check after every kill that its record is consistent, and at the end that it finished exactly right.
 
 Each driver (``python -m study.run``, a subprocess in its own process group) is stopped after a random
@@ -45,10 +45,11 @@ from optuna.trial import TrialState
 
 from mtan.errors import UserError, run_cli
 from mtan.files import CHECKPOINT_FILE, METRICS_FILE
+from study.driver import WALL_CLOCK_EVERY_S
 from study.lock import StudyLock
-from study.record import JOURNAL, STUDY_JSON, TRIALS_DIR, trial_dirname
-from study.run import FINISHED, INTERRUPTED, RESUME_HINT, RUNNING, WALL_CLOCK_EVERY_S, said_its_last
-from study.search import JournalLock
+from study.record import FINISHED, INTERRUPTED, JOURNAL, RUNNING, STUDY_JSON, TRIALS_DIR, trial_dirname
+from study.run import RESUME_HINT, said_its_last
+from study.search.journal import JournalLock
 
 REPO = Path(__file__).resolve().parents[1]
 SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
@@ -348,7 +349,7 @@ def run_chaos(chaos: Chaos, kills: int) -> dict[str, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m study.chaos", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=3, help="how many times to kill a driver (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="chooses the delays and signals (default 0)")
     parser.add_argument(
@@ -375,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         counts = run_chaos(chaos, args.kills)
     except Violation as violation:
-        print(f"VIOLATED: {violation}\nreplay: python -m study.chaos --kills {args.kills} --seed {args.seed}")
+        replay = f"python -m devtools.chaos --kills {args.kills} --seed {args.seed}"
+        print(f"VIOLATED: {violation}\nreplay: {replay}")
         print(f"counts so far: {chaos.counts}")
         return 1
     print(f"all invariants held: {counts}")

@@ -18,19 +18,14 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from collections.abc import Mapping
-from numbers import Real
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, LoggerCallback
-from ray.tune.result import AUTO_RESULT_KEYS
 
 from mtan.errors import UserError
-from study.record import trial_dirname
-from study.search import EPOCH_KEY  # the step of every logged value: one result per epoch
-from study.space import TRIAL_NUMBER
+from study.trainable import EPOCH_KEY, epoch_metrics, trial_name
 
 LOGGERS: tuple[str, ...] = ("none", "tensorboard", "mlflow", "wandb")
 DEFAULT_LOGGER = "tensorboard"
@@ -45,28 +40,6 @@ _PACKAGES = {
 }
 # Makes Tune add no TensorBoard logger of its own (it would also add CSV and JSON loggers, passed here).
 _NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
-
-
-def trial_number(trial: Any) -> int:
-    """The Optuna trial number of a Tune trial (its point carries it)."""
-    return int(trial.config[TRIAL_NUMBER])
-
-
-def trial_name(trial: Any) -> str:
-    """A Tune trial's folder and run name, as its folder under ``trials/``: ``trial_003``."""
-    return trial_dirname(trial_number(trial))
-
-
-def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:
-    """The numbers a trial reported in one result, without Ray's bookkeeping (times, ids, the epoch)."""
-    return {
-        key: float(value)
-        for key, value in result.items()
-        if key not in AUTO_RESULT_KEYS
-        and key != EPOCH_KEY
-        and isinstance(value, Real)
-        and not isinstance(value, bool)
-    }
 
 
 def default_tracking_uri(study_dir: Path) -> str:
@@ -118,7 +91,7 @@ def tune_callbacks(
         return callbacks
     callbacks.append(TrialEvents(study_dir / TENSORBOARD_DIR))
     if kind == "mlflow":
-        from study.tracking import StudyMLflow  # imports mlflow: only when asked for
+        from study.observe.tracking import StudyMLflow  # imports mlflow: only when asked for
 
         local_store = tracking_uri is None
         callbacks.append(
@@ -129,7 +102,7 @@ def tune_callbacks(
             )
         )
     if kind == "wandb":
-        from study.tracking import StudyWandb
+        from study.observe.tracking import StudyWandb
 
         study_dir.mkdir(parents=True, exist_ok=True)
         callbacks.append(StudyWandb(project=_wandb_project(), group=study_name, dir=str(study_dir)))
@@ -157,7 +130,7 @@ class TrialEvents(LoggerCallback):
         """One scalar per metric at step = the epoch, flushed so TensorBoard shows it now."""
         self.log_trial_start(trial)
         writer = self._writers[trial]
-        metrics = trial_metrics(result)
+        metrics = epoch_metrics(result)
         for key, value in metrics.items():
             writer.add_scalar(key, value, global_step=result[EPOCH_KEY])
         writer.flush()

@@ -1,4 +1,4 @@
-"""``python -m study.bench``: what the study costs besides training.
+"""``python -m devtools.study_bench``: what the study costs besides training.
 
 ``overhead``: runs the cpu-preset study with its defaults (`study.run`) and splits each trial's time in
 its trainable (Ray's ``time_total_s`` at its last report) into the work, the epochs' training and
@@ -22,7 +22,7 @@ copies a node holds = (its peak PSS - its PSS before the trials - its trials' pr
 set's size, which is 1 when the node's trials share one copy.
 
 ``driver``: the driver's seconds per trial and peak memory in studies of a trivial trainable of growing
-size (`study.bench_driver`).
+size (`devtools.driver_bench`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ import ray
 import torch
 from ray import tune
 
+from devtools.driver_bench import driver_figures
 from mtan.cli import command_parser
 from mtan.config import TrainConfig, make_config, parse_size
 from mtan.data import Batch, DataBundle, Split, load_data
@@ -51,10 +52,10 @@ from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
 from mtan.files import atomic_write_json
 from mtan.train import Run
-from study.bench_driver import driver_figures
+from study.driver import run_study
 from study.record import RAY_DIR
 from study.run import build_parser as study_parser
-from study.run import run_study, settings_from_args
+from study.run import settings_from_args
 from study.space import TRIAL_NUMBER, SearchSpace
 from study.trainable import DEFAULT_CHECKPOINT_EVERY, run_trial
 
@@ -406,7 +407,7 @@ def format_nodes(result: dict[str, Any]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
-        "study.bench",
+        "devtools.study_bench",
         "What the study costs besides training: the per-trial overhead (start, checkpoint, "
         "report) of the cpu-preset study, or the memory of concurrent trials sharing one data set.",
     )

@@ -1,0 +1,120 @@
+"""The Ray cluster the study's commands run on: starting or joining it, what it can hold, what it is.
+
+A trial is one Tune actor (a seed of ``study.reproduce`` one Ray task), so its CPUs and GPUs must all be
+on one node. On a cluster that cannot grow, a request no node can meet waits for ever (Tune only warns
+after a minute, comparing with the whole cluster's total, not with a node's); `check_trial_fits`
+refuses it at once with one line instead. A cluster can grow when the driver runs on the head of a
+cluster started by ``ray up`` with an autoscaler, recognised by the ``~/ray_bootstrap_config.yaml`` that
+the launcher writes there (Ray Tune tells an autoscaling cluster the same way); any other Ray instance,
+a local one included, is fixed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import math
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+import torch
+
+import mtan
+from mtan.errors import UserError
+
+AUTOSCALER_CONFIG = Path("~/ray_bootstrap_config.yaml")  # on the head of a `ray up` cluster
+SLACK = 1e-9  # fractional GPUs add up in floating point
+
+
+def ray_address(flag: str | None) -> str | None:
+    """Ray's address: the flag; else $RAY_ADDRESS (set inside ``ray job submit``); else ``local``, a new
+    Ray instance of this process, even when a cluster runs on this machine (join it with --address)."""
+    if flag:
+        return flag
+    return None if os.environ.get("RAY_ADDRESS") else "local"
+
+
+def connect(flag: str | None) -> bool:
+    """Start or join Ray unless this process is connected already; True when this call connected it
+    (the caller then shuts it down)."""
+    if ray.is_initialized():
+        return False
+    ray.init(address=ray_address(flag), include_dashboard=False, logging_level=logging.WARNING)
+    return True
+
+
+def cluster_can_grow() -> bool:
+    """Whether an autoscaler may add nodes to the cluster this driver runs on."""
+    return AUTOSCALER_CONFIG.expanduser().exists()
+
+
+def _alive_node_resources() -> list[dict[str, Any]]:
+    return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+
+
+def check_trial_fits(
+    cpus: float, gpus: float, flags: tuple[str, str] = ("--cpus-per-trial", "--gpus-per-trial")
+) -> None:
+    """Raise `UserError` naming the flag when no node of a fixed cluster has `cpus` CPUs and `gpus` GPUs."""
+    if cluster_can_grow():
+        return
+    nodes = _alive_node_resources()
+    if any(r.get("CPU", 0.0) + SLACK >= cpus and r.get("GPU", 0.0) + SLACK >= gpus for r in nodes):
+        return
+    most = {kind: max((r.get(kind, 0.0) for r in nodes), default=0.0) for kind in ("CPU", "GPU")}
+    for flag, kind, asked in ((flags[0], "CPU", cpus), (flags[1], "GPU", gpus)):
+        if most[kind] + SLACK < asked:
+            units = kind if asked == 1 else f"{kind}s"
+            raise UserError(
+                f"{flag} {asked:g}: no node of this Ray cluster has {asked:g} {units} (the largest has "
+                f"{most[kind]:g}), and it has no autoscaler to add one"
+            )
+    raise UserError(
+        f"{flags[0]} {cpus:g} with {flags[1]} {gpus:g}: no node of this Ray cluster has both, and it has "
+        "no autoscaler to add one"
+    )
+
+
+def trial_slots(cpus: float, gpus: float) -> int | None:
+    """How many trials of `cpus` CPUs and `gpus` GPUs the cluster holds now (None when none fits yet,
+    e.g. GPU nodes scale from 0)."""
+    resources = ray.cluster_resources()
+    if gpus > 0:
+        slots = math.floor(resources.get("GPU", 0.0) / gpus + SLACK)
+    else:
+        slots = math.floor(resources.get("CPU", 0.0) / cpus + SLACK)
+    return slots if slots >= 1 else None
+
+
+def default_gpus_per_trial(cluster_gpus: float) -> float:
+    """One GPU per trial when the cluster has a GPU, else none."""
+    return 1.0 if cluster_gpus > 0 else 0.0
+
+
+def versions() -> dict[str, str | None]:
+    """Python's, torch's, Ray's, Optuna's and this package's versions (study.json)."""
+    try:
+        mtan_version: str | None = importlib.metadata.version("mtan-study")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        mtan_version = mtan.__version__
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ray": ray.__version__,
+        "optuna": optuna.__version__,
+        "mtan": mtan_version,
+    }
+
+
+def hardware() -> dict[str, Any]:
+    """The CPUs and GPUs of the connected Ray cluster, and the GPUs' name (study.json)."""
+    resources = ray.cluster_resources()
+    accelerators = sorted(k.split(":", 1)[1] for k in resources if k.startswith("accelerator_type:"))
+    gpu_name = accelerators[0] if accelerators else None
+    if gpu_name is None and torch.cuda.is_available():
+        gpu_name = torch.cuda.get_device_name(0)
+    return {"cpus": resources.get("CPU", 0.0), "gpus": resources.get("GPU", 0.0), "gpu_name": gpu_name}

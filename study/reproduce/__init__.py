@@ -1,0 +1,15 @@
+"""``python -m study.reproduce RESULTS_DIR`` (`study.reproduce.cli`): retrain configurations of a finished
+study from scratch on fresh seeds (Ray tasks, GPU fractions allowed), with the study's full epoch budget,
+and say what is known and what is noise.
+
+- By default: the study's best configuration (best_config.json) on ``--seeds`` seeds.
+- ``--top K``: the K best completed trials *and* both published configurations (the paper's and the
+  seed report's, the study's first two trials), all on the same fresh seeds, so that they compare paired.
+
+The best trial was picked because its seed did well, so only fresh seeds estimate how good a
+configuration is: the seeds start above every seed the study used. Each run counts with its mean over
+its last 10 epochs (the paper's protocol, `mtan.metrics.tail_mean`). Runs already in the folder are
+continued from their checkpoints, finished ones are kept. Writes into ``RESULTS_DIR/reproduce/``:
+``<config>/seed_<s>/`` (one `mtan` run each; config = ``trial_NNN`` or `paper` / `seed_report`),
+``configs.csv``, ``seeds.csv``, ``summary.csv`` and ``comparisons.csv`` (docs/results.md).
+"""

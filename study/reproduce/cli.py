@@ -1,0 +1,83 @@
+"""``python -m study.reproduce RESULTS_DIR``: the command line of the confirmation (`study.reproduce`)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import ray
+
+from mtan.cli import command_parser
+from study.cluster import check_trial_fits, connect, default_gpus_per_trial
+from study.record import StudyFolder
+from study.reproduce.plan import check_counts, read_best_config
+from study.reproduce.retrain import ReproduceSettings, reproduce
+
+
+def _signed(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:+.4f}"
+
+
+def format_summary(summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str) -> str:
+    """The study metric's mean, std and 95 % interval per configuration, then its paired comparisons."""
+    rows = summary[summary["metric"] == metric]
+    width = max(len(str(c)) for c in rows["config"])
+    lines = [f"{metric}, mean of the last 10 epochs, over seeds: mean +/- std [95 % CI] (n)"]
+    for row in rows.itertuples():
+        std = "-" if pd.isna(row.std) else f"{row.std:.4f}"
+        interval = f"[{row.ci_low:.4f}, {row.ci_high:.4f}]"
+        lines.append(f"  {row.config:<{width}}  {row.mean:.4f} +/- {std} {interval} ({row.n})")
+    paired = comparisons[comparisons["metric"] == metric]
+    if len(paired):
+        lines.append(f"paired over seeds: difference in {metric} [95 % CI], p (paired t-test)")
+        for row in paired.itertuples():
+            interval = f"[{_signed(row.ci_low)}, {_signed(row.ci_high)}]"
+            p_value = f"p = {row.p_value:.3f}"
+            lines.append(f"  {row.comparison}: {_signed(row.mean_diff)} {interval}, {p_value} (n = {row.n})")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser(
+        "study.reproduce",
+        "Retrain a study's best configuration (or, with --top K, its K best and both published "
+        "configurations) from scratch on fresh seeds, in parallel.",
+    )
+    parser.add_argument("results_dir", type=Path, help="the study's folder, STORAGE/NAME (local)")
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
+    parser.add_argument(
+        "--top",
+        type=int,
+        help="retrain the K best completed trials and both published configurations, paired on the seeds",
+    )
+    parser.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs (and torch threads) per run")
+    parser.add_argument(
+        "--gpus-per-task", type=float, help="GPUs per run, fractions allowed (default 1 if a GPU is visible)"
+    )
+    parser.add_argument("--address", help="join a running Ray cluster, e.g. auto (default: start Ray here)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: parse, start or join Ray, retrain, print the tables."""
+    args = build_parser().parse_args(argv)
+    best = read_best_config(args.results_dir)  # fail before starting Ray
+    StudyFolder(args.results_dir).read_results()
+    check_counts(args.seeds, args.top)
+    owns_ray = connect(args.address)
+    try:
+        gpus = args.gpus_per_task
+        if gpus is None:
+            gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
+        check_trial_fits(args.cpus_per_task, gpus, ("--cpus-per-task", "--gpus-per-task"))
+        settings = ReproduceSettings(args.results_dir, args.seeds, args.top, args.cpus_per_task, gpus)
+        summary, comparisons = reproduce(settings)
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    print(format_summary(summary, comparisons, best["metric"]))
+    print(f"\nper-seed runs and tables: {StudyFolder(args.results_dir).reproduce}")
+    return 0

@@ -1,0 +1,1 @@
+"""The study's search: the Optuna journal, the searcher on it, and ASHA (docs/design.md, "Layout")."""

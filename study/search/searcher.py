@@ -1,0 +1,119 @@
+"""The study's Tune searcher: Optuna's ask-and-tell on the study's journal (TPE with constant liar).
+
+`StudySearcher.suggest` first hands out again the trials that a previous run left RUNNING, with their
+own numbers and points, then asks Optuna for new ones. It tells Optuna how each trial ended: COMPLETE
+after all `max_epochs` epochs (the last epoch also as an intermediate value), PRUNED when ASHA stopped it
+(`study.search.asha.RecordingASHA` records which), FAIL on error. A trial that ended otherwise (the
+driver was interrupted) stays RUNNING, to be continued by the next run. Nothing of this searcher is
+pickled: a resume builds a new one from the journal (`study.search.journal`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from ray.tune.search import Searcher
+
+from study.space import TRIAL_NUMBER, SearchSpace
+from study.trainable import EPOCH_KEY, reported_metrics
+
+RAY_TRIAL_ID = "ray_trial_id"  # Optuna user attribute: the Ray trial id of the trial's latest run
+
+
+class StudySearcher(Searcher):
+    """Tune's searcher on the Optuna study: see the module's docstring.
+
+    `on_end(number, state)` is called after a trial's end is in the journal (the driver then removes
+    what the ended trial no longer needs).
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: SearchSpace,
+        *,
+        metric: str,
+        mode: str,
+        max_epochs: int,
+        stopped: set[str],
+        on_end: Callable[[int, TrialState], None] | None = None,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self._study = study
+        self._space = space
+        self._max_epochs = max_epochs
+        self._stopped = stopped
+        self._on_end = on_end
+        running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+        self._resumable: deque[FrozenTrial] = deque(sorted(running, key=lambda t: t.number))
+        self._trials: dict[str, optuna.Trial] = {}
+        self._reported: dict[str, set[int]] = {}
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        """Tune's metric and mode must be this searcher's; the space is this searcher's own."""
+        return metric in (None, self.metric) and mode in (None, self.mode) and not config
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Nothing to save: the journal is the searcher's state."""
+
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        """The next trial's point with its Optuna number: a RUNNING trial of the journal first."""
+        if self._resumable:
+            frozen = self._resumable.popleft()
+            trial = optuna.trial.Trial(self._study, frozen._trial_id)
+            reported = set(frozen.intermediate_values)
+        else:
+            trial = self._study.ask()
+            reported = set()
+        # On a trial handed out again this returns its recorded values (and completes a point that a
+        # crash interrupted while it was being suggested).
+        self._space(trial)
+        trial.set_user_attr(RAY_TRIAL_ID, trial_id)
+        self._trials[trial_id] = trial
+        self._reported[trial_id] = reported
+        return {**trial.params, TRIAL_NUMBER: trial.number}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """An epoch's value of the metric, as the trial's intermediate value at that epoch."""
+        trial = self._trials.get(trial_id)
+        epoch, value = result.get(EPOCH_KEY), result.get(self.metric)
+        if trial is None or epoch is None or not _finite(value) or int(epoch) in self._reported[trial_id]:
+            return
+        trial.report(float(value), int(epoch))
+        self._reported[trial_id].add(int(epoch))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        """Tell Optuna how the trial ended; a trial ended by an interrupt stays RUNNING."""
+        trial = self._trials.get(trial_id)
+        if trial is None:
+            return
+        result = result or {}
+        epoch = result.get(EPOCH_KEY)
+        if not error and epoch is not None:
+            self.on_trial_result(trial_id, result)
+            for key, value in reported_metrics(result).items():
+                trial.set_user_attr(key, value if math.isfinite(value) else None)
+        value = result.get(self.metric)
+        if error:
+            state = TrialState.FAIL
+        elif epoch is not None and epoch >= self._max_epochs:
+            state = TrialState.COMPLETE if _finite(value) else TrialState.FAIL
+        elif trial_id in self._stopped:
+            state = TrialState.PRUNED
+        else:
+            return
+        del self._trials[trial_id]
+        self._study.tell(
+            trial.number, float(value) if state == TrialState.COMPLETE else None, state, skip_if_finished=True
+        )
+        if self._on_end is not None:
+            self._on_end(trial.number, state)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
