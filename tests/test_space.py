@@ -139,3 +139,8 @@ def test_a_point_cut_half_way_is_not_complete():
     assert not SearchSpace().is_complete({k: v for k, v in paper.items() if k != "gamma"})
     assert not SearchSpace().is_complete({**paper, "use_weight_decay": True})  # its weight decay is missing
     assert not SearchSpace(tune_lr=True).is_complete(paper)
+
+
+def test_every_dimension_that_maps_its_value_can_map_it_back():
+    # `point_of` inverts `to_field`: a dimension without the inverse could not resume a trial cut half-way
+    assert [d.name for d in DIMENSIONS if d.to_field is not None and d.from_field is None] == []
