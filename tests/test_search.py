@@ -192,7 +192,7 @@ def test_a_resume_after_a_journal_cut_mid_line_draws_a_new_point(tmp_path):
     first.on_trial_complete("a", {"score": 0.2, "epoch": 2})  # stopped early by ASHA
     before = {t.number: t.params for t in stored(tmp_path)}
     journal = tmp_path / "j"
-    journal.write_bytes(journal.read_bytes()[:-20])  # the tell's line cut in half: trial 0 is RUNNING again
+    journal.write_bytes(journal.read_bytes()[:-20])  # the tell's line cut short: trial 0 is RUNNING again
 
     second = searcher(tmp_path)
     numbers = [second.suggest(t)[TRIAL_NUMBER] for t in ("w", "x", "y", "z")]
