@@ -13,11 +13,16 @@ to its end. Replay a failure with the seed it prints. Checked after every stop:
 - the journal holds at most num_samples trials, numbered 0, 1, ...; every trial folder is a trial of the
   journal; each folder's ``metrics.jsonl`` holds epochs 1..k with none missing, its checkpoint no later
   than k;
+- no trial's point changed: every value it had at the previous check is still its value (a point that
+  a kill cut half-way may only gain values); no two trials share a point; a trial whose folder has a
+  ``config.json`` has its whole point in the journal and that config is the point's; with
+  ``--per-weighting N`` no weighting method has more than N trials;
 - wall_seconds is at most the drivers' measured times and at least those minus a bounded loss per run;
 
 and when a study has finished: exactly num_samples trials, none RUNNING or WAITING; results.csv holds
 each once with the journal's state and its ``metrics.jsonl``'s epochs (a completed one all of them, the
-journal's last epoch the same); no checkpoint left; study.json ``finished``.
+journal's last epoch the same), with ``--per-weighting N`` exactly N per weighting method; no checkpoint
+left; study.json ``finished``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,19 +50,22 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from mtan.errors import UserError, run_cli
-from mtan.files import CHECKPOINT_FILE, METRICS_FILE
+from mtan.files import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE
 from study.driver import WALL_CLOCK_EVERY_S
 from study.lock import StudyLock
 from study.record import FINISHED, INTERRUPTED, JOURNAL, RUNNING, STUDY_JSON, TRIALS_DIR, trial_dirname
 from study.run import RESUME_HINT, said_its_last
 from study.search.journal import JournalLock
+from study.settings import StudySettings
+from study.space import TRIAL_NUMBER, WEIGHTING, SearchSpace
+from study.trainable import trial_config
 
 REPO = Path(__file__).resolve().parents[1]
 SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
-NUM_SAMPLES, MAX_EPOCHS = 5, 3
+NUM_SAMPLES, MAX_EPOCHS = 5, 3  # a study's trials (without --per-weighting) and epochs
 STUDY_ARGS = (
-    "--num-samples", str(NUM_SAMPLES), "--max-epochs", str(MAX_EPOCHS), "--grace-period", "1",
-    "--reduction-factor", "2", "--checkpoint-every", "1",
+    "--max-epochs", str(MAX_EPOCHS), "--grace-period", "1", "--reduction-factor", "2",
+    "--checkpoint-every", "1",
 )  # fmt: skip
 TINY_SET = ("max_train_images=16", "max_val_images=8")
 STATE_OF = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "stopped_early", TrialState.FAIL: "failed"}
@@ -80,6 +89,7 @@ class Chaos:
     data_root: str | None
     sets: tuple[str, ...]
     wall_slack: float
+    per_weighting: int | None = None  # the studies' --per-weighting (else --num-samples NUM_SAMPLES)
     rng: random.Random = field(init=False)
     signal_order: list[signal.Signals] = field(init=False)  # kill k uses signal_order[k % 3]
     counts: dict[str, int] = field(default_factory=dict)
@@ -94,6 +104,19 @@ class Chaos:
         a row use each once whatever the timing (a driver that ends before its delay draws none)."""
         return self.signal_order[self.counts.get("kills", 0) % len(self.signal_order)]
 
+    @property
+    def num_samples(self) -> int:
+        """The trials of each study."""
+        return (
+            NUM_SAMPLES if self.per_weighting is None else self.per_weighting * len(SearchSpace().weightings)
+        )
+
+    def design_args(self) -> list[str]:
+        """The flags that size a study: --num-samples or --per-weighting."""
+        if self.per_weighting is None:
+            return ["--num-samples", str(NUM_SAMPLES)]
+        return ["--per-weighting", str(self.per_weighting)]
+
     def count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
 
@@ -104,7 +127,8 @@ class Chaos:
             return [sys.executable, "-m", "study.run", "--resume", *args, *self._address()]
         sets = [item for s in self.sets for item in ("--set", s)]
         data = ["--data-root", self.data_root] if self.data_root else []
-        return [sys.executable, "-m", "study.run", *args, *STUDY_ARGS, *data, *sets, *self._address()]
+        study_args = [*self.design_args(), *STUDY_ARGS, *data, *sets]
+        return [sys.executable, "-m", "study.run", *args, *study_args, *self._address()]
 
     def _address(self) -> list[str]:
         return ["--address", self.address] if self.address else []
@@ -116,6 +140,7 @@ class Study:
 
     folder: Path
     runs: list[tuple[float, bool]] = field(default_factory=list)  # (seconds, killed with SIGKILL)
+    points: dict[int, dict[str, Any]] = field(default_factory=dict)  # each trial's values at the last check
 
 
 def start(chaos: Chaos, study: Study) -> tuple[subprocess.Popen, float, Path]:
@@ -232,9 +257,11 @@ def check_any_moment(chaos: Chaos, study: Study) -> None:
     trials = journal_trials(study)
     numbers = [t.number for t in trials]
     _require(numbers == list(range(len(trials))), f"journal numbers {numbers} are not 0, 1, ...")
-    _require(len(trials) <= NUM_SAMPLES, f"{len(trials)} trials in the journal, more than {NUM_SAMPLES}")
-    finished = len(trials) == NUM_SAMPLES and all(t.state in STATE_OF for t in trials)
+    total = chaos.num_samples
+    _require(len(trials) <= total, f"{len(trials)} trials in the journal, more than {total}")
+    finished = len(trials) == total and all(t.state in STATE_OF for t in trials)
     if record is not None:
+        check_points(chaos, study, trials, StudySettings.from_json(record["settings"]))
         status = record.get("status")
         allowed = {RUNNING, INTERRUPTED} if not finished else {RUNNING, INTERRUPTED, FINISHED}
         _require(status in allowed, f"study.json status {status!r} (journal finished: {finished})")
@@ -259,17 +286,60 @@ def check_any_moment(chaos: Chaos, study: Study) -> None:
             raise Violation(f"the study is still locked after its driver ended: {error}") from None
 
 
+def check_points(
+    chaos: Chaos, study: Study, trials: list[optuna.trial.FrozenTrial], settings: StudySettings
+) -> None:
+    """Each trial's point is fixed once asked: no recorded value changed since the last check (a point cut
+    half-way may gain values), no two trials share a point, and a trial that began training (its folder
+    has a config.json) has its whole point in the journal and trained it; with --per-weighting no method
+    has more than its trials."""
+    space = settings.space
+    for trial in trials:
+        before = study.points.get(trial.number, {})
+        changed = {k: (v, trial.params.get(k)) for k, v in before.items() if trial.params.get(k) != v}
+        _require(not changed, f"trial {trial.number}: its point changed (before, now): {changed}")
+        study.points[trial.number] = dict(trial.params)
+    owners: dict[tuple, int] = {}
+    for trial in trials:
+        if trial.params and space.is_complete(trial.params):
+            key = tuple(sorted(trial.params.items()))
+            _require(key not in owners, f"trials {owners.get(key)} and {trial.number} share a point {key}")
+            owners[key] = trial.number
+    for trial in trials:
+        path = study.folder / TRIALS_DIR / trial_dirname(trial.number) / CONFIG_FILE
+        if not path.exists():
+            continue
+        _require(space.is_complete(trial.params), f"trial {trial.number} trained; its point {trial.params}")
+        trained = json.loads(path.read_text())
+        point = {**trial.params, TRIAL_NUMBER: trial.number}
+        expected = trial_config(point, settings.base_config).to_flat()
+        differ = {
+            k: (trained.get(k), expected[k]) for k in (*space.fields, "seed") if trained.get(k) != expected[k]
+        }
+        _require(not differ, f"trial {trial.number} trained another point (trained, recorded): {differ}")
+    if chaos.per_weighting is not None:
+        counts = Counter(t.params[WEIGHTING] for t in trials if WEIGHTING in t.params)
+        _require(
+            max(counts.values(), default=0) <= chaos.per_weighting, f"trials per weighting {dict(counts)}"
+        )
+
+
 def check_finished(chaos: Chaos, study: Study) -> None:
     """The invariants of a finished study."""
     check_any_moment(chaos, study)
     record = _study_json(study)
     _require(record is not None and record.get("status") == FINISHED, "study.json is not finished")
     trials = journal_trials(study)
-    _require(len(trials) == NUM_SAMPLES, f"{len(trials)} trials, not {NUM_SAMPLES}")
+    total = chaos.num_samples
+    _require(len(trials) == total, f"{len(trials)} trials, not {total}")
     states = [t.state for t in trials]
     _require(all(s in STATE_OF for s in states), f"trials not ended in the journal: {states}")
     table = pd.read_csv(study.folder / "results.csv")
-    _require(list(table["trial"]) == list(range(NUM_SAMPLES)), f"results.csv trials {list(table['trial'])}")
+    _require(list(table["trial"]) == list(range(total)), f"results.csv trials {list(table['trial'])}")
+    if chaos.per_weighting is not None:
+        counts = table[WEIGHTING].value_counts().to_dict()
+        expected = dict.fromkeys(SearchSpace().weightings, chaos.per_weighting)
+        _require(counts == expected, f"results.csv trials per weighting {counts}, not {expected}")
     for trial, row in zip(trials, table.itertuples(), strict=True):
         name = trial_dirname(trial.number)
         _require(
@@ -362,6 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--wall-slack", type=float, default=30.0, help="wall time a driver may leave uncounted (default 30 s)"
     )
+    parser.add_argument(
+        "--per-weighting",
+        type=int,
+        help=f"studies of N trials per weighting method (default: --num-samples {NUM_SAMPLES})",
+    )
     return parser
 
 
@@ -369,14 +444,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.kills < 0 or args.max_delay <= 0.5:
         raise UserError("--kills must be 0 or more and --max-delay more than 0.5")
+    if args.per_weighting is not None and args.per_weighting < 1:
+        raise UserError(f"--per-weighting must be at least 1, got {args.per_weighting}")
     storage = (args.storage_path or Path(tempfile.mkdtemp(prefix="mtan-chaos-"))).resolve()
     storage.mkdir(parents=True, exist_ok=True)
     sets = (*TINY_SET, *args.set)
-    chaos = Chaos(storage, args.seed, args.max_delay, args.address, args.data_root, sets, args.wall_slack)
+    chaos = Chaos(
+        storage,
+        args.seed,
+        args.max_delay,
+        args.address,
+        args.data_root,
+        sets,
+        args.wall_slack,
+        args.per_weighting,
+    )
     try:
         counts = run_chaos(chaos, args.kills)
     except Violation as violation:
-        replay = f"python -m devtools.chaos --kills {args.kills} --seed {args.seed}"
+        design = f" --per-weighting {args.per_weighting}" if args.per_weighting is not None else ""
+        replay = f"python -m devtools.chaos --kills {args.kills} --seed {args.seed}{design}"
         print(f"VIOLATED: {violation}\nreplay: {replay}")
         print(f"counts so far: {chaos.counts}")
         return 1

@@ -23,7 +23,7 @@ from ray.tune import Callback
 from mtan.data import DataBundle, load_data
 from mtan.errors import UserError
 from mtan.evaluate import trivial_baselines
-from mtan.files import METRICS_FILE
+from mtan.files import CONFIG_FILE, METRICS_FILE
 from study.cluster import check_trial_fits, hardware, trial_slots, versions
 from study.lock import StudyLock
 from study.observe.loggers import dashboard_hints, tune_callbacks
@@ -38,6 +38,7 @@ from study.record import (
     write_results,
 )
 from study.search.asha import RecordingASHA
+from study.search.design import first_points
 from study.search.journal import FINISHED_STATES, finished_count, is_finished, open_study
 from study.search.searcher import RAY_TRIAL_ID, StudySearcher
 from study.settings import StudySettings, validate
@@ -60,6 +61,7 @@ class StudyOutcome:
 def _summary(settings: StudySettings, data_source: str, wall_seconds: float | None) -> dict[str, Any]:
     return {
         "num_samples": settings.num_samples,
+        "design": settings.design,
         "max_epochs": settings.max_epochs,
         "grace_period": settings.grace_period,
         "reduction_factor": settings.reduction_factor,
@@ -261,14 +263,21 @@ def _run(
 ) -> StudyOutcome:
     """The body of `run_study`, under the study's lock."""
     published = settings.space.published_points() if points is None else points
+    store = TrialStore(location.trials_uri)
     study = open_study(
         location.journal,
         settings.name,
         mode=settings.mode,
         seed=settings.seed,
-        points=published[: settings.num_samples],
+        points=first_points(
+            published,
+            num_samples=settings.num_samples,
+            per_weighting=settings.per_weighting,
+            weightings=settings.space.weightings,
+        ),
+        per_weighting=settings.per_weighting is not None,
+        trained=lambda number: trained_point(store, number, settings),
     )
-    store = TrialStore(location.trials_uri)
     for trial in study.get_trials(deepcopy=False):  # ended before a crash could clean their folders
         if trial.state in FINISHED_STATES:
             store.end(trial.number, failed=trial.state == TrialState.FAIL)
@@ -317,6 +326,12 @@ def _run(
 
 NO_REASON = "the trial's process ended without a reason (see Ray's logs under STUDY/ray/)"
 NOT_FINITE = "the objective's last value is not a finite number"
+
+
+def trained_point(store: TrialStore, number: int, settings: StudySettings) -> dict[str, Any] | None:
+    """The point trial `number`'s folder trained, from its ``config.json`` (None when it has none)."""
+    text = store.read_text(number, CONFIG_FILE)
+    return settings.space.point_of(json.loads(text), settings.max_epochs) if text else None
 
 
 def read_history(store: TrialStore, number: int) -> list[dict[str, Any]]:

@@ -4,8 +4,8 @@
 study.run``, `STUDY_FLAGS`) and the base training configuration of its trials, built once
 (`StudySettings.base_config`). `new_settings` fills in the defaults of a new study: the dataclass
 defaults, those by preset (`PRESET_DEFAULTS`, else the preset's own epochs), the grace period from the
-epochs and the reduction factor, and one GPU per trial when Ray sees a GPU
-(`study.cluster.default_gpus_per_trial`).
+epochs and the reduction factor, the number of trials from ``--per-weighting`` (that many per weighting
+method), and one GPU per trial when Ray sees a GPU (`study.cluster.default_gpus_per_trial`).
 """
 
 from __future__ import annotations
@@ -79,6 +79,12 @@ class StudySettings:
     )
     storage_path: str = _flag("./results", "where studies go: a folder or s3://...")
     num_samples: int = _flag(20, "number of trials")
+    per_weighting: int | None = _flag(
+        None,
+        "trials for each weighting method of the space, the same number for each, instead of --num-samples "
+        "(it sets the total; docs/study.md)",
+        False,
+    )
     preset: str = _flag(
         "cpu",
         f"mtan preset, one of {', '.join(PRESETS)}: cpu (default; small, for the synthetic set), report "
@@ -137,6 +143,12 @@ class StudySettings:
         """The search space of this study."""
         return SearchSpace(uncertainty=self.uncertainty, tune_lr=self.tune_lr)
 
+    @property
+    def design(self) -> dict[str, Any]:
+        """How the trials are shared among the weighting methods (study.json's ``design``):
+        ``per_weighting`` trials each, or None where the sampler chooses each trial's method."""
+        return {"per_weighting": self.per_weighting, "weightings": list(self.space.weightings)}
+
     @functools.cached_property
     def base_config(self) -> TrainConfig:
         """The training configuration the trials share before their points of the space: the preset with
@@ -189,6 +201,15 @@ def new_settings(given: Mapping[str, Any]) -> StudySettings:
     """A new study's settings from the values given (field name -> value; None or absent: not given),
     every other one by its default. ``overrides`` given are laid over the preset's."""
     values = {k: v for k, v in given.items() if v is not None}
+    if "per_weighting" in values:
+        if "num_samples" in values:
+            raise UserError(
+                "--num-samples and --per-weighting are exclusive: --per-weighting N runs N trials for "
+                "each weighting method, and that is the total"
+            )
+        space = SearchSpace(uncertainty=bool(values.get("uncertainty")), tune_lr=bool(values.get("tune_lr")))
+        if isinstance(values["per_weighting"], int):  # `validate` names the flag otherwise
+            values["num_samples"] = values["per_weighting"] * len(space.weightings)
     preset = values.get("preset", StudySettings.preset)
     defaults = PRESET_DEFAULTS.get(preset)
     if "max_epochs" not in values:
@@ -211,7 +232,20 @@ def validate(settings: StudySettings) -> None:
     check_field_types(settings, as_flag)
     check_logger(settings.logger, settings.mlflow_tracking_uri)
     checks = [
+        (
+            settings.per_weighting is None or settings.per_weighting >= 1,
+            f"--per-weighting must be at least 1, got {settings.per_weighting}",
+        ),
         (settings.num_samples >= 1, f"--num-samples must be at least 1, got {settings.num_samples}"),
+        (
+            settings.per_weighting is None
+            or settings.num_samples == settings.per_weighting * len(settings.space.weightings),
+            f"--per-weighting {settings.per_weighting} with {len(settings.space.weightings)} weighting "
+            f"methods ({', '.join(settings.space.weightings)}) makes "
+            f"{(settings.per_weighting or 0) * len(settings.space.weightings)} trials, not "
+            f"{settings.num_samples} (--num-samples)",
+        ),
+        (0 <= settings.seed < 2**32, f"--seed must be between 0 and 2**32 - 1, got {settings.seed}"),
         (settings.max_epochs >= 1, f"--max-epochs must be at least 1, got {settings.max_epochs}"),
         (
             1 <= settings.grace_period <= settings.max_epochs,

@@ -16,8 +16,9 @@ One `Dimension` per searched value, in the order Optuna suggests them (define-by
 From the table derive: the Optuna suggestion (`SearchSpace.__call__`), the published points
 (`SearchSpace.published_points`), the `TrainConfig` values of a point (`train_overrides`), the config
 columns of results.csv (`SearchSpace.columns`, `SearchSpace.column_values`), the `TrainConfig` fields the
-study sets (`SearchSpace.fields`) and the JSON description study.json records for the analysis
-(`SearchSpace.describe`: labels, log scales, the weightings a column applies to).
+study sets (`SearchSpace.fields`), the JSON description study.json records for the analysis
+(`SearchSpace.describe`: labels, log scales, the weightings a column applies to), whether a point is
+whole (`SearchSpace.is_complete`) and the point a trial's config trained (`SearchSpace.point_of`).
 
 Besides the searched values, a point carries ``trial_number``, Optuna's number of the trial (0, 1, ...),
 which the trainable adds to the study's seed. With one seed for all trials, the many configurations that
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     import optuna
 
 TRIAL_NUMBER = "trial_number"
+WEIGHTING = "weighting"  # the dimension that chooses the weighting method
 PAPER, SEED_REPORT = "paper", "seed_report"
 # Liu et al. 2019: Adam lr 1e-4, no weight decay, StepLR(100, 0.5) over 200 epochs, equal weighting.
 # The seed report: DWA T = 2, weight decay 1e-4, StepLR(25, 0.5) over 100 epochs.
@@ -68,6 +70,7 @@ class Dimension:
     field: str | None = None  # the `TrainConfig` field it sets (None: it only switches others)
     off: Any = None  # the field's value when `switch` is False
     to_field: Callable[[Any, int], Any] | None = None  # (value, epochs) -> field value; None: float(value)
+    from_field: Callable[[Any, int], Any] | None = None  # (field value, epochs) -> a value giving it
     field_label: str = ""  # the label of `field` where it differs from `name`
     published: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # value at PAPER / SEED_REPORT
 
@@ -78,7 +81,7 @@ class Dimension:
 
     def applies(self, point: Mapping[str, Any]) -> bool:
         """Whether a trial at `point` has this dimension (its weighting, its switch)."""
-        if self.weightings is not None and point.get("weighting") not in self.weightings:
+        if self.weightings is not None and point.get(WEIGHTING) not in self.weightings:
             return False
         return self.switch is None or bool(point.get(self.switch))
 
@@ -97,10 +100,10 @@ class Dimension:
 def _weighting_dimensions() -> tuple[Dimension, ...]:
     """The weighting choice, then each method's own hyperparameters, as `mtan.weighting` declares them."""
     choice = Dimension(
-        "weighting",
+        WEIGHTING,
         "weighting",
         choices=tuple(WEIGHTINGS),
-        field="weighting",
+        field=WEIGHTING,
         published={PAPER: "equal", SEED_REPORT: "dwa"},
     )
     own = []
@@ -130,7 +133,7 @@ DIMENSIONS: tuple[Dimension, ...] = (
               field="weight_decay", off=0.0, published={SEED_REPORT: 1e-4}),
     Dimension("step_fraction", "StepLR step (fraction of the epochs)", low=0.1, high=1.0, field="step_size",
               to_field=lambda v, epochs: step_size(float(v), epochs), field_label="StepLR step (epochs)",
-              published={PAPER: 0.5, SEED_REPORT: 0.25}),
+              from_field=lambda size, epochs: size / epochs, published={PAPER: 0.5, SEED_REPORT: 0.25}),
     Dimension("gamma", "StepLR gamma", low=0.1, high=0.9, field="gamma",
               published={PAPER: 0.5, SEED_REPORT: 0.5}),
     Dimension("lr", "learning rate", low=1e-5, high=1e-2, log=True, flag="tune_lr", field="lr",
@@ -158,7 +161,7 @@ class SearchSpace:
         for d in DIMENSIONS:
             if d.flag is not None and not getattr(self, d.flag):
                 continue
-            if d.name == "weighting":
+            if d.name == WEIGHTING:
                 d = dataclasses.replace(d, choices=self.weightings)
             if d.weightings is not None and not set(d.weightings) & set(self.weightings):
                 continue
@@ -177,6 +180,27 @@ class SearchSpace:
             else:
                 point[d.name] = trial.suggest_float(d.name, d.low, d.high, log=d.log)
         return {TRIAL_NUMBER: trial.number}
+
+    def is_complete(self, point: Mapping[str, Any]) -> bool:
+        """Whether `point` holds every dimension that applies to it (a crash can cut a point half-way)."""
+        return all(d.name in point for d in self.dimensions if d.applies(point))
+
+    def point_of(self, config: Mapping[str, Any], epochs: int) -> dict[str, Any]:
+        """A point that trains `config`'s values of the space's fields (a flat `TrainConfig`, e.g. a trial
+        folder's ``config.json``) for a budget of `epochs`: the inverse of `train_overrides`, up to values
+        that give the same field (a StepLR step of 3 of 4 epochs is step_fraction 0.75)."""
+        point: dict[str, Any] = {}
+        for d in self.dimensions:
+            if not d.applies(point):
+                continue
+            if d.field is None:  # a switch: on when a value it switches is not its `off`
+                point[d.name] = any(config[o.field] != o.off for o in self.dimensions if o.switch == d.name)
+            elif d.categorical:
+                point[d.name] = config[d.field]
+            else:
+                value = d.from_field(config[d.field], epochs) if d.from_field else config[d.field]
+                point[d.name] = min(max(float(value), d.low), d.high)
+        return point
 
     def published_points(self) -> list[dict[str, Any]]:
         """The paper's and the seed report's configurations, as points of this space."""

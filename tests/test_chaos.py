@@ -3,8 +3,23 @@ checked after every kill and at the end (`devtools.chaos`; the long run is in do
 
 from __future__ import annotations
 
+import json
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+
 from devtools import chaos
+from mtan.files import CONFIG_FILE
+from study.record import JOURNAL, STUDY_JSON
+from study.search.journal import journal_storage
+from study.settings import StudySettings
+from study.space import TRIAL_NUMBER, SearchSpace
+from study.trainable import trial_config
 from tests.conftest import TINY_SET
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def test_a_study_killed_three_ways_finishes_with_a_consistent_record(
@@ -19,3 +34,54 @@ def test_a_study_killed_three_ways_finishes_with_a_consistent_record(
     for signal_name in ("SIGKILL", "SIGTERM", "SIGINT"):  # three kills use each once
         assert f": {signal_name} after" in output, output
     assert "all invariants held" in output
+
+
+def fake_study(tmp_path, points, per_weighting=None):
+    """A study folder as the chaos checks read it: study.json's settings, a journal with `points` as
+    pruned trials 0, 1, ..."""
+    name = "fake"
+    settings = StudySettings(name=name, max_epochs=4, num_samples=len(points))
+    folder = tmp_path / name
+    folder.mkdir(parents=True)
+    (folder / STUDY_JSON).write_text(json.dumps({"settings": settings.to_json()}))
+    journal = optuna.create_study(study_name=name, storage=journal_storage(folder / JOURNAL))
+    for point in points:
+        distributions = {
+            k: CategoricalDistribution([v]) if isinstance(v, (str, bool)) else FloatDistribution(0.0, 10.0)
+            for k, v in point.items()
+        }
+        journal.add_trial(
+            optuna.trial.create_trial(params=point, distributions=distributions, state=TrialState.PRUNED)
+        )
+    run = chaos.Chaos(tmp_path, 0, 1.0, None, None, (), 1.0, per_weighting)
+    return run, chaos.Study(folder), settings
+
+
+def check(run, study, settings):
+    chaos.check_points(run, study, chaos.journal_trials(study), settings)
+
+
+def test_the_point_checks_catch_a_changed_a_shared_and_a_mistrained_point(tmp_path):
+    paper, report = SearchSpace().published_points()
+    sampled = {**report, "gamma": 0.7}
+    run, study, settings = fake_study(tmp_path, [paper, report, sampled])
+    check(run, study, settings)  # consistent
+    folder = study.folder / "trials" / "trial_002"
+    folder.mkdir(parents=True)
+    trained = trial_config({**sampled, TRIAL_NUMBER: 2}, settings.base_config)
+    (folder / CONFIG_FILE).write_text(json.dumps(trained.to_flat()))
+    check(run, study, settings)  # trial 2 trained its point
+    (folder / CONFIG_FILE).write_text(json.dumps({**trained.to_flat(), "gamma": 0.5}))
+    with pytest.raises(chaos.Violation, match="trial 2 trained another point"):
+        check(run, study, settings)
+    (folder / CONFIG_FILE).unlink()
+    study.points[2]["gamma"] = 0.6  # what an earlier check saw
+    with pytest.raises(chaos.Violation, match="trial 2: its point changed"):
+        check(run, study, settings)
+
+    run, study, settings = fake_study(tmp_path / "shared", [paper, report, dict(report)])
+    with pytest.raises(chaos.Violation, match="trials 1 and 2 share a point"):
+        check(run, study, settings)
+    run, study, settings = fake_study(tmp_path / "per", [paper, report, sampled], per_weighting=1)
+    with pytest.raises(chaos.Violation, match="trials per weighting"):
+        check(run, study, settings)

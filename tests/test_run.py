@@ -299,3 +299,50 @@ def test_the_best_trials_table_shows_a_dash_where_a_value_does_not_apply():
     best, other = text.splitlines()[1:3]
     assert best.split()[:5] == ["1", "completed", "4", "dwa", "2"]  # the better trial first, with its T
     assert other.split()[:5] == ["0", "completed", "4", "equal", "-"]  # no temperature for equal
+
+
+def test_per_weighting_gives_each_method_n_trials_across_a_kill_and_a_resume(
+    ray_cluster, tiny_root, tmp_path
+):
+    args = tiny_study_args(tiny_root, tmp_path, "pw", "--per-weighting", "2", "--max-epochs", "2")
+    args += ["--grace-period", "1", "--reduction-factor", "2", "--max-concurrent", "1"]
+    command = [sys.executable, "-m", "study.run", *args, "--address", ray_cluster.address]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        while not any("completed after" in line or "stopped early" in line for line in lines):
+            line = process.stdout.readline().decode()
+            assert line, "the study ended before it was killed:\n" + "".join(lines)
+            lines.append(line)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the driver, as when its machine is lost
+        process.wait()
+    folder = tmp_path / "pw"
+    before = {t.number: t.params for t in journal_trials(folder) if t.params}
+    assert not (folder / "results.csv").exists() and 0 in before
+
+    assert main(["--resume", "--storage-path", str(tmp_path), "--name", "pw"]) == 0
+    weightings = list(SearchSpace().weightings)
+    table = pd.read_csv(folder / "results.csv")
+    assert table["weighting"].value_counts().to_dict() == dict.fromkeys(weightings, 2)
+    assert list(table["weighting"][:2]) == ["equal", "dwa"]  # the published configurations count in
+    trials = journal_trials(folder)
+    assert {t.number: t.params for t in trials if t.number in before} == before  # no point changed
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials)  # none repeated
+    study = json.loads((folder / "study.json").read_text())
+    assert study["design"] == {"per_weighting": 2, "weightings": weightings}
+    assert (study["num_samples"], study["runs"]) == (2 * len(weightings), 2)
+
+
+def test_num_samples_and_per_weighting_are_exclusive(tmp_path):
+    with pytest.raises(UserError, match="--num-samples and --per-weighting are exclusive"):
+        main(["--num-samples", "4", "--per-weighting", "2", "--storage-path", str(tmp_path)])
+    assert not any(tmp_path.iterdir())

@@ -9,7 +9,9 @@ from optuna.trial import TrialState
 from ray.tune.schedulers import TrialScheduler
 
 from study.search.asha import RecordingASHA
+from study.search.design import first_points, weighting_order
 from study.search.journal import journal_storage, open_study
+from study.search.sampler import StudySampler, run_seed
 from study.search.searcher import RAY_TRIAL_ID, StudySearcher
 from study.space import TRIAL_NUMBER, SearchSpace
 
@@ -17,8 +19,17 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 PUBLISHED = SearchSpace().published_points()
 
 
-def searcher(tmp_path, stopped=(), ended=None):
-    study = open_study(tmp_path / "j", "s", mode="max", seed=0, points=PUBLISHED)
+def searcher(tmp_path, stopped=(), ended=None, trained=None, per_weighting=None):
+    points = first_points(PUBLISHED, num_samples=20, per_weighting=per_weighting, weightings=("equal", "dwa"))
+    study = open_study(
+        tmp_path / "j",
+        "s",
+        mode="max",
+        seed=0,
+        points=points,
+        per_weighting=per_weighting is not None,
+        trained=trained,
+    )
     on_end = None if ended is None else lambda number, state: ended.append((number, state))
     return StudySearcher(
         study, SearchSpace(), metric="score", mode="max", max_epochs=4, stopped=set(stopped), on_end=on_end
@@ -156,3 +167,166 @@ def test_a_resumed_asha_stops_trials_as_one_that_saw_the_earlier_trials_live():
             assert decide(live, trial_id, signed(values)) == expected[trial_id], (mode, trial_id)
         # before: a resumed study's ASHA started with empty rungs and let "c" go on
         assert decide(asha(mode), "c", signed(later["c"])) == [go]
+
+
+def searched_values(trial: optuna.trial.FrozenTrial) -> set[float]:
+    """The continuous values of a trial's point (what the sampler drew)."""
+    return {v for v in trial.params.values() if isinstance(v, float)}
+
+
+def cut_journal_line(journal, contains: tuple[str, ...]) -> None:
+    """Cut the journal in the middle of the first line holding every string of `contains` (a crash in
+    the middle of that write), dropping everything after it."""
+    lines = journal.read_bytes().splitlines(keepends=True)
+    index = next(i for i, line in enumerate(lines) if all(s.encode() in line for s in contains))
+    journal.write_bytes(b"".join(lines[:index]) + lines[index][: len(lines[index]) // 2])
+
+
+def test_a_resume_after_a_journal_cut_mid_line_draws_a_new_point(tmp_path):
+    # the reported case: killed right after the first "stopped early", the journal's last line cut in
+    # half, resumed; results.csv's rows 2 and 3 were the same point
+    first = searcher(tmp_path, stopped={"a"})
+    for trial_id in ("a", "b", "c"):  # trials 0 and 1 (published) and 2 (sampled)
+        first.suggest(trial_id)
+    report(first, "a", (1, 2))
+    first.on_trial_complete("a", {"score": 0.2, "epoch": 2})  # stopped early by ASHA
+    before = {t.number: t.params for t in stored(tmp_path)}
+    journal = tmp_path / "j"
+    journal.write_bytes(journal.read_bytes()[:-20])  # the tell's line cut short: trial 0 is RUNNING again
+
+    second = searcher(tmp_path)
+    numbers = [second.suggest(t)[TRIAL_NUMBER] for t in ("w", "x", "y", "z")]
+    trials = stored(tmp_path)
+    assert numbers == [0, 1, 2, 3]  # the three RUNNING trials again, then a new one
+    assert {t.number: t.params for t in trials[:3]} == before  # no recorded point changed
+    assert trials[3].params != trials[2].params
+    assert not searched_values(trials[3]) & searched_values(trials[2])  # no draw repeated
+
+
+def test_a_resume_right_after_a_trial_ended_draws_a_new_point(tmp_path):
+    # the reported case without touching the journal: killed right after a trial ended, resumed
+    first = searcher(tmp_path)
+    for trial_id in ("a", "b", "c"):
+        first.suggest(trial_id)
+    first.on_trial_complete("a", {"score": 0.4, "epoch": 4})
+    before = {t.number: t.params for t in stored(tmp_path)}
+
+    second = searcher(tmp_path)
+    assert [second.suggest(t)[TRIAL_NUMBER] for t in ("x", "y", "z")] == [1, 2, 3]
+    trials = stored(tmp_path)
+    assert {t.number: t.params for t in trials[:3]} == before
+    assert not searched_values(trials[3]) & searched_values(trials[2])
+
+
+def test_a_point_cut_half_way_keeps_its_values_and_takes_the_rest_from_what_its_folder_trained(tmp_path):
+    first = searcher(tmp_path)
+    for trial_id in ("a", "b", "c"):
+        first.suggest(trial_id)
+    whole = stored(tmp_path)[2].params
+    cut_journal_line(tmp_path / "j", ('"trial_id":2', '"param_name":"gamma"'))  # killed while suggesting
+    cut = stored(tmp_path)[2].params
+    assert cut == {k: v for k, v in whole.items() if k != "gamma"}
+
+    again = searcher(tmp_path)  # no trial folder: the missing value is drawn
+    assert [again.suggest(t)[TRIAL_NUMBER] for t in ("x", "y", "z")] == [0, 1, 2]  # all three RUNNING
+    completed = stored(tmp_path)[2].params
+    assert {k: completed[k] for k in cut} == cut and "gamma" in completed
+
+    cut_journal_line(tmp_path / "j", ('"trial_id":2', '"param_name":"gamma"'))
+    trained = {2: {**whole, "gamma": 0.37}}  # what trial 2's config.json says it trained
+    resumed = searcher(tmp_path, trained=trained.get)
+    assert [resumed.suggest(t) for t in ("x", "y", "z")][2] == {**cut, "gamma": 0.37, TRIAL_NUMBER: 2}
+
+
+def test_an_uninterrupted_study_draws_the_points_of_a_plain_seeded_tpe(tmp_path):
+    # the sampler's first run is TPESampler(seed) with constant liar, as before the resume fix: the
+    # points of a study that is never interrupted do not change (14 trials: past TPE's 10 random ones)
+    plain = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=0, constant_liar=True)
+    )
+    for point in PUBLISHED:
+        plain.enqueue_trial(point)
+    search = searcher(tmp_path)
+    for n in range(14):
+        trial = plain.ask()
+        SearchSpace()(trial)
+        assert search.suggest(f"t{n}") == {**trial.params, TRIAL_NUMBER: n}
+        value = trial.params["gamma"] - trial.params["step_fraction"]  # any objective, the same for both
+        plain.tell(trial, value)
+        search.on_trial_complete(f"t{n}", {"score": value, "epoch": 4})
+
+
+def test_the_sampler_seed_is_the_studys_until_a_value_is_recorded_then_new_for_every_count():
+    assert run_seed(7, 0) == 7
+    seeds = [run_seed(7, recorded) for recorded in range(1, 200)]
+    assert len(set(seeds)) == len(seeds) and 7 not in seeds
+    assert run_seed(7, 5) == run_seed(7, 5) != run_seed(8, 5)
+
+
+class ScriptedSampler(optuna.samplers.RandomSampler):
+    """Returns the values of `script` in turn, and records the weightings of the trials it was shown."""
+
+    def __init__(self, script):
+        super().__init__(seed=0)
+        self.script = list(script)
+        self.shown: list[list[str]] = []
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        self.shown.append([t.params.get("weighting") for t in study.get_trials(deepcopy=False)])
+        if self.script:
+            return self.script.pop(0)
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+
+def test_a_value_that_would_repeat_a_recorded_point_is_drawn_again():
+    inner = ScriptedSampler([0.3, 0.3, 0.6])  # the second draw would repeat the first trial's point
+    study = optuna.create_study(sampler=StudySampler(inner))
+    for _ in range(2):
+        trial = study.ask()
+        trial.suggest_categorical("weighting", ["equal"])
+        trial.suggest_float("gamma", 0.1, 0.9)
+    assert [t.params["gamma"] for t in study.trials] == [0.3, 0.6]
+    assert inner.script == []  # three draws for two values
+
+
+def test_per_weighting_each_methods_values_are_drawn_from_its_own_trials_only(tmp_path):
+    study = optuna.create_study(sampler=StudySampler(inner := ScriptedSampler([]), stratum="weighting"))
+    for weighting in ("equal", "dwa", "equal", "dwa", "dwa", "equal"):
+        study.enqueue_trial({"weighting": weighting})
+    for _ in range(6):
+        trial = study.ask()
+        SearchSpace()(trial)
+        study.tell(trial, 0.5)
+    for seen in inner.shown:  # the trial being drawn is last: only trials of its own method before it
+        assert set(seen) == {seen[-1]}
+    assert {len(seen) for seen in inner.shown} == {1, 2, 3}
+
+
+def test_the_weighting_of_each_trial_of_a_per_weighting_study():
+    # hand-worked: the published configurations first, then the method with the fewest trials so far
+    assert weighting_order(["equal", "dwa"], ["equal", "dwa"], 3) == ["equal", "dwa"] * 3
+    three = ["equal", "dwa", "uncertainty"]
+    assert weighting_order(["equal", "dwa"], three, 2) == three * 2
+    assert weighting_order([], three, 1) == three
+    points = first_points(PUBLISHED, num_samples=99, per_weighting=1, weightings=three)
+    assert points == [*PUBLISHED, {"weighting": "uncertainty"}]
+    assert first_points(PUBLISHED, num_samples=1, per_weighting=None, weightings=three) == PUBLISHED[:1]
+    only_dwa = first_points(PUBLISHED, num_samples=99, per_weighting=2, weightings=["dwa"])
+    assert only_dwa == [PUBLISHED[1], {"weighting": "dwa"}]  # the paper's point is not in this space
+
+
+def test_per_weighting_n_trials_each_across_a_resume(tmp_path):
+    first = searcher(tmp_path, per_weighting=3)
+    for trial_id in ("a", "b", "c", "d"):
+        first.suggest(trial_id)
+    first.on_trial_complete("a", {"score": 0.4, "epoch": 4})
+    before = {t.number: t.params for t in stored(tmp_path) if t.params}
+
+    second = searcher(tmp_path, per_weighting=3)
+    numbers = [second.suggest(f"r{n}")[TRIAL_NUMBER] for n in range(5)]
+    assert numbers == [1, 2, 3, 4, 5]  # the RUNNING ones again, then the WAITING ones in order
+    trials = stored(tmp_path)
+    assert [t.params["weighting"] for t in trials] == ["equal", "dwa"] * 3
+    assert {t.number: t.params for t in trials if t.number in before} == before
+    points = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(points)) == len(points)

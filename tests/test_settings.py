@@ -8,8 +8,11 @@ import json
 import pytest
 
 from mtan.errors import UserError
+from mtan.weighting import WEIGHTINGS as REGISTERED
 from study.cluster import default_gpus_per_trial
 from study.settings import STUDY_FLAGS, StudySettings, new_settings, validate
+
+WEIGHTINGS = [w for w in REGISTERED if w != "uncertainty"]  # the default space's methods
 
 
 def test_settings_survive_study_json():
@@ -29,6 +32,12 @@ def test_settings_survive_study_json():
         ({"overrides": (("seed", 3),)}, "--set cannot change seed"),
         ({"overrides": (("lr", 0.1),), "tune_lr": True}, "either fixed or searched"),
         ({"overrides": (("lr", -1.0),)}, "lr must be > 0"),
+        ({"seed": -1}, "--seed"),
+        ({"per_weighting": 0, "num_samples": 0}, "--per-weighting must be at least 1"),
+        (
+            {"per_weighting": 3},
+            "--per-weighting 3 with 2 weighting methods .equal, dwa. makes 6 trials, not 20",
+        ),
     ],
 )
 def test_each_bad_setting_is_named(change, message):
@@ -68,3 +77,18 @@ def test_every_flag_is_a_setting():
     assert set(STUDY_FLAGS) | {"name", "storage_path", "overrides"} == {
         f.name for f in dataclasses.fields(StudySettings)
     }
+
+
+def test_per_weighting_sets_the_total_and_excludes_num_samples():
+    # the space's methods: every registered one, uncertainty only behind its flag
+    settings = new_settings({"per_weighting": 3, "name": "s"})
+    assert settings.num_samples == 3 * len(WEIGHTINGS)
+    assert settings.design == {"per_weighting": 3, "weightings": list(WEIGHTINGS)}
+    more = new_settings({"per_weighting": 3, "uncertainty": True, "name": "s"})
+    assert more.num_samples == 3 * (len(WEIGHTINGS) + 1) and more.design["weightings"][-1] == "uncertainty"
+    validate(settings)
+    validate(more)
+    assert StudySettings.from_json(json.loads(json.dumps(more.to_json()))) == more
+    assert new_settings({"num_samples": 7}).design == {"per_weighting": None, "weightings": list(WEIGHTINGS)}
+    with pytest.raises(UserError, match="--num-samples and --per-weighting are exclusive"):
+        new_settings({"per_weighting": 3, "num_samples": 6})

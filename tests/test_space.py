@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from mtan.config import PRESETS
+from mtan.config import PRESETS, make_config
 from mtan.weighting import WEIGHTINGS as MTAN_WEIGHTINGS
 from study.space import DIMENSIONS, SearchSpace, step_size, train_overrides
 
@@ -114,3 +114,33 @@ def test_the_recorded_description_names_every_column_with_its_label_and_scale():
     assert columns["temperature"]["weightings"] == ["dwa"] and columns["temperature"]["log"]
     assert columns["lr"]["log"] and not columns["gamma"]["log"] and columns["weighting"]["categorical"]
     assert described["labels"]["use_weight_decay"] == "weight decay on"  # Optuna's names have labels too
+
+
+@pytest.mark.parametrize("epochs", [1, 3, 4, 24, 200])
+def test_the_point_of_a_trials_config_trains_that_config(epochs):
+    # what a trial folder's config.json says gives back a point that trains the same config
+    space = SearchSpace(uncertainty=True, tune_lr=True)
+    points = [*space.published_points(), *sample(space, 100, seed=2)]
+    base = make_config("cpu", epochs=epochs).to_flat()
+    for point in points:
+        config = {**base, **train_overrides(point, epochs, space)}
+        again = space.point_of(config, epochs)
+        assert train_overrides(again, epochs, space) == train_overrides(point, epochs, space)
+        assert set(again) == set(point) and space.is_complete(again)
+        assert {k: v for k, v in again.items() if k != "step_fraction"} == {
+            k: v for k, v in point.items() if k != "step_fraction"
+        }  # all but the step fraction exactly (its config field is a whole number of epochs)
+
+
+def test_a_point_cut_half_way_is_not_complete():
+    paper, report = SearchSpace().published_points()
+    assert SearchSpace().is_complete(paper) and SearchSpace().is_complete(report)
+    assert not SearchSpace().is_complete({k: v for k, v in report.items() if k != "temperature"})
+    assert not SearchSpace().is_complete({k: v for k, v in paper.items() if k != "gamma"})
+    assert not SearchSpace().is_complete({**paper, "use_weight_decay": True})  # its weight decay is missing
+    assert not SearchSpace(tune_lr=True).is_complete(paper)
+
+
+def test_every_dimension_that_maps_its_value_can_map_it_back():
+    # `point_of` inverts `to_field`: a dimension without the inverse could not resume a trial cut half-way
+    assert [d.name for d in DIMENSIONS if d.to_field is not None and d.from_field is None] == []

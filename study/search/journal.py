@@ -1,9 +1,11 @@
 """The Optuna journal (``STUDY/optuna.journal``), the study's record of its trials: which exist, with
 which number and point, and how each ended (docs/design.md, "Where each fact lives").
 
-A study enqueues its first points (the published configurations) once, when it is created. The journal
-is appended under an ``flock`` that the kernel releases when its process dies, and a last line that a
-crash left without its newline is cut before the study's one writer appends again.
+A study enqueues its first points (the published configurations; with ``--per-weighting`` every trial,
+`study.search.design`) once, when it is created, and each driver run opens it with a sampler of its own
+(`study.search.sampler`). The journal is appended under an ``flock`` that the kernel releases when its
+process dies, and a last line that a crash left without its newline is cut before the study's one
+writer appends again.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import TrialState
+
+from study.search.sampler import Trained, study_sampler
 
 POINTS_ENQUEUED = "points_enqueued"  # Optuna study attribute: the first points are in the journal
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -72,9 +76,18 @@ def repair_journal_tail(path: Path) -> None:
 
 
 def open_study(
-    journal: Path, name: str, *, mode: str, seed: int, points: list[dict[str, Any]]
+    journal: Path,
+    name: str,
+    *,
+    mode: str,
+    seed: int,
+    points: list[dict[str, Any]],
+    per_weighting: bool = False,
+    trained: Trained | None = None,
 ) -> optuna.Study:
-    """The study `name` in `journal`, created with `points` enqueued as its first trials if new.
+    """The study `name` in `journal`, created with `points` enqueued as its first trials if new, with
+    this driver run's sampler (`study.search.sampler.study_sampler`; `per_weighting`: each weighting
+    method's trials tuned on their own; `trained`: the points the trial folders trained).
 
     The points are enqueued before any trial is asked, and the study is marked once they all are, so a
     crash in between is finished on the next call: the trials so far are a prefix of `points`.
@@ -82,7 +95,7 @@ def open_study(
     study = optuna.create_study(
         study_name=name,
         storage=journal_storage(journal),
-        sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),
+        sampler=optuna.samplers.RandomSampler(),  # replaced below, once the journal is read
         direction="maximize" if mode == "max" else "minimize",
         load_if_exists=True,
     )
@@ -90,6 +103,7 @@ def open_study(
         for point in points[len(study.trials) :]:
             study.enqueue_trial(point)
         study.set_user_attr(POINTS_ENQUEUED, True)
+    study.sampler = study_sampler(study, seed, per_weighting=per_weighting, trained=trained)
     return study
 
 

@@ -71,7 +71,7 @@ class StudySearcher(Searcher):
             trial = self._study.ask()
             reported = set()
         # On a trial handed out again this returns its recorded values (and completes a point that a
-        # crash interrupted while it was being suggested).
+        # crash interrupted while it was being suggested: study.search.sampler).
         self._space(trial)
         trial.set_user_attr(RAY_TRIAL_ID, trial_id)
         self._trials[trial_id] = trial
