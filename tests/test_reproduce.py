@@ -15,7 +15,7 @@ from mtan.train import CHECKPOINT_FILE, read_metrics
 from study.reproduce.cli import main
 
 SUMMARY_COLUMNS = ["config", "metric", "mean", "std", "ci_low", "ci_high", "n"]
-COMPARISON_COLUMNS = ["comparison", "metric", "mean_diff", "ci_low", "ci_high", "p_value", "n"]
+COMPARISON_COLUMNS = ["comparison", "metric", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm", "n"]
 T_975_DF1 = 12.706205  # Student t, 1 degree of freedom: tan(pi * 0.475)
 
 

@@ -15,6 +15,7 @@ from study.cluster import check_trial_fits, connect, default_gpus_per_trial
 from study.record import StudyFolder
 from study.reproduce.plan import check_counts, read_best_config
 from study.reproduce.retrain import ReproduceSettings, reproduce
+from study.reproduce.stats import SIGNIFICANCE, family_note
 
 
 def _signed(value: float) -> str:
@@ -22,7 +23,8 @@ def _signed(value: float) -> str:
 
 
 def format_summary(summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str) -> str:
-    """The study metric's mean, std and 95 % interval per configuration, then its paired comparisons."""
+    """The study metric's mean, std and 95 % interval per configuration, then its paired comparisons with
+    their raw and Holm-adjusted p-values; "significant" goes by the adjusted one."""
     rows = summary[summary["metric"] == metric]
     width = max(len(str(c)) for c in rows["config"])
     lines = [f"{metric}, mean of the last 10 epochs, over seeds: mean +/- std [95 % CI] (n)"]
@@ -32,11 +34,17 @@ def format_summary(summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str
         lines.append(f"  {row.config:<{width}}  {row.mean:.4f} +/- {std} {interval} ({row.n})")
     paired = comparisons[comparisons["metric"] == metric]
     if len(paired):
-        lines.append(f"paired over seeds: difference in {metric} [95 % CI], p (paired t-test)")
+        lines.append(
+            f"paired over seeds: difference in {metric} [95 % CI], p, Holm p ({family_note(len(paired))})"
+        )
         for row in paired.itertuples():
             interval = f"[{_signed(row.ci_low)}, {_signed(row.ci_high)}]"
-            p_value = f"p = {row.p_value:.3f}"
-            lines.append(f"  {row.comparison}: {_signed(row.mean_diff)} {interval}, {p_value} (n = {row.n})")
+            if math.isnan(row.p_holm):
+                verdict = "not testable"
+            else:
+                verdict = "significant" if row.p_holm < SIGNIFICANCE else "not significant"
+            p_values = f"p = {row.p_value:.3f}, Holm p = {row.p_holm:.3f}, {verdict}"
+            lines.append(f"  {row.comparison}: {_signed(row.mean_diff)} {interval}, {p_values} (n = {row.n})")
     return "\n".join(lines)
 
 
