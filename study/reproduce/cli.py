@@ -13,7 +13,8 @@ import ray
 from mtan.cli import command_parser
 from study.cluster import check_trial_fits, connect, default_gpus_per_trial
 from study.record import StudyFolder
-from study.reproduce.plan import check_counts, read_best_config
+from study.reproduce.plan import plan_confirmation
+from study.reproduce.progress import plan_text
 from study.reproduce.retrain import ReproduceSettings, reproduce
 from study.reproduce.stats import SIGNIFICANCE, family_note
 
@@ -51,8 +52,9 @@ def format_summary(summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "study.reproduce",
-        "Retrain a study's best configuration (or, with --top K, its K best and both published "
-        "configurations) from scratch on fresh seeds, in parallel.",
+        "Retrain a study's best configuration (or, with --top K, its K best, or, with --per-weighting-best "
+        "K, the K best of each weighting method, and both published configurations) from scratch on fresh "
+        "seeds, in parallel.",
     )
     parser.add_argument("results_dir", type=Path, help="the study's folder, STORAGE/NAME (local)")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
@@ -60,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--top",
         type=int,
         help="retrain the K best completed trials and both published configurations, paired on the seeds",
+    )
+    parser.add_argument(
+        "--per-weighting-best",
+        type=int,
+        metavar="K",
+        help="retrain the K best completed trials of each weighting method and both published "
+        "configurations, paired on the seeds; each method's best is compared with the best equal (and "
+        "scalarization) one (not with --top)",
     )
     parser.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs (and torch threads) per run")
     parser.add_argument(
@@ -70,22 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: parse, start or join Ray, retrain, print the tables."""
+    """The command line: parse, print the plan, start or join Ray, retrain, print the tables."""
     args = build_parser().parse_args(argv)
-    best = read_best_config(args.results_dir)  # fail before starting Ray
-    StudyFolder(args.results_dir).read_results()
-    check_counts(args.seeds, args.top)
+    plan = plan_confirmation(args.results_dir, args.seeds, args.top, args.per_weighting_best)  # before Ray
+    print(plan_text(plan, StudyFolder(args.results_dir)), flush=True)
     owns_ray = connect(args.address)
     try:
         gpus = args.gpus_per_task
         if gpus is None:
             gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
         check_trial_fits(args.cpus_per_task, gpus, ("--cpus-per-task", "--gpus-per-task"))
-        settings = ReproduceSettings(args.results_dir, args.seeds, args.top, args.cpus_per_task, gpus)
+        settings = ReproduceSettings(
+            args.results_dir, args.seeds, args.top, args.cpus_per_task, gpus, args.per_weighting_best
+        )
         summary, comparisons = reproduce(settings)
     finally:
         if owns_ray:
             ray.shutdown()
-    print(format_summary(summary, comparisons, best["metric"]))
+    print(format_summary(summary, comparisons, plan.metric))
     print(f"\nper-seed runs and tables: {StudyFolder(args.results_dir).reproduce}")
     return 0
