@@ -1,10 +1,12 @@
-"""`python -m study.reproduce`: the best config again on fresh seeds; with --top K the K best trials and
-both published configurations, paired on the same seeds, with intervals and comparisons."""
+"""`python -m study.reproduce`: the best config again on fresh seeds; with --top K the K best trials, with
+--per-weighting-best K the K best of each weighting method, and both published configurations, paired on
+the same seeds, with intervals and comparisons; the plan and progress it prints."""
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pandas as pd
 import pytest
@@ -13,9 +15,11 @@ from mtan.errors import UserError
 from mtan.metrics import METRIC_KEYS
 from mtan.train import CHECKPOINT_FILE, read_metrics
 from study.reproduce.cli import main
+from study.reproduce.plan import plan_confirmation
+from tests.bad_input import refused, snapshot
 
 SUMMARY_COLUMNS = ["config", "metric", "mean", "std", "ci_low", "ci_high", "n"]
-COMPARISON_COLUMNS = ["comparison", "metric", "mean_diff", "ci_low", "ci_high", "p_value", "n"]
+COMPARISON_COLUMNS = ["comparison", "metric", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm", "n"]
 T_975_DF1 = 12.706205  # Student t, 1 degree of freedom: tan(pi * 0.475)
 
 
@@ -125,3 +129,76 @@ def test_bad_counts_are_clear_errors(finished_study):
         main([str(finished_study), "--top", "0"])
     with pytest.raises(UserError, match="--seeds must be at least 1, got 0"):
         main([str(finished_study), "--seeds", "0"])
+
+
+def test_the_best_of_each_weighting_method_against_tuned_equal(finished_study, tmp_path, capsys):
+    # a copy without the other tests' reproduce/ folder
+    study = shutil.copytree(finished_study, tmp_path / "study", ignore=shutil.ignore_patterns("reproduce"))
+    best = json.loads((study / "best_config.json").read_text())
+    trials = pd.read_csv(study / "results.csv")
+    assert main([str(study), "--per-weighting-best", "1", "--seeds", "2"]) == 0
+    out = study / "reproduce"
+    configs = pd.read_csv(out / "configs.csv")
+    roles = dict(zip(configs["trial"], configs["roles"].str.split("; "), strict=True))
+    completed = trials[trials["state"] == "completed"]
+    ascending = best["mode"] == "min"
+    best_of = {}
+    for weighting, group in completed.groupby("weighting"):  # by the study's metric, as --top ranks
+        best_of[weighting] = int(
+            group.sort_values(f"last_{best['metric']}", ascending=ascending)["trial"].iloc[0]
+        )
+        assert f"best 1 of {weighting}" in roles[best_of[weighting]]
+    assert set(best_of) == {"equal", "dwa"}  # the study's two methods, both with completed trials
+    assert "paper" in roles[0] and "seed_report" in roles[1]
+    assert len(configs) == len(set(best_of.values()) | {0, 1})
+    seeds = pd.read_csv(out / "seeds.csv")
+    assert (seeds.groupby("config")["seed"].apply(sorted).map(len) == 2).all()
+
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    names = dict(zip(configs["trial"], configs["config"], strict=True))
+    dwa, equal = names[best_of["dwa"]], names[best_of["equal"]]
+    assert comparisons["comparison"].unique().tolist() == [f"best dwa ({dwa}) vs best equal ({equal})"]
+    # a family of one comparison per metric: Holm leaves its p-value as it is
+    tested = comparisons.dropna(subset=["p_value"])
+    assert (tested["p_holm"] == tested["p_value"]).all()
+    assert comparisons["p_holm"].isna().equals(comparisons["p_value"].isna())
+
+    printed = capsys.readouterr().out.splitlines()
+    runs = len(configs) * 2
+    assert printed[0].startswith(f"confirmation: {len(configs)} configurations x 2 seeds")
+    assert f"runs: {runs} new, 0 already in the folder" in printed
+    epochs = best["config"]["epochs"]
+    per_epoch = [line for line in printed if "  epoch " in line and "ETA" in line]
+    assert len(per_epoch) == runs * epochs  # a line per run and epoch, piped
+    assert sum(f"done: {epochs}/{epochs} epochs" in line for line in printed) == runs
+    assert any(line.endswith("ETA 0 s)") for line in per_epoch)
+    assert any("Holm p = " in line and "significant" in line for line in printed)
+
+    # again: every run is in the folder, the plan says so and keeps them
+    assert main([str(study), "--per-weighting-best", "1", "--seeds", "2"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert f"runs: 0 new, {runs} already in the folder" in printed
+    assert sum("kept (trained before)" in line for line in printed) == runs
+
+
+def test_a_method_without_a_completed_trial_is_named_and_left_out(finished_study, tmp_path):
+    study = shutil.copytree(finished_study, tmp_path / "study")
+    trials = pd.read_csv(study / "results.csv")
+    trials.loc[trials["weighting"] == "dwa", "state"] = "stopped_early"
+    trials.to_csv(study / "results.csv", index=False)
+    plan = plan_confirmation(study, seeds=2, per_weighting_best=1)
+    assert plan.notes == ("dwa: no completed trial in the study, so none of its configurations is retrained",)
+    assert [c.weighting for c in plan.candidates if any(r.startswith("best ") for r in c.roles)] == ["equal"]
+    assert "seed_report" in {c.name for c in plan.candidates}  # the published DWA configuration still is
+    assert plan.pairs == ()  # no method's best to compare with equal's
+
+
+def test_top_and_per_weighting_best_together_are_refused_in_one_line(finished_study, capsys):
+    before = snapshot(finished_study)
+    argv = [str(finished_study), "--top", "2", "--per-weighting-best", "1"]
+    code, error = refused(main, argv, capsys)
+    assert (code, error) == (
+        2,
+        "error: --top and --per-weighting-best: give one (the K best overall, or of each method)",
+    )
+    assert snapshot(finished_study) == before

@@ -5,6 +5,11 @@ and say what is known and what is noise.
 - By default: the study's best configuration (best_config.json) on ``--seeds`` seeds.
 - ``--top K``: the K best completed trials *and* both published configurations (the paper's and the
   seed report's, the study's first two trials), all on the same fresh seeds, so that they compare paired.
+- ``--per-weighting-best K``: the K best completed trials of each weighting method and both published
+  configurations; each method's best is compared with the best equal (and scalarization) trial, the
+  p-values adjusted by Holm's method over the comparisons of each metric.
+
+It prints its plan before Ray starts, then the runs' progress (`study.reproduce.progress`).
 
 The best trial was picked because its seed did well, so only fresh seeds estimate how good a
 configuration is: the seeds start above every seed the study used. Each run counts with its mean over

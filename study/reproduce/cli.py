@@ -13,8 +13,10 @@ import ray
 from mtan.cli import command_parser
 from study.cluster import check_trial_fits, connect, default_gpus_per_trial
 from study.record import StudyFolder
-from study.reproduce.plan import check_counts, read_best_config
+from study.reproduce.plan import plan_confirmation
+from study.reproduce.progress import plan_text
 from study.reproduce.retrain import ReproduceSettings, reproduce
+from study.reproduce.stats import SIGNIFICANCE, family_note
 
 
 def _signed(value: float) -> str:
@@ -22,7 +24,8 @@ def _signed(value: float) -> str:
 
 
 def format_summary(summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str) -> str:
-    """The study metric's mean, std and 95 % interval per configuration, then its paired comparisons."""
+    """The study metric's mean, std and 95 % interval per configuration, then its paired comparisons with
+    their raw and Holm-adjusted p-values; "significant" goes by the adjusted one."""
     rows = summary[summary["metric"] == metric]
     width = max(len(str(c)) for c in rows["config"])
     lines = [f"{metric}, mean of the last 10 epochs, over seeds: mean +/- std [95 % CI] (n)"]
@@ -32,19 +35,26 @@ def format_summary(summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str
         lines.append(f"  {row.config:<{width}}  {row.mean:.4f} +/- {std} {interval} ({row.n})")
     paired = comparisons[comparisons["metric"] == metric]
     if len(paired):
-        lines.append(f"paired over seeds: difference in {metric} [95 % CI], p (paired t-test)")
+        lines.append(
+            f"paired over seeds: difference in {metric} [95 % CI], p, Holm p ({family_note(len(paired))})"
+        )
         for row in paired.itertuples():
             interval = f"[{_signed(row.ci_low)}, {_signed(row.ci_high)}]"
-            p_value = f"p = {row.p_value:.3f}"
-            lines.append(f"  {row.comparison}: {_signed(row.mean_diff)} {interval}, {p_value} (n = {row.n})")
+            if math.isnan(row.p_holm):
+                verdict = "not testable"
+            else:
+                verdict = "significant" if row.p_holm < SIGNIFICANCE else "not significant"
+            p_values = f"p = {row.p_value:.3f}, Holm p = {row.p_holm:.3f}, {verdict}"
+            lines.append(f"  {row.comparison}: {_signed(row.mean_diff)} {interval}, {p_values} (n = {row.n})")
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "study.reproduce",
-        "Retrain a study's best configuration (or, with --top K, its K best and both published "
-        "configurations) from scratch on fresh seeds, in parallel.",
+        "Retrain a study's best configuration (or, with --top K, its K best, or, with --per-weighting-best "
+        "K, the K best of each weighting method, and both published configurations) from scratch on fresh "
+        "seeds, in parallel.",
     )
     parser.add_argument("results_dir", type=Path, help="the study's folder, STORAGE/NAME (local)")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
@@ -52,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--top",
         type=int,
         help="retrain the K best completed trials and both published configurations, paired on the seeds",
+    )
+    parser.add_argument(
+        "--per-weighting-best",
+        type=int,
+        metavar="K",
+        help="retrain the K best completed trials of each weighting method and both published "
+        "configurations, paired on the seeds; each method's best is compared with the best equal (and "
+        "scalarization) one (not with --top)",
     )
     parser.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs (and torch threads) per run")
     parser.add_argument(
@@ -62,22 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: parse, start or join Ray, retrain, print the tables."""
+    """The command line: parse, print the plan, start or join Ray, retrain, print the tables."""
     args = build_parser().parse_args(argv)
-    best = read_best_config(args.results_dir)  # fail before starting Ray
-    StudyFolder(args.results_dir).read_results()
-    check_counts(args.seeds, args.top)
+    plan = plan_confirmation(args.results_dir, args.seeds, args.top, args.per_weighting_best)  # before Ray
+    print(plan_text(plan, StudyFolder(args.results_dir)), flush=True)
     owns_ray = connect(args.address)
     try:
         gpus = args.gpus_per_task
         if gpus is None:
             gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
         check_trial_fits(args.cpus_per_task, gpus, ("--cpus-per-task", "--gpus-per-task"))
-        settings = ReproduceSettings(args.results_dir, args.seeds, args.top, args.cpus_per_task, gpus)
+        settings = ReproduceSettings(
+            args.results_dir, args.seeds, args.top, args.cpus_per_task, gpus, args.per_weighting_best
+        )
         summary, comparisons = reproduce(settings)
     finally:
         if owns_ray:
             ray.shutdown()
-    print(format_summary(summary, comparisons, best["metric"]))
+    print(format_summary(summary, comparisons, plan.metric))
     print(f"\nper-seed runs and tables: {StudyFolder(args.results_dir).reproduce}")
     return 0

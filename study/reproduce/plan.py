@@ -1,6 +1,6 @@
-"""What a confirmation retrains and compares: the candidate configurations of a finished study (its best,
-or its top K and both published configurations), their paired comparisons, the first fresh seed, and
-configs.csv. Pure (pandas; no Ray)."""
+"""What a confirmation retrains and compares: the candidate configurations of a finished study (its best;
+its top K; or the K best of each weighting method; the last two with both published configurations),
+their paired comparisons, the first fresh seed, and configs.csv. Pure (pandas; no Ray)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ CONFIG_TABLE_COLUMNS = (
 )  # fmt: skip
 # Every `TrainConfig` field a search space may set (results.csv has a column for each it searched).
 SEARCHED_FIELDS: tuple[str, ...] = SearchSpace(uncertainty=True, tune_lr=True).fields
+# The baselines every weighting method's best is compared against, in this order: equal
+# weighting, then linear scalarization (fixed task weights) where the study searched it (Kurin et al.
+# 2022, arXiv 2201.04122; Xin et al. 2022, arXiv 2209.11379).
+REFERENCE_WEIGHTINGS: tuple[str, ...] = ("equal", "scalarization")
 
 
 @dataclass(frozen=True)
@@ -81,26 +85,78 @@ def trial_config(best: dict[str, Any], row: pd.Series) -> dict[str, Any]:
     return flat
 
 
-def confirmation_candidates(best: dict[str, Any], table: pd.DataFrame, top: int | None) -> list[Candidate]:
-    """The configurations to retrain, best first: with `top` None the best trial alone; otherwise the
-    `top` best completed trials by the study's metric (last epoch, as the study ranked them), then the
-    published configurations not among them. A published trial is named `paper` / `seed_report` in both
-    modes, so its runs are shared between them."""
-    metric, mode = best["metric"], best["mode"]
-    if top is None:
-        ranked = [int(best["trial"])]
+def best_role(rank: int, weighting: str) -> str:
+    """The role of a trial ranked `rank` among its weighting method's completed trials: `best 2 of dwa`."""
+    return f"best {rank} of {weighting}"
+
+
+def study_weightings(folder: StudyFolder) -> tuple[str, ...]:
+    """The weighting methods the study searched, in its order: the choices of the ``weighting`` column
+    of study.json's ``space``; `UserError` naming study.json when it does not record them."""
+    study = folder.read_study() or {}
+    space = study.get("space") if isinstance(study.get("space"), dict) else {}
+    for column in space.get("columns") or []:
+        if isinstance(column, dict) and column.get("name") == "weighting":
+            searched = column.get("searched")
+            if isinstance(searched, list) and searched:
+                return tuple(str(weighting) for weighting in searched)
+    raise UserError(
+        f"{folder.study_json}: no searched weighting methods recorded (the space's 'weighting' column), "
+        "which --per-weighting-best needs"
+    )
+
+
+def ranked_completed(table: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """The completed trials with a value of `metric` at their last epoch, best first, as the study ranked
+    them (ties in trial order)."""
+    completed = table[table["state"] == COMPLETED].dropna(subset=[f"last_{metric}"])
+    return completed.sort_values(f"last_{metric}", ascending=(mode == "min"), kind="stable")
+
+
+def selected_roles(
+    best: dict[str, Any],
+    table: pd.DataFrame,
+    top: int | None,
+    per_weighting_best: int | None = None,
+    weightings: Sequence[str] = (),
+) -> dict[int, list[str]]:
+    """Trial number -> why it is retrained, in retraining order. With `per_weighting_best` K the K best
+    completed trials of each method of `weightings` (`best 1 of dwa`, ...), method by method; with `top`
+    K the K best completed trials (`top 1`, ...); with neither the best trial (`top 1`). The published
+    configurations (`paper`, `seed_report`) follow, in the first two modes always, otherwise only when
+    the best trial is one."""
+    ranked = ranked_completed(table, best["metric"], best["mode"])
+    if per_weighting_best is not None:
+        roles: dict[int, list[str]] = {}
+        for weighting in weightings:
+            of_method = ranked[ranked["weighting"] == weighting]["trial"].head(per_weighting_best)
+            for rank, trial in enumerate(of_method, start=1):
+                roles[int(trial)] = [best_role(rank, weighting)]
+    elif top is not None:
+        roles = {int(trial): [f"top {rank}"] for rank, trial in enumerate(ranked["trial"].head(top), start=1)}
     else:
-        completed = table[table["state"] == COMPLETED].dropna(subset=[f"last_{metric}"])
-        ordered = completed.sort_values(f"last_{metric}", ascending=(mode == "min"), kind="stable")
-        ranked = [int(t) for t in ordered["trial"].head(top)]
-    roles: dict[int, list[str]] = {trial: [f"top {rank}"] for rank, trial in enumerate(ranked, start=1)}
-    published = dict(enumerate(PUBLISHED))  # trial number -> name
-    for trial, name in published.items():
-        if trial in set(table["trial"]) and (top is not None or trial in roles):
+        roles = {int(best["trial"]): ["top 1"]}
+    with_published = top is not None or per_weighting_best is not None
+    for trial, name in enumerate(PUBLISHED):
+        if trial in set(table["trial"]) and (with_published or trial in roles):
             roles.setdefault(trial, []).append(name)
+    return roles
+
+
+def confirmation_candidates(
+    best: dict[str, Any],
+    table: pd.DataFrame,
+    top: int | None,
+    per_weighting_best: int | None = None,
+    weightings: Sequence[str] = (),
+) -> list[Candidate]:
+    """The configurations to retrain, in `selected_roles`' order. A published trial is named `paper` /
+    `seed_report` in every mode, so its runs are shared between them."""
+    metric = best["metric"]
+    published = dict(enumerate(PUBLISHED))  # trial number -> name
     rows = table.set_index("trial")
     candidates = []
-    for trial, trial_roles in roles.items():
+    for trial, trial_roles in selected_roles(best, table, top, per_weighting_best, weightings).items():
         row = rows.loc[trial]
         config = trial_config(best, row)
         candidates.append(
@@ -119,21 +175,32 @@ def confirmation_candidates(best: dict[str, Any], table: pd.DataFrame, top: int 
     return candidates
 
 
+def best_of_each_weighting(candidates: Sequence[Candidate]) -> dict[str, str]:
+    """Weighting method -> the name of its best candidate: the one ranked `best 1 of` it when the
+    candidates are the best of each method; otherwise the first of it in `candidates`' order (the top
+    trials best first, then the published configurations)."""
+    ranked = {c.weighting: c.name for c in candidates if best_role(1, c.weighting) in c.roles}
+    first: dict[str, str] = {}
+    for candidate in candidates:
+        first.setdefault(candidate.weighting, candidate.name)
+    return ranked or first
+
+
 def comparison_pairs(candidates: Sequence[Candidate]) -> list[tuple[str, str, str]]:
     """(name, a, b) of the paired comparisons a - b: the best configuration of every other weighting
-    against the best equal one ("best" = first in `candidates`' order), and each top trial against the
-    paper's configuration (once: a top trial that is the best of its weighting, compared with the paper's
-    as the best equal one, is not compared again)."""
-    best_of: dict[str, str] = {}
-    for candidate in candidates:
-        best_of.setdefault(candidate.weighting, candidate.name)
+    method against the best equal one, then against the best scalarization one where there is one
+    (`REFERENCE_WEIGHTINGS`; scalarization against equal once); then each top trial against the paper's
+    configuration (once: a top trial that is the best of its weighting, compared with the paper's as the
+    best equal one, is not compared again)."""
+    best_of = best_of_each_weighting(candidates)
     pairs = []
-    if "equal" in best_of:
+    for index, reference in enumerate(REFERENCE_WEIGHTINGS):
+        if reference not in best_of:
+            continue
         for weighting, name in best_of.items():
-            if weighting != "equal":
-                pairs.append(
-                    (f"best {weighting} ({name}) vs best equal ({best_of['equal']})", name, best_of["equal"])
-                )
+            if weighting not in REFERENCE_WEIGHTINGS[: index + 1]:
+                label = f"best {weighting} ({name}) vs best {reference} ({best_of[reference]})"
+                pairs.append((label, name, best_of[reference]))
     names = {c.name for c in candidates}
     compared = {(a, b) for _, a, b in pairs}
     if "paper" in names:
@@ -144,12 +211,16 @@ def comparison_pairs(candidates: Sequence[Candidate]) -> list[tuple[str, str, st
     return pairs
 
 
-def check_counts(seeds: int, top: int | None) -> None:
-    """`UserError` naming the flag when --seeds or --top is below 1."""
+def check_counts(seeds: int, top: int | None, per_weighting_best: int | None = None) -> None:
+    """`UserError` naming the flag when --seeds, --top or --per-weighting-best is below 1, or when --top
+    and --per-weighting-best are both given."""
+    if top is not None and per_weighting_best is not None:
+        raise UserError("--top and --per-weighting-best: give one (the K best overall, or of each method)")
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
-    if top is not None and top < 1:
-        raise UserError(f"--top must be at least 1, got {top}")
+    for flag, count in (("--top", top), ("--per-weighting-best", per_weighting_best)):
+        if count is not None and count < 1:
+            raise UserError(f"{flag} must be at least 1, got {count}")
 
 
 def configs_table(candidates: Sequence[Candidate]) -> pd.DataFrame:
@@ -159,3 +230,45 @@ def configs_table(candidates: Sequence[Candidate]) -> pd.DataFrame:
         for c in candidates
     ]
     return pd.DataFrame(rows, columns=list(CONFIG_TABLE_COLUMNS))
+
+
+@dataclass(frozen=True)
+class ConfirmationPlan:
+    """What a confirmation will do: the study's metric and its direction, the candidates, the fresh seeds
+    every candidate trains on, the paired comparisons, and a line per weighting method left out (no
+    completed trial)."""
+
+    metric: str
+    mode: str
+    candidates: tuple[Candidate, ...]
+    seeds: tuple[int, ...]
+    pairs: tuple[tuple[str, str, str], ...]
+    notes: tuple[str, ...]
+
+
+def plan_confirmation(
+    results_dir: Path, seeds: int, top: int | None = None, per_weighting_best: int | None = None
+) -> ConfirmationPlan:
+    """The plan of a confirmation of the study in `results_dir`; `UserError` for bad counts or a folder
+    without a finished study, before anything is written."""
+    check_counts(seeds, top, per_weighting_best)
+    best = read_best_config(results_dir)
+    folder = StudyFolder(Path(results_dir))
+    table = folder.read_results()
+    weightings = study_weightings(folder) if per_weighting_best is not None else ()
+    candidates = confirmation_candidates(best, table, top, per_weighting_best, weightings)
+    ranked = {c.weighting for c in candidates if best_role(1, c.weighting) in c.roles}
+    notes = tuple(
+        f"{weighting}: no completed trial in the study, so none of its configurations is retrained"
+        for weighting in weightings
+        if weighting not in ranked
+    )
+    first = first_fresh_seed(best, table)
+    return ConfirmationPlan(
+        metric=best["metric"],
+        mode=best["mode"],
+        candidates=tuple(candidates),
+        seeds=tuple(range(first, first + seeds)),
+        pairs=tuple(comparison_pairs(candidates)),
+        notes=notes,
+    )

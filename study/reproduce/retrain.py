@@ -1,5 +1,6 @@
-"""Retraining the candidates of a confirmation on fresh seeds, as Ray tasks, and the tables it writes
-(seeds.csv, summary.csv, comparisons.csv, configs.csv under ``RESULTS_DIR/reproduce/``)."""
+"""Retraining the candidates of a confirmation on fresh seeds, as Ray tasks followed through their run
+folders (`study.reproduce.progress`), and the tables it writes (seeds.csv, summary.csv, comparisons.csv,
+configs.csv under ``RESULTS_DIR/reproduce/``)."""
 
 from __future__ import annotations
 
@@ -18,28 +19,25 @@ from mtan.data import DataBundle, load_data
 from mtan.files import CHECKPOINT_FILE
 from mtan.metrics import METRIC_KEYS, tail_mean
 from mtan.train import train
+from study.cluster import trial_slots
 from study.record import COMPARISONS_CSV, CONFIGS_CSV, SEEDS_CSV, SUMMARY_CSV, StudyFolder, write_csv
-from study.reproduce.plan import (
-    check_counts,
-    comparison_pairs,
-    configs_table,
-    confirmation_candidates,
-    first_fresh_seed,
-    read_best_config,
-)
+from study.reproduce.plan import configs_table, plan_confirmation
+from study.reproduce.progress import POLL_SECONDS, ConfirmationProgress, SeedRun, seed_runs
 from study.reproduce.stats import comparisons_table, summary_table
 
 
 @dataclass(frozen=True)
 class ReproduceSettings:
-    """What to retrain and on what: the study folder, how many seeds, how many top trials (None: the
-    best configuration alone, without the published ones), each task's resources."""
+    """What to retrain and on what: the study folder, how many seeds, how many top trials or best trials
+    of each weighting method (both None: the best configuration alone, without the published ones),
+    each task's resources."""
 
     results_dir: Path
     seeds: int = 3
     top: int | None = None
     cpus_per_task: float = 1.0
     gpus_per_task: float = 0.0
+    per_weighting_best: int | None = None
 
 
 def seed_config(flat: dict[str, Any], seed: int, settings: ReproduceSettings) -> TrainConfig:
@@ -66,28 +64,56 @@ def seeds_row(name: str, seed: int, history: Sequence[dict[str, float]]) -> dict
     }
 
 
+def at_once_text(slots: int | None, settings: ReproduceSettings) -> str:
+    """How many runs train at once and what each takes: `2 (1 CPU each)`."""
+    gpus = f", {settings.gpus_per_task:g} GPU" if settings.gpus_per_task > 0 else ""
+    return f"{slots or 'as many as fit'} ({settings.cpus_per_task:g} CPU{gpus} each)"
+
+
+def wait_for_runs(
+    futures: dict[ray.ObjectRef, SeedRun], progress: ConfirmationProgress
+) -> dict[SeedRun, list[dict[str, float]]]:
+    """Each run's metrics rows as its task returns; the run folders are read between the waits."""
+    histories: dict[SeedRun, list[dict[str, float]]] = {}
+    pending = list(futures)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
+        progress.poll()
+        for ref in ready:
+            run = futures[ref]
+            histories[run] = ray.get(ref)
+            progress.ended(run, histories[run])
+    return histories
+
+
 def reproduce(settings: ReproduceSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Retrain the candidates on the seeds (Ray tasks on the connected Ray); write the tables and return
+    """Retrain the candidates on the seeds (Ray tasks on the connected Ray) showing their progress (the
+    command has printed the plan, `study.reproduce.progress.plan_text`), write the tables and return
     (summary, comparisons)."""
-    check_counts(settings.seeds, settings.top)
-    best = read_best_config(settings.results_dir)
+    plan = plan_confirmation(settings.results_dir, settings.seeds, settings.top, settings.per_weighting_best)
     folder = StudyFolder(Path(settings.results_dir))
-    table = folder.read_results()
-    candidates = confirmation_candidates(best, table, settings.top)
-    first = first_fresh_seed(best, table)
-    seeds = range(first, first + settings.seeds)
-    out_root = folder.reproduce
-    runs = [(c.name, seed, seed_config(c.config, seed, settings)) for c in candidates for seed in seeds]
-    data = ray.put(load_data(runs[0][2]))
-    task = ray.remote(_train_seed).options(num_cpus=settings.cpus_per_task, num_gpus=settings.gpus_per_task)
-    futures = [task.remote(config, folder.seed_run(name, seed), data) for name, seed, config in runs]
-    histories = ray.get(futures)
-    per_seed = pd.DataFrame(
-        [seeds_row(name, seed, history) for (name, seed, _), history in zip(runs, histories, strict=True)]
-    )
+    configs = {c.name: c.config for c in plan.candidates}
+    runs = seed_runs(plan, folder)
+    slots = trial_slots(settings.cpus_per_task, settings.gpus_per_task)  # the connected cluster's now
+    progress = ConfirmationProgress(runs, plan.metric, slots)
+    progress.start(f"runs at once: {at_once_text(slots, settings)}")
+    try:
+        data = ray.put(load_data(seed_config(configs[runs[0].config], runs[0].seed, settings)))
+        task = ray.remote(_train_seed).options(
+            num_cpus=settings.cpus_per_task, num_gpus=settings.gpus_per_task
+        )
+        futures = {
+            task.remote(seed_config(configs[run.config], run.seed, settings), run.folder, data): run
+            for run in runs
+        }
+        histories = wait_for_runs(futures, progress)
+    finally:
+        progress.stop()
+    per_seed = pd.DataFrame([seeds_row(run.config, run.seed, histories[run]) for run in runs])
     summary = summary_table(per_seed, METRIC_KEYS)
-    comparisons = comparisons_table(per_seed, comparison_pairs(candidates), METRIC_KEYS)
-    write_csv(out_root / CONFIGS_CSV, configs_table(candidates))
+    comparisons = comparisons_table(per_seed, plan.pairs, METRIC_KEYS)
+    out_root = folder.reproduce
+    write_csv(out_root / CONFIGS_CSV, configs_table(plan.candidates))
     write_csv(out_root / SEEDS_CSV, per_seed)
     write_csv(out_root / SUMMARY_CSV, summary)
     write_csv(out_root / COMPARISONS_CSV, comparisons)

@@ -1,6 +1,7 @@
 """Statistics of a confirmation on fresh seeds: Student-t intervals of each configuration's mean and
-paired comparisons between configurations trained on the same seeds. Pure functions of the per-seed
-table (no Ray); the distributions come from scipy.stats.
+paired comparisons between configurations trained on the same seeds, their p-values adjusted for
+multiple comparisons by Holm's step-down method. Pure functions of the per-seed table (no Ray); the
+distributions come from scipy.stats, the adjustment from statsmodels.
 
 The per-seed table has one row per (configuration, seed): columns ``config``, ``seed`` and one column
 per metric (a run's value, e.g. its mean over the last 10 epochs).
@@ -15,10 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 CONFIDENCE = 0.95
+# A comparison is significant when its Holm-adjusted p-value is below this (the family-wise error rate).
+SIGNIFICANCE = 0.05
 SUMMARY_COLUMNS = ("config", "metric", "mean", "std", "ci_low", "ci_high", "n")
-COMPARISON_COLUMNS = ("comparison", "metric", "mean_diff", "ci_low", "ci_high", "p_value", "n")
+COMPARISON_COLUMNS = ("comparison", "metric", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm", "n")
 
 
 @dataclass(frozen=True)
@@ -90,13 +94,39 @@ def paired_values(seeds: pd.DataFrame, a: str, b: str, metric: str) -> tuple[np.
     return pairs[a].to_numpy(), pairs[b].to_numpy()
 
 
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of one family of p-values (Holm 1979): the i-th smallest of m becomes
+    max over j <= i of min(1, (m - j + 1) p_(j)). A NaN p-value (no test) stays NaN and is not counted
+    in m."""
+    values = np.asarray(p_values, dtype=float)
+    adjusted = np.full(values.shape, math.nan)
+    tested = ~np.isnan(values)
+    if tested.any():
+        adjusted[tested] = multipletests(values[tested], method="holm")[1]
+    return adjusted
+
+
+def family_note(comparisons: int) -> str:
+    """How the comparisons are tested, in words, for `comparisons` comparisons of each metric."""
+    plural = "" if comparisons == 1 else "s"
+    return (
+        f"paired t-tests over the seeds; Holm's adjustment over the {comparisons} comparison{plural} of "
+        "each metric; "
+        f"significant: Holm p < {SIGNIFICANCE:g}"
+    )
+
+
 def comparisons_table(
     seeds: pd.DataFrame, comparisons: Sequence[tuple[str, str, str]], metrics: Sequence[str]
 ) -> pd.DataFrame:
-    """comparisons.csv: for each (name, a, b) and metric, a - b paired over the seeds."""
+    """comparisons.csv: for each (name, a, b) and metric, a - b paired over the seeds; ``p_holm`` adjusts
+    ``p_value`` over the family of all comparisons of the same metric."""
     rows = []
     for name, a, b in comparisons:
         for metric in metrics:
             result = paired_comparison(*paired_values(seeds, a, b, metric))
             rows.append((name, metric, result.mean_diff, result.low, result.high, result.p_value, result.n))
-    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+    table = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c != "p_holm"])
+    p_holm = table.groupby("metric", sort=False)["p_value"].transform(lambda family: holm(family.to_numpy()))
+    table.insert(COMPARISON_COLUMNS.index("p_holm"), "p_holm", p_holm.astype(float))
+    return table

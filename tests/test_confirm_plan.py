@@ -1,0 +1,117 @@
+"""What a confirmation retrains and compares (`study.reproduce.plan`), on planted trials and candidates:
+the K best of each weighting method, the published configurations beside them, and the comparisons
+written out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from mtan.errors import UserError
+from study.reproduce.plan import Candidate, check_counts, comparison_pairs, selected_roles
+
+BEST = {"metric": "score", "mode": "max", "trial": 4}
+
+
+def planted_table() -> pd.DataFrame:
+    """Nine trials: 0 and 1 the published ones (equal, dwa); the uncertainty trials never completed."""
+    rows = [
+        (0, "equal", "completed", 0.10),
+        (1, "dwa", "stopped_early", 0.05),
+        (2, "dwa", "completed", 0.30),
+        (3, "uncertainty", "stopped_early", 0.90),  # the highest value, but stopped early
+        (4, "dwa", "completed", 0.40),
+        (5, "equal", "completed", 0.20),
+        (6, "uncertainty", "failed", math.nan),
+        (7, "dwa", "completed", 0.30),  # ties with trial 2: the earlier trial ranks first
+        (8, "equal", "completed", math.nan),  # completed without a value: not ranked
+    ]
+    return pd.DataFrame(rows, columns=["trial", "weighting", "state", "last_score"])
+
+
+def test_the_best_of_each_method_then_the_published_ones():
+    roles = selected_roles(BEST, planted_table(), None, 2, ("equal", "dwa", "uncertainty"))
+    assert roles == {
+        5: ["best 1 of equal"],
+        0: ["best 2 of equal", "paper"],
+        4: ["best 1 of dwa"],
+        2: ["best 2 of dwa"],
+        1: ["seed_report"],  # stopped early: retrained as published, not as a best of dwa
+    }
+    assert list(roles) == [5, 0, 4, 2, 1]  # method by method, best first, then the published ones
+
+
+def test_the_modes_before_it_are_unchanged():
+    table = planted_table()
+    assert selected_roles(BEST, table, 2) == {4: ["top 1"], 2: ["top 2"], 0: ["paper"], 1: ["seed_report"]}
+    assert selected_roles(BEST, table, None) == {4: ["top 1"]}
+    assert selected_roles({**BEST, "trial": 0}, table, None) == {0: ["top 1", "paper"]}
+
+
+def candidate(name: str, weighting: str, *roles: str) -> Candidate:
+    return Candidate(name, 0, "", roles, weighting, math.nan, math.nan, "completed", {})
+
+
+def test_each_method_against_tuned_equal_and_scalarization():
+    candidates = [
+        candidate("trial_003", "dwa", "best 1 of dwa"),
+        candidate("trial_007", "dwa", "best 2 of dwa"),
+        candidate("paper", "equal", "best 1 of equal", "paper"),
+        candidate("trial_005", "equal", "best 2 of equal"),
+        candidate("trial_009", "scalarization", "best 1 of scalarization"),
+        candidate("trial_002", "uncertainty", "best 1 of uncertainty"),
+        candidate("seed_report", "dwa", "seed_report"),
+    ]
+    assert comparison_pairs(candidates) == [
+        ("best dwa (trial_003) vs best equal (paper)", "trial_003", "paper"),
+        ("best scalarization (trial_009) vs best equal (paper)", "trial_009", "paper"),
+        ("best uncertainty (trial_002) vs best equal (paper)", "trial_002", "paper"),
+        ("best dwa (trial_003) vs best scalarization (trial_009)", "trial_003", "trial_009"),
+        ("best uncertainty (trial_002) vs best scalarization (trial_009)", "trial_002", "trial_009"),
+    ]
+
+
+def test_without_scalarization_only_against_equal_and_a_published_config_is_no_method_best():
+    candidates = [
+        candidate("trial_005", "equal", "best 1 of equal"),
+        candidate("trial_003", "dwa", "best 1 of dwa"),
+        candidate("paper", "equal", "paper"),
+        candidate("seed_report", "uncertainty", "seed_report"),  # a method with no completed trial
+    ]
+    assert comparison_pairs(candidates) == [
+        ("best dwa (trial_003) vs best equal (trial_005)", "trial_003", "trial_005"),
+    ]
+
+
+def test_top_mode_pairs_as_before():
+    candidates = [
+        candidate("trial_003", "dwa", "top 1"),
+        candidate("trial_009", "scalarization", "top 2"),
+        candidate("trial_005", "equal", "top 3"),
+        candidate("paper", "equal", "paper"),
+        candidate("seed_report", "dwa", "seed_report"),
+    ]
+    assert comparison_pairs(candidates) == [
+        ("best dwa (trial_003) vs best equal (trial_005)", "trial_003", "trial_005"),
+        ("best scalarization (trial_009) vs best equal (trial_005)", "trial_009", "trial_005"),
+        ("best dwa (trial_003) vs best scalarization (trial_009)", "trial_003", "trial_009"),
+        ("trial_003 vs paper", "trial_003", "paper"),
+        ("trial_009 vs paper", "trial_009", "paper"),
+        ("trial_005 vs paper", "trial_005", "paper"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("seeds", "top", "per_weighting_best", "line"),
+    [
+        (3, 2, 1, "--top and --per-weighting-best: give one (the K best overall, or of each method)"),
+        (3, None, 0, "--per-weighting-best must be at least 1, got 0"),
+        (0, None, 1, "--seeds must be at least 1, got 0"),
+    ],
+)
+def test_bad_counts_in_one_line(seeds, top, per_weighting_best, line):
+    with pytest.raises(UserError) as refused:
+        check_counts(seeds, top, per_weighting_best)
+    assert str(refused.value) == line
