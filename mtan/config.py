@@ -39,6 +39,7 @@ class TrainConfig:
     init: str = "xavier"
     weighting: str = "equal"
     temperature: float = 2.0
+    depth_share: float = 0.5
     lr: float = 2e-3
     weight_decay: float = 0.0
     step_size: int = 4

@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             f"--{hyperparameter.name.replace('_', '-')}",
             type=float,
-            help=f"{hyperparameter.label} (> {hyperparameter.above:g}) " + preset_defaults(hyperparameter.name),
+            help=f"{hyperparameter.label} ({hyperparameter.valid}) " + preset_defaults(hyperparameter.name),
         )
     parser.add_argument("--lr", type=float, help=f"Adam learning rate {preset_defaults('lr')}")
     parser.add_argument(
