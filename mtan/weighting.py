@@ -21,7 +21,6 @@ each, and the study searches each one only for trials of its method, on its scal
 from __future__ import annotations
 
 import math
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -34,7 +33,6 @@ from mtan.errors import ConfigError
 # How the study spaces a value over its searched range: uniformly in the value, in its log, or in its
 # logit log(v / (1 - v)) (for a share in (0, 1): a log scale of the ratio of the two weights).
 Scale = Literal["linear", "log", "logit"]
-SCALES: tuple[str, ...] = typing.get_args(Scale)
 
 
 @dataclass(frozen=True)
