@@ -31,11 +31,15 @@ class TrainConfig:
     labels: int = 7
     image_height: int = 64
     image_width: int = 128
+    # None: MTAN on every task of `mtan.tasks`; a task's name: the single-task network of that task alone
+    # (the paper's "One Task" baseline, `mtan.model.SingleTaskSegNet`).
+    single_task: str | None = None
     backbone: str = "segnet"
     width: float = 0.25
     init: str = "xavier"
     weighting: str = "equal"
     temperature: float = 2.0
+    depth_share: float = 0.5
     lr: float = 2e-3
     weight_decay: float = 0.0
     step_size: int = 4
@@ -145,10 +149,15 @@ def validate(config: TrainConfig) -> None:
     """Raise `ConfigError` for the first value of a wrong type, not finite, outside its allowed range or
     an unknown name: the one place where every field is checked."""
     from mtan.model import BACKBONES
+    from mtan.tasks import TASKS
     from mtan.weighting import WEIGHTINGS, hyperparameters
 
     check_field_types(config)
     checks: list[tuple[bool, str]] = [
+        (
+            config.single_task is None or config.single_task in TASKS,
+            f"unknown single task {config.single_task!r}; choose one of {', '.join(TASKS)}",
+        ),
         (
             config.backbone in BACKBONES,
             f"unknown backbone {config.backbone!r}; choose one of {', '.join(BACKBONES)}",

@@ -14,6 +14,9 @@ Segmentation (void pixels have label -1):
 
 Depth over valid pixels (ground truth > 0): abs err = mean |d - d_hat|, rel err = mean |d - d_hat| / d,
 as a global per-pixel mean (primary) and as the official mean of per-batch means (``*_batch_mean``).
+
+`delta_m` is the multi-task model's mean relative change against single-task networks on the same data
+(Maninis et al. 2019, Eq. 4), as CAGrad, Nash-MTL and FAMO report it.
 """
 
 from __future__ import annotations
@@ -140,6 +143,9 @@ SEGMENTATION_KEYS = tuple(name for name, m in METRICS.items() if m.task == "segm
 DEPTH_KEYS = tuple(name for name, m in METRICS.items() if m.task == "depth")
 # The paper and its successors report the mean over the last 10 epochs (docs/design.md, "Metrics").
 TAIL_EPOCHS = 10
+# The four metrics of the published CityScapes tables that Delta_m averages over (Nash-MTL Table 3,
+# FAMO Table 3: mIoU, pixel accuracy, abs err, rel err), in the accumulated convention.
+DELTA_M_KEYS: tuple[str, ...] = ("miou", "pixel_acc", "abs_err", "rel_err")
 
 
 def metric(name: str) -> Metric:
@@ -295,6 +301,29 @@ def multitask_score(metrics: Mapping[str, float], baselines: Mapping[str, float]
     segmentation = (metrics["miou"] - baselines["miou"]) / (1.0 - baselines["miou"])
     depth = (baselines["abs_err"] - metrics["abs_err"]) / baselines["abs_err"]
     return 0.5 * (segmentation + depth)
+
+
+def delta_m(
+    metrics: Mapping[str, float], single_task: Mapping[str, float], keys: Sequence[str] = DELTA_M_KEYS
+) -> float:
+    """Delta_m in percent (Maninis et al. 2019, Eq. 4): (1/K) sum_k (-1)^{delta_k} (M_m,k - M_b,k) /
+    M_b,k * 100 over the K metrics `keys`, M_m of the multi-task model (`metrics`), M_b of the single-task
+    networks (`single_task`), delta_k = 1 where higher is better (`METRICS`). Lower is better; 0 is parity.
+
+    Both mappings must hold every key in the same units and convention (each term is a ratio, so the
+    units cancel: fractions and percentages give the same value). A NaN value gives NaN; a missing key a
+    `KeyError`; a single-task value of 0 (no relative change) or no keys a `ValueError`.
+    """
+    if not keys:
+        raise ValueError("delta_m needs at least one metric")
+    total = 0.0
+    for key in keys:
+        baseline = float(single_task[key])
+        if baseline == 0:
+            raise ValueError(f"delta_m: the single-task {key} is 0, so it has no relative change")
+        sign = -1.0 if metric(key).higher_is_better else 1.0
+        total += sign * (float(metrics[key]) - baseline) / baseline
+    return 100.0 * total / len(keys)
 
 
 def tail_mean(history: Sequence[Mapping[str, float]], n: int = TAIL_EPOCHS) -> dict[str, float]:

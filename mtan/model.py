@@ -14,6 +14,9 @@ The network is generic over tasks: ``MTAN({"segmentation": 7, "depth": 1})`` ret
 to output (segmentation logits, raw depth). For speed the tasks' branches run stacked along channels
 (`mtan.stacking`) and tensors are channels-last; `mtan.reference` holds the plain per-task loop over the
 same parameters, which computes the same function.
+
+`SingleTaskSegNet` is the paper's "One Task" baseline (official im2im_pred/model_segnet_single.py): the
+same SegNet with no attention and one head, for the single-task runs that Delta_m compares against.
 """
 
 from __future__ import annotations
@@ -109,7 +112,50 @@ class SharedFeatures:
     decoded: list[torch.Tensor]
 
 
-class MTAN(nn.Module):
+class SegNet(nn.Module):
+    """The SegNet encoder-decoder of a backbone of `BACKBONES` at a channel `width`: what MTAN shares
+    among its tasks and what the single-task network is. Subclasses add their heads (and MTAN its
+    attention) and initialise."""
+
+    def __init__(self, backbone: str, width: float) -> None:
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise ConfigError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+        spec = BACKBONES[backbone]
+        self.widths = [max(1, round(c * width)) for c in spec.widths]
+        levels = len(self.widths)
+        encoder_in = [3, *self.widths[:-1]]
+        # Decoder level j (bottom-up) restores encoder level levels-1-j; it outputs the width of the level
+        # above it (the first level keeps its own width), and its input is the previous level's output.
+        self.decoder_out = [self.widths[max(levels - 2 - j, 0)] for j in range(levels)]
+        self.decoder_in = [self.widths[-1], *self.decoder_out[:-1]]
+        self.encoder = nn.ModuleList(
+            ConvLevel(encoder_in[i], self.widths[i], spec.encoder_layers[i]) for i in range(levels)
+        )
+        self.decoder = nn.ModuleList(
+            ConvLevel(self.decoder_in[j], self.decoder_out[j], spec.decoder_layers[j]) for j in range(levels)
+        )
+
+    def shared_features(self, x: torch.Tensor) -> SharedFeatures:
+        """Run the SegNet on images (N,3,H,W)."""
+        features = SharedFeatures([], [], [], [])
+        indices = []
+        h = x
+        for level in self.encoder:
+            first, last = level(h)
+            h, index = F.max_pool2d(last, kernel_size=2, stride=2, return_indices=True)
+            features.firsts.append(first)
+            features.lasts.append(last)
+            indices.append(index)
+        for level, index in zip(self.decoder, reversed(indices), strict=True):
+            up = F.max_unpool2d(h, index, kernel_size=2, stride=2)
+            _, h = level(up)
+            features.unpooled.append(up)
+            features.decoded.append(h)
+        return features
+
+
+class MTAN(SegNet):
     """Multi-Task Attention Network over a shared SegNet, generic over a mapping task -> channels.
 
     The task-specific branches of all tasks run together, stacked along channels (`mtan.stacking`);
@@ -124,30 +170,15 @@ class MTAN(nn.Module):
         width: float = 1.0,
         init: str = "xavier",
     ) -> None:
-        super().__init__()
-        if backbone not in BACKBONES:
-            raise ConfigError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
         if not tasks:
             raise ConfigError("MTAN needs at least one task")
-        spec = BACKBONES[backbone]
-        widths = [max(1, round(c * width)) for c in spec.widths]
+        super().__init__(backbone, width)
+        widths, decoder_in, decoder_out = self.widths, self.decoder_in, self.decoder_out
         levels = len(widths)
         self.tasks = dict(tasks)
         n = len(self.tasks)
-
-        encoder_in = [3, *widths[:-1]]
-        # Decoder level j (bottom-up) restores encoder level levels-1-j; it outputs the width of the level
-        # above it (the first level keeps its own width), and its input is the previous level's output.
-        decoder_out = [widths[max(levels - 2 - j, 0)] for j in range(levels)]
-        decoder_in = [widths[-1], *decoder_out[:-1]]
         shared_encoder_out = [widths[min(level + 1, levels - 1)] for level in range(levels)]
 
-        self.encoder = nn.ModuleList(
-            ConvLevel(encoder_in[i], widths[i], spec.encoder_layers[i]) for i in range(levels)
-        )
-        self.decoder = nn.ModuleList(
-            ConvLevel(decoder_in[j], decoder_out[j], spec.decoder_layers[j]) for j in range(levels)
-        )
         self.encoder_attention_conv = nn.ModuleList(
             conv_bn_relu(widths[i], shared_encoder_out[i]) for i in range(levels)
         )
@@ -172,24 +203,6 @@ class MTAN(nn.Module):
         initialise(self, init)
         self.to(memory_format=torch.channels_last)
 
-    def shared_features(self, x: torch.Tensor) -> SharedFeatures:
-        """Run the shared SegNet on images (N,3,H,W)."""
-        features = SharedFeatures([], [], [], [])
-        indices = []
-        h = x
-        for level in self.encoder:
-            first, last = level(h)
-            h, index = F.max_pool2d(last, kernel_size=2, stride=2, return_indices=True)
-            features.firsts.append(first)
-            features.lasts.append(last)
-            indices.append(index)
-        for level, index in zip(self.decoder, reversed(indices), strict=True):
-            up = F.max_unpool2d(h, index, kernel_size=2, stride=2)
-            _, h = level(up)
-            features.unpooled.append(up)
-            features.decoded.append(h)
-        return features
-
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Map a batch of images (N,3,H,W) to a dict task -> output (N,C_task,H,W)."""
         shared = self.shared_features(channels_last(x))
@@ -208,6 +221,39 @@ class MTAN(nn.Module):
             out = F.linear(rows(features), head.weight.flatten(1), head.bias)
             outputs[task] = unrows(out, *block.shape[:1], *block.shape[2:])
         return outputs
+
+
+class SingleTaskSegNet(SegNet):
+    """The paper's "One Task" network (Table 2; official im2im_pred/model_segnet_single.py): the SegNet
+    of `MTAN` with no attention and one head, 3x3 conv then 1x1 conv on the last decoder output.
+
+    Same input and output as `MTAN`, with only its task: ``{task: (N,channels,H,W)}`` (segmentation
+    logits or raw depth). Channels-last like `MTAN`.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        channels: int,
+        backbone: str = "segnet",
+        width: float = 1.0,
+        init: str = "xavier",
+    ) -> None:
+        super().__init__(backbone, width)
+        self.tasks = {task: channels}
+        features = self.decoder_out[-1]
+        self.head = nn.Sequential(
+            nn.Conv2d(features, features, kernel_size=3, padding=1),
+            nn.Conv2d(features, channels, kernel_size=1),
+        )
+        initialise(self, init)
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Map a batch of images (N,3,H,W) to ``{task: output (N,channels,H,W)}``."""
+        decoded = self.shared_features(channels_last(x)).decoded[-1]
+        (task,) = self.tasks
+        return {task: self.head(decoded)}
 
 
 def initialise(module: nn.Module, init: str) -> None:

@@ -38,7 +38,7 @@ from mtan.files import (
 )
 from mtan.losses import TASK_LOSSES
 from mtan.metrics import METRIC_KEYS, TAIL_EPOCHS, metrics_text, multitask_score, tail_mean
-from mtan.model import BACKBONES, MTAN
+from mtan.model import BACKBONES, MTAN, SingleTaskSegNet
 from mtan.tasks import task_channels, task_targets
 from mtan.weighting import WEIGHTINGS, Weighting, hyperparameters, make_weighting
 
@@ -148,9 +148,14 @@ def task_losses(outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, tor
     return {task: TASK_LOSSES[task](outputs[task], target) for task, target in task_targets(batch).items()}
 
 
-def make_model(config: TrainConfig, num_classes: int) -> MTAN:
-    """The network of `config`: one head per task of `mtan.tasks` (segmentation into `num_classes`)."""
-    return MTAN(task_channels(num_classes), config.backbone, config.width, config.init)
+def make_model(config: TrainConfig, num_classes: int) -> MTAN | SingleTaskSegNet:
+    """The network of `config`: MTAN with one head per task of `mtan.tasks` (segmentation into
+    `num_classes`), or with ``config.single_task`` the single-task network of that task alone."""
+    channels = task_channels(num_classes)
+    if config.single_task is not None:
+        task = config.single_task
+        return SingleTaskSegNet(task, channels[task], config.backbone, config.width, config.init)
+    return MTAN(channels, config.backbone, config.width, config.init)
 
 
 class Run:
@@ -401,8 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(
             f"--{hyperparameter.name.replace('_', '-')}",
             type=float,
-            help=f"{hyperparameter.label} (> {hyperparameter.above:g}) "
-            + preset_defaults(hyperparameter.name),
+            help=f"{hyperparameter.label} ({hyperparameter.valid}) " + preset_defaults(hyperparameter.name),
         )
     parser.add_argument("--lr", type=float, help=f"Adam learning rate {preset_defaults('lr')}")
     parser.add_argument(

@@ -7,11 +7,15 @@
 - ``uncertainty``: homoscedastic uncertainty (Kendall, Gal, Cipolla, CVPR 2018, Eq. 7 and 10):
   L = sum_k 0.5 exp(-s_k) L_k + 0.5 s_k with a learnable s_k = log sigma_k^2, initialised at -0.5 as
   in the official MTAN code (lorenmt/mtan, im2im_pred/model_segnet_mtan.py: ``logsigma`` = -0.5).
+- ``scalarization``: linear scalarization with fixed weights, the baseline that tuned weightings are
+  measured against (Kurin et al. 2022; Xin et al. 2022): lambda_seg = 2(1 - w), lambda_depth = 2w for a
+  depth share w in (0, 1). The weights sum to K = 2 like equal weighting's, so w = 0.5 is equal weighting
+  and w moves only the balance between the tasks, not the scale of the total loss.
 
 A method's `hyperparameters` (a `Hyperparameter` each: the `TrainConfig` field, its default, its valid and
-searched ranges) are the one place that says which values a method takes: `make_weighting` passes them
-from the config, `mtan.config` checks them, `mtan.train` makes a flag of each, and the study searches each
-one only for trials of its method.
+searched ranges, the scale it is searched on) are the one place that says which values a method takes:
+`make_weighting` passes them from the config, `mtan.config` checks them, `mtan.train` makes a flag of
+each, and the study searches each one only for trials of its method, on its scale.
 """
 
 from __future__ import annotations
@@ -19,12 +23,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
 from mtan.errors import ConfigError
+
+# How the study spaces a value over its searched range: uniformly in the value, in its log, or in its
+# logit log(v / (1 - v)) (for a share in (0, 1): a log scale of the ratio of the two weights).
+Scale = Literal["linear", "log", "logit"]
 
 
 @dataclass(frozen=True)
@@ -35,12 +43,22 @@ class Hyperparameter:
     label: str
     default: float
     search: tuple[float, float]  # the range the study searches
-    log: bool = True  # searched on a log scale
+    scale: Scale = "log"  # how the study spaces it over `search`
     above: float = 0.0  # a valid value is greater than this
+    below: float | None = None  # and, when given, less than this
+
+    @property
+    def valid(self) -> str:
+        """The valid values in words: ``> 0`` or ``in (0, 1)``."""
+        if self.below is None:
+            return f"> {self.above:g}"
+        return f"in ({self.above:g}, {self.below:g})"
 
     def check(self, value: float) -> str | None:
         """Why `value` is not valid, or None."""
-        return None if value > self.above else f"{self.name} must be > {self.above:g}, got {value}"
+        if value > self.above and (self.below is None or value < self.below):
+            return None
+        return f"{self.name} must be {self.valid}, got {value}"
 
 
 class Weighting(nn.Module):
@@ -121,10 +139,41 @@ class UncertaintyWeighting(Weighting):
         return (0.5 * torch.exp(-s) * stacked + 0.5 * s).sum()
 
 
+class LinearScalarization(Weighting):
+    """Fixed weights lambda_seg = 2(1 - w), lambda_depth = 2w for the depth share w.
+
+    Defined for the pipeline's two tasks only: with K tasks a linear scalarization has K - 1 free weights
+    on the simplex, which one share cannot express, so any other task set is a `ConfigError`.
+    """
+
+    # Searched on the logit scale: uniform in log(lambda_depth / lambda_seg), so each factor of the ratio
+    # of the two weights, either way round, gets the same share of trials (a log scale of w would crowd
+    # the trials at small w). The range reaches a ratio of 99 either way: on CityScapes the depth L1 loss
+    # is tens of times smaller than the segmentation cross-entropy.
+    hyperparameters = (
+        Hyperparameter("depth_share", "depth share w", 0.5, (0.01, 0.99), scale="logit", below=1.0),
+    )
+    WEIGHED_TASKS = ("segmentation", "depth")
+
+    def __init__(self, tasks: Sequence[str], depth_share: float = hyperparameters[0].default) -> None:
+        super().__init__(tasks)
+        if sorted(self.tasks) != sorted(self.WEIGHED_TASKS):
+            raise ConfigError(
+                f"scalarization weighs the tasks {' and '.join(self.WEIGHED_TASKS)} (lambda_seg = 2(1 - w), "
+                f"lambda_depth = 2w); got the tasks {', '.join(self.tasks) or 'none'}"
+            )
+        self.depth_share = depth_share
+
+    def weights(self) -> dict[str, float]:
+        w = self.depth_share
+        return {"segmentation": 2 * (1 - w), "depth": 2 * w}
+
+
 WEIGHTINGS: dict[str, type[Weighting]] = {
     "equal": EqualWeighting,
     "dwa": DynamicWeightAverage,
     "uncertainty": UncertaintyWeighting,
+    "scalarization": LinearScalarization,
 }
 
 

@@ -4,7 +4,10 @@ One `Dimension` per searched value, in the order Optuna suggests them (define-by
 
 - ``weighting``: the registered weighting methods of `mtan.weighting` (uncertainty behind
   ``--uncertainty``); each method's own hyperparameters (`mtan.weighting.Hyperparameter`, e.g. DWA's
-  temperature T, log scale around the paper's T = 2) follow it, searched only for that method's trials;
+  temperature T, log scale around the paper's T = 2) follow it, searched only for that method's trials,
+  on the scale the method declares; a logit-scale one (scalarization's depth share w) is searched as
+  Optuna's parameter ``<name>_logit`` = log(w / (1 - w)), uniform between the logits of its range, and
+  the trial trains with w = 1 / (1 + exp(-logit)); results.csv shows both;
 - ``use_weight_decay`` then ``weight_decay``: the paper's "no weight decay" is ``use_weight_decay=False``
   (weight decay 0), otherwise a log-scale value around the seed report's 1e-4;
 - ``step_fraction``: StepLR's step size as a fraction of the epoch budget, so the same point means the
@@ -30,11 +33,12 @@ ASHA would hardly stop anything.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mtan.weighting import WEIGHTINGS
+from mtan.weighting import WEIGHTINGS, Scale
 
 if TYPE_CHECKING:
     import optuna
@@ -47,6 +51,30 @@ PAPER, SEED_REPORT = "paper", "seed_report"
 PUBLISHED: tuple[str, ...] = (PAPER, SEED_REPORT)
 # Weighting methods searched only when their flag (a `SearchSpace` field) is set.
 OPT_IN_WEIGHTINGS: dict[str, str] = {"uncertainty": "uncertainty"}
+
+
+def logit(p: float) -> float:
+    """log(p / (1 - p)), the inverse of `sigmoid`."""
+    return math.log(p / (1.0 - p))
+
+
+def sigmoid(x: float) -> float:
+    """1 / (1 + exp(-x)), the inverse of `logit`."""
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def exact_logit(p: float, search_ulps: int = 64) -> float:
+    """A logit x with ``sigmoid(x) == p`` exactly, searched among the floats next to `logit(p)` (every `p`
+    that came from `sigmoid` has one there), else `logit(p)`: so a point recovered from a trial's
+    config.json trains that config's value to the bit, not one rounding away from it."""
+    x = logit(p)
+    for toward in (math.inf, -math.inf):
+        y = x
+        for _ in range(search_ulps + 1):
+            if sigmoid(y) == p:
+                return y
+            y = math.nextafter(y, toward)
+    return x
 
 
 def step_size(step_fraction: float, epochs: int) -> int:
@@ -63,7 +91,9 @@ class Dimension:
     choices: tuple[Any, ...] = ()  # categorical when given, else a float in `low`..`high`
     low: float = 0.0
     high: float = 0.0
-    log: bool = False
+    # How the value is spaced over `low`..`high`. On the logit scale Optuna's parameter (`name`, which
+    # must differ from `field`) is the value's logit, suggested uniformly between the logits of the range.
+    scale: Scale = "linear"
     weightings: tuple[str, ...] | None = None  # suggested only for trials of these methods
     switch: str | None = None  # suggested only when this (boolean) dimension is True
     flag: str | None = None  # in the space only when this `SearchSpace` field is True
@@ -79,6 +109,17 @@ class Dimension:
         """Whether Optuna suggests it from `choices`."""
         return bool(self.choices)
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The range of Optuna's parameter: `low`..`high`, or their logits on the logit scale."""
+        return (logit(self.low), logit(self.high)) if self.scale == "logit" else (self.low, self.high)
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        """Optuna's value of this dimension on `trial`."""
+        if self.categorical:
+            return trial.suggest_categorical(self.name, list(self.choices))
+        return trial.suggest_float(self.name, *self.bounds, log=self.scale == "log")
+
     def applies(self, point: Mapping[str, Any]) -> bool:
         """Whether a trial at `point` has this dimension (its weighting, its switch)."""
         if self.weightings is not None and point.get(WEIGHTING) not in self.weightings:
@@ -92,9 +133,9 @@ class Dimension:
         if not self.applies(point):
             return None
         value = point[self.name]
-        return (
-            self.to_field(value, epochs) if self.to_field else (value if self.categorical else float(value))
-        )
+        if not self.categorical:
+            value = sigmoid(float(value)) if self.scale == "logit" else float(value)
+        return self.to_field(value, epochs) if self.to_field else value
 
 
 def _weighting_dimensions() -> tuple[Dimension, ...]:
@@ -109,16 +150,19 @@ def _weighting_dimensions() -> tuple[Dimension, ...]:
     own = []
     for name, method in WEIGHTINGS.items():
         for h in method.hyperparameters:
+            on_logit = h.scale == "logit"
+            published = logit(h.default) if on_logit else h.default  # in Optuna's parameter
             own.append(
                 Dimension(
-                    h.name,
-                    h.label,
+                    f"{h.name}_logit" if on_logit else h.name,
+                    f"logit of {h.label}" if on_logit else h.label,
                     low=h.search[0],
                     high=h.search[1],
-                    log=h.log,
+                    scale=h.scale,
                     weightings=(name,),
                     field=h.name,
-                    published={p: h.default for p, w in choice.published.items() if w == name},
+                    field_label=h.label,
+                    published={p: published for p, w in choice.published.items() if w == name},
                 )
             )
     return (choice, *own)
@@ -129,14 +173,14 @@ DIMENSIONS: tuple[Dimension, ...] = (
     *_weighting_dimensions(),
     Dimension("use_weight_decay", "weight decay on", choices=(False, True),
               published={PAPER: False, SEED_REPORT: True}),
-    Dimension("weight_decay", "weight decay", low=1e-6, high=1e-2, log=True, switch="use_weight_decay",
+    Dimension("weight_decay", "weight decay", low=1e-6, high=1e-2, scale="log", switch="use_weight_decay",
               field="weight_decay", off=0.0, published={SEED_REPORT: 1e-4}),
     Dimension("step_fraction", "StepLR step (fraction of the epochs)", low=0.1, high=1.0, field="step_size",
               to_field=lambda v, epochs: step_size(float(v), epochs), field_label="StepLR step (epochs)",
               from_field=lambda size, epochs: size / epochs, published={PAPER: 0.5, SEED_REPORT: 0.25}),
     Dimension("gamma", "StepLR gamma", low=0.1, high=0.9, field="gamma",
               published={PAPER: 0.5, SEED_REPORT: 0.5}),
-    Dimension("lr", "learning rate", low=1e-5, high=1e-2, log=True, flag="tune_lr", field="lr",
+    Dimension("lr", "learning rate", low=1e-5, high=1e-2, scale="log", flag="tune_lr", field="lr",
               published={PAPER: 1e-4, SEED_REPORT: 1e-4}),
 )
 # fmt: on
@@ -175,10 +219,7 @@ class SearchSpace:
         for d in self.dimensions:
             if not d.applies(point):
                 continue
-            if d.categorical:
-                point[d.name] = trial.suggest_categorical(d.name, list(d.choices))
-            else:
-                point[d.name] = trial.suggest_float(d.name, d.low, d.high, log=d.log)
+            point[d.name] = d.suggest(trial)
         return {TRIAL_NUMBER: trial.number}
 
     def is_complete(self, point: Mapping[str, Any]) -> bool:
@@ -199,7 +240,8 @@ class SearchSpace:
                 point[d.name] = config[d.field]
             else:
                 value = d.from_field(config[d.field], epochs) if d.from_field else config[d.field]
-                point[d.name] = min(max(float(value), d.low), d.high)
+                value = min(max(float(value), d.low), d.high)
+                point[d.name] = exact_logit(value) if d.scale == "logit" else value
         return point
 
     def published_points(self) -> list[dict[str, Any]]:
@@ -244,22 +286,29 @@ class SearchSpace:
 
     def describe(self) -> dict[str, Any]:
         """The space as JSON (study.json's ``space``): its flags, and per results.csv config column
-        its label, whether it is categorical, its log scale, the weightings it applies to, its range."""
+        its label, whether it is categorical, its scale (and whether that is log), the weightings it
+        applies to, its range. A logit-scale dimension's columns: Optuna's parameter, linear between the
+        logits, and the config field, on the logit scale over `low`..`high`."""
         columns = []
         for d in self.dimensions:
             if d.field is None:
                 continue
+            scale = "linear" if d.scale == "logit" else d.scale
             entry = {
                 "name": d.name,
                 "label": d.label,
                 "categorical": d.categorical,
-                "log": d.log,
+                "log": scale == "log",
+                "scale": scale,
                 "weightings": list(d.weightings) if d.weightings is not None else None,
-                "searched": list(d.choices) if d.categorical else [d.low, d.high],
+                "searched": list(d.choices) if d.categorical else list(d.bounds),
             }
             columns.append(entry)
             if d.field != d.name:
-                columns.append({**entry, "name": d.field, "label": d.field_label, "searched": None})
+                field = {**entry, "name": d.field, "label": d.field_label, "searched": None}
+                if d.scale == "logit":
+                    field.update(scale="logit", searched=[d.low, d.high])
+                columns.append(field)
         labels = {d.name: d.label for d in self.dimensions}
         return {
             "uncertainty": self.uncertainty,

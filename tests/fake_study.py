@@ -33,7 +33,7 @@ from study.record import (
 )
 from study.reproduce.plan import comparison_pairs, configs_table, confirmation_candidates
 from study.reproduce.stats import comparisons_table, summary_table
-from study.space import TRIAL_NUMBER, SearchSpace
+from study.space import TRIAL_NUMBER, SearchSpace, logit
 
 TASKS = ("segmentation", "depth")
 BASELINES = {
@@ -61,6 +61,7 @@ class FakeTrial:
     step_fraction: float
     gamma: float
     temperature: float | None = None
+    depth_share: float | None = None  # scalarization's w
     epochs: int = 9
     state: str = "completed"
     error: str = ""
@@ -93,6 +94,13 @@ def default_trials(n: int = 8, *, failed: int = 1, dwa: bool = True) -> list[Fak
     return trials
 
 
+def scalarization_trials(shares: Sequence[float] = (0.3, 0.8)) -> list[FakeTrial]:
+    """Completed scalarization trials, one per depth share, at a learning rate that is not the best: with
+    them the completed trials cover every weighting of the default space (Optuna's importances need each
+    value twice)."""
+    return [FakeTrial("scalarization", 1e-3, 0.0, 0.5, 0.5, depth_share=share) for share in shares]
+
+
 def _quality(trial: FakeTrial) -> tuple[float, float]:
     """Fixed (segmentation, depth) qualities in (0, 1) from the config."""
     lr_fit = math.exp(-((math.log10(trial.lr) + 4.0) ** 2))
@@ -115,6 +123,9 @@ def trial_metrics(trial: FakeTrial) -> list[dict[str, float]]:
             ratios = {t: losses[t][-2] / losses[t][-3] for t in TASKS}
             exps = {t: math.exp(r / temperature) for t, r in ratios.items()}
             weights = {t: len(TASKS) * exps[t] / sum(exps.values()) for t in TASKS}
+        elif trial.weighting == "scalarization":
+            share = trial.depth_share or 0.5
+            weights = {"segmentation": 2 * (1 - share), "depth": 2 * share}
         else:
             weights = {t: 1.0 for t in TASKS}
         record: dict[str, float] = {
@@ -200,6 +211,8 @@ def write_fake_study(
         point = {"weighting": trial.weighting, "use_weight_decay": trial.weight_decay > 0}
         if trial.weighting == "dwa":
             point["temperature"] = trial.temperature or 2.0
+        if trial.weighting == "scalarization":
+            point["depth_share_logit"] = logit(trial.depth_share or 0.5)
         if trial.weight_decay > 0:
             point["weight_decay"] = trial.weight_decay
         point.update(step_fraction=trial.step_fraction, gamma=trial.gamma, lr=trial.lr)

@@ -14,7 +14,7 @@ from analysis.optuna_study import param_importances
 from mtan.errors import UserError
 from study.record import StudyFolder
 from study.space import SearchSpace
-from tests.fake_study import FakeTrial, default_trials, write_fake_study
+from tests.fake_study import FakeTrial, default_trials, scalarization_trials, write_fake_study
 
 
 def test_loads_every_part_of_a_study(tmp_path: Path) -> None:
@@ -126,6 +126,8 @@ def test_labels_and_scales_come_from_the_recorded_space(tmp_path: Path) -> None:
     assert space.names == SearchSpace(tune_lr=True).columns  # as the study recorded it
     assert {p: space.scale(p) for p in space.numeric} == {
         "temperature": "log",
+        "depth_share_logit": "linear",
+        "depth_share": "linear",  # searched on the logit scale; analysis.space reads only "log"
         "weight_decay": "log",
         "step_fraction": "linear",
         "step_size": "linear",
@@ -159,7 +161,8 @@ def test_a_study_json_without_its_space_is_named(tmp_path: Path) -> None:
 
 
 def test_importances_over_completed_trials_only(tmp_path: Path) -> None:
-    results = load_results(write_fake_study(tmp_path, trials=default_trials(16, failed=2)))
+    trials = [*default_trials(16, failed=2), *scalarization_trials()]
+    results = load_results(write_fake_study(tmp_path, trials=trials))
     importance = param_importances(load_optuna_study(results.journal, results.name))
     states = results.trials["state"].value_counts()
     assert (importance.complete, importance.pruned, importance.failed) == (
@@ -170,6 +173,7 @@ def test_importances_over_completed_trials_only(tmp_path: Path) -> None:
     assert importance.values is not None
     assert importance.values.sum() == pytest.approx(1.0)
     assert "temperature" in importance.values.index  # conditional: DWA trials only
+    assert "depth_share_logit" in importance.values.index  # conditional: scalarization trials only
     assert "PedAnova" in importance.evaluator and "pruned" in importance.message
 
 

@@ -7,10 +7,12 @@ import torch
 
 from mtan.losses import TASK_LOSSES
 from mtan.metrics import (
+    DELTA_M_KEYS,
     METRICS,
     DepthMetrics,
     SegmentationMetrics,
     confusion_matrix,
+    delta_m,
     iou_from_confusion,
     metric,
     multitask_score,
@@ -203,3 +205,56 @@ def test_tail_mean_averages_the_last_ten_epochs_or_all_when_fewer():
     assert tail_mean(history, n=1)["miou"] == pytest.approx(0.12)
     with_gap = [*history[:-1], {"epoch": 12, "miou": None, "abs_err": 0.5}]
     assert math.isnan(tail_mean(with_gap)["miou"])  # a NaN (null in JSON) epoch is not skipped
+
+
+def test_delta_m_signs_a_better_metric_negative_in_either_direction():
+    single = {"miou": 0.50, "abs_err": 0.020}
+    # mIoU (higher is better) 0.50 -> 0.55: +10 % better, so -10; abs err (lower is better)
+    # 0.020 -> 0.025: 25 % worse, so +25
+    assert delta_m({"miou": 0.55, "abs_err": 0.020}, single, ["miou", "abs_err"]) == pytest.approx(-5.0)
+    assert delta_m({"miou": 0.50, "abs_err": 0.025}, single, ["miou", "abs_err"]) == pytest.approx(12.5)
+    assert delta_m({"miou": 0.55, "abs_err": 0.025}, single, ["miou", "abs_err"]) == pytest.approx(7.5)
+    assert delta_m({"miou": 0.45}, single, ["miou"]) == pytest.approx(10.0)  # worse mIoU: positive
+    assert delta_m({"abs_err": 0.015}, single, ["abs_err"]) == pytest.approx(-25.0)  # better depth: negative
+    assert delta_m(single, single, ["miou", "abs_err"]) == 0.0
+
+
+# Nash-MTL (Navon et al. 2022, arXiv 2202.01017) Table 3, CityScapes, as published: mIoU %, pix acc %,
+# abs err, rel err; its Delta_m column gives 22.60 for LS (and 21.45 for DWA) against the STL row.
+NASH_STL = {"miou": 74.01, "pixel_acc": 93.16, "abs_err": 0.0125, "rel_err": 27.77}
+NASH_LS = {"miou": 75.18, "pixel_acc": 93.49, "abs_err": 0.0155, "rel_err": 46.77}
+NASH_DWA = {"miou": 75.24, "pixel_acc": 93.52, "abs_err": 0.0160, "rel_err": 44.37}
+# Half a unit of each published value's last digit.
+NASH_ROUNDING = {"miou": 0.005, "pixel_acc": 0.005, "abs_err": 0.00005, "rel_err": 0.005}
+
+
+def rounding_bound(method, single):
+    """How far Delta_m can move when every input moves by up to half a unit of its last published digit
+    (first order: |d/dM| = 1/B, |d/dB| = M/B^2 per term, times 100/K), plus the published value's own
+    rounding (0.005)."""
+    terms = (NASH_ROUNDING[k] * (1 + method[k] / single[k]) / single[k] for k in DELTA_M_KEYS)
+    return 100 / len(DELTA_M_KEYS) * sum(terms) + 0.005
+
+
+def test_delta_m_reproduces_the_nash_mtl_table_within_the_rounding_of_its_inputs():
+    assert DELTA_M_KEYS == ("miou", "pixel_acc", "abs_err", "rel_err")
+    for method, published in ((NASH_LS, 22.60), (NASH_DWA, 21.45)):
+        bound = rounding_bound(method, NASH_STL)
+        assert bound < 0.3  # dominated by abs err, published with 2 significant digits
+        assert abs(delta_m(method, NASH_STL) - published) <= bound
+    # a percentage and a fraction give the same Delta_m (each term is a ratio)
+    as_fractions = {k: v / 100 if METRICS[k].percent else v for k, v in NASH_LS.items()}
+    stl_fractions = {k: v / 100 if METRICS[k].percent else v for k, v in NASH_STL.items()}
+    assert delta_m(as_fractions, stl_fractions) == pytest.approx(delta_m(NASH_LS, NASH_STL), rel=1e-12)
+
+
+def test_delta_m_refuses_a_zero_or_missing_single_task_value_and_propagates_nan():
+    with pytest.raises(ValueError, match="single-task abs_err is 0"):
+        delta_m({"abs_err": 0.1}, {"abs_err": 0.0}, ["abs_err"])
+    with pytest.raises(KeyError, match="rel_err"):
+        delta_m(NASH_LS, {k: v for k, v in NASH_STL.items() if k != "rel_err"})
+    with pytest.raises(KeyError, match="unknown metric 'seconds'"):
+        delta_m({"seconds": 1.0}, {"seconds": 2.0}, ["seconds"])
+    with pytest.raises(ValueError, match="at least one metric"):
+        delta_m(NASH_LS, NASH_STL, [])
+    assert math.isnan(delta_m({**NASH_LS, "miou": math.nan}, NASH_STL))

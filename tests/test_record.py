@@ -99,9 +99,9 @@ def test_written_files_read_back(tmp_path):
     )
     table = folder.read_results()
     assert list(table["trial"]) == [0, 1, 2, 3] and list(table["trial_id"]) == ["id0", "id1", "id2", "id3"]
-    assert list(table.columns[:11]) == [
-        "trial", "trial_id", "state", "epochs", "error",
-        "weighting", "temperature", "weight_decay", "step_fraction", "step_size", "gamma",
+    assert list(table.columns[:13]) == [
+        "trial", "trial_id", "state", "epochs", "error", "weighting", "temperature", "depth_share_logit",
+        "depth_share", "weight_decay", "step_fraction", "step_size", "gamma",
     ]  # fmt: skip
     best = folder.read_best_config()
     assert best["trial"] == 3 and best["trial_id"] == "id3" and best["config"]["weighting"] == "equal"

@@ -15,7 +15,7 @@ import pytest
 
 from analysis.render import Banner, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from analysis.report import FIGURE_FILES, main, write_report
-from tests.fake_study import FakeTrial, default_trials, write_fake_study
+from tests.fake_study import FakeTrial, default_trials, scalarization_trials, write_fake_study
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -43,8 +43,8 @@ def test_the_report_of_a_study_the_real_code_ran(finished_study: Path, tmp_path:
 
 
 def test_full_report(tmp_path: Path) -> None:
-    # 4 completed trials, each value of each categorical parameter twice: importance
-    out, md, html = _report(tmp_path, trials=default_trials(16, failed=1))
+    # 6 completed trials, each value of each categorical parameter twice: importance
+    out, md, html = _report(tmp_path, trials=[*default_trials(16, failed=1), *scalarization_trials()])
     for name in FIGURE_FILES.values():
         data = (out / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000, name
@@ -64,13 +64,13 @@ def test_full_report(tmp_path: Path) -> None:
     assert "### Protocol differences" in md
     assert "PedAnovaImportanceEvaluator" in md and "pruned" in md
     # the failed trial: a banner and its reason
-    assert "1 of 16 trials failed" in md
+    assert "1 of 18 trials failed" in md
     assert "| 15 | RuntimeError: CUDA out of memory |" in md  # trial 15, by its number
 
 
 def test_no_dwa_trial_says_so(tmp_path: Path) -> None:
     out, md, _ = _report(tmp_path, trials=default_trials(5, failed=0, dwa=False))
-    assert "No dwa trial ran in this study: not shown." in md
+    assert "No dwa or scalarization trial ran in this study: not shown." in md
     assert "Not shown: no finished trial changed its task weights" in md
     assert not (out / FIGURE_FILES["weights"]).exists()  # every weight stayed 1
     assert "only one weighting ran, so there is nothing to compare it with" in md
@@ -144,13 +144,12 @@ def test_the_synthetic_warning_is_drawn_inside_every_figure(tmp_path: Path, monk
         return save(fig, path, *args, **kwargs)
 
     monkeypatch.setattr(plots, "save_figure", recording_save)
-    write_report(write_fake_study(tmp_path / "synthetic", trials=default_trials(16, failed=1)))
+    trials = [*default_trials(16, failed=1), *scalarization_trials()]
+    write_report(write_fake_study(tmp_path / "synthetic", trials=trials))
     assert set(drawn) == set(FIGURE_FILES.values())
     assert all(plots.SYNTHETIC_MARK in texts for texts in drawn.values())
     drawn.clear()
-    write_report(
-        write_fake_study(tmp_path / "real", data="/data/cityscapes", trials=default_trials(16, failed=1))
-    )
+    write_report(write_fake_study(tmp_path / "real", data="/data/cityscapes", trials=trials))
     assert drawn and not any(plots.SYNTHETIC_MARK in texts for texts in drawn.values())
 
 

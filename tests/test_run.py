@@ -49,8 +49,9 @@ def test_a_small_study_writes_every_trial_with_its_state(finished_study):
     assert study["states"]["completed"] == (table["epochs"] == 4).sum() >= 1
     assert study["epochs_trained"] == table["epochs"].sum() <= study["epochs_budget"] == 20
     assert list(table["trial"]) == list(range(5))  # Optuna's trial numbers, in the order of creation
-    assert list(study["space"]["labels"]) == ["weighting", "temperature", "use_weight_decay", "weight_decay",
-                                               "step_fraction", "gamma"]  # fmt: skip
+    assert list(study["space"]["labels"]) == ["weighting", "temperature", "depth_share_logit",
+                                               "use_weight_decay", "weight_decay", "step_fraction",
+                                               "gamma"]  # fmt: skip
     for number, epochs in zip(table["trial"], table["epochs"], strict=True):
         lines = (finished_study / "trials" / f"trial_{number:03d}" / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["epoch"] for line in lines] == list(range(1, epochs + 1))

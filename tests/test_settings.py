@@ -36,7 +36,7 @@ def test_settings_survive_study_json():
         ({"per_weighting": 0, "num_samples": 0}, "--per-weighting must be at least 1"),
         (
             {"per_weighting": 3},
-            "--per-weighting 3 with 2 weighting methods .equal, dwa. makes 6 trials, not 20",
+            "--per-weighting 3 with 3 weighting methods .equal, dwa, scalarization. makes 9 trials, not 20",
         ),
     ],
 )
@@ -85,7 +85,7 @@ def test_per_weighting_sets_the_total_and_excludes_num_samples():
     assert settings.num_samples == 3 * len(WEIGHTINGS)
     assert settings.design == {"per_weighting": 3, "weightings": list(WEIGHTINGS)}
     more = new_settings({"per_weighting": 3, "uncertainty": True, "name": "s"})
-    assert more.num_samples == 3 * (len(WEIGHTINGS) + 1) and more.design["weightings"][-1] == "uncertainty"
+    assert more.num_samples == 3 * len(REGISTERED) and more.design["weightings"] == list(REGISTERED)
     validate(settings)
     validate(more)
     assert StudySettings.from_json(json.loads(json.dumps(more.to_json()))) == more
