@@ -37,7 +37,7 @@ from study.record import (
     TrialRecord,
     write_results,
 )
-from study.search.asha import RecordingASHA
+from study.search.asha import StudyASHA
 from study.search.journal import FINISHED_STATES, finished_count, is_finished, open_study
 from study.search.searcher import RAY_TRIAL_ID, StudySearcher
 from study.settings import StudySettings, validate
@@ -161,7 +161,7 @@ def build_tuner(
     """A fresh Tuner for what is left of the study: its trials, minus those the journal has as ended,
     with ASHA's rungs holding the ended trials' values."""
     max_concurrent = settings.max_concurrent or trial_slots(settings.cpus_per_trial, settings.gpus_per_trial)
-    scheduler = RecordingASHA(
+    scheduler = StudyASHA(
         ended={
             t.number: t.intermediate_values
             for t in study.get_trials(deepcopy=False)
@@ -189,6 +189,7 @@ def build_tuner(
         num_samples=settings.num_samples - finished_count(study),
         max_concurrent_trials=max_concurrent,
         reuse_actors=True,
+        trial_name_creator=trial_name,  # the name Ray and the loggers show: trial_003
         trial_dirname_creator=trial_name,
     )
     run_config = tune.RunConfig(
