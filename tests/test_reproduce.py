@@ -12,7 +12,11 @@ import pytest
 from mtan.errors import UserError
 from mtan.metrics import METRIC_KEYS
 from mtan.train import CHECKPOINT_FILE, read_metrics
+from study.record import StudyFolder, write_json
 from study.reproduce.cli import main
+from study.reproduce.plan import confirmation_candidates, first_fresh_seed, recorded_seed
+from study.reproduce.retrain import read_trial_config, retrainable
+from tests.fake_study import write_fake_study
 
 SUMMARY_COLUMNS = ["config", "metric", "mean", "std", "ci_low", "ci_high", "n"]
 COMPARISON_COLUMNS = ["comparison", "metric", "mean_diff", "ci_low", "ci_high", "p_value", "n"]
@@ -125,3 +129,40 @@ def test_bad_counts_are_clear_errors(finished_study):
         main([str(finished_study), "--top", "0"])
     with pytest.raises(UserError, match="--seeds must be at least 1, got 0"):
         main([str(finished_study), "--seeds", "0"])
+
+
+def candidates_of(folder: StudyFolder, top: int | None) -> list:
+    best, table = folder.read_best_config(), folder.read_results()
+    return confirmation_candidates(best, table, top, lambda n: read_trial_config(folder, n))
+
+
+def test_each_configuration_is_the_one_its_trial_trained_with(tmp_path):
+    folder = StudyFolder(write_fake_study(tmp_path, reproduce=False, journal=False))
+    configs = {c.trial: c for c in candidates_of(folder, top=2)}
+    assert set(configs) == {3, 0, 1}  # the two completed trials (3 the best), then the seed report's
+    for number, candidate in configs.items():
+        assert candidate.config == json.loads(folder.trial_config_json(number).read_text())
+    edited = {**configs[0].config, "batch_size": 3}  # a field no results.csv column holds
+    write_json(folder.trial_config_json(0), edited)
+    assert {c.trial: c.config for c in candidates_of(folder, top=2)}[0] == edited
+
+
+def test_a_published_trial_without_its_config_is_left_out_and_a_top_one_refused(tmp_path, capsys):
+    folder = StudyFolder(write_fake_study(tmp_path, reproduce=False, journal=False))
+    folder.trial_config_json(1).unlink()  # the seed report's trial failed before it began training
+    kept = retrainable(folder, candidates_of(folder, top=2))
+    assert [c.name for c in kept] == ["trial_003", "paper"]
+    assert "note: seed_report is not retrained: trial 1 has no config.json" in capsys.readouterr().err
+    folder.trial_config_json(3).unlink()
+    with pytest.raises(UserError, match=r"trials/trial_003/config.json: not found"):
+        retrainable(folder, candidates_of(folder, top=None))
+
+
+def test_the_fresh_seeds_start_above_the_recorded_seed_of_every_trial(tmp_path):
+    folder = StudyFolder(write_fake_study(tmp_path, reproduce=False, journal=False))
+    write_json(folder.study_json, {**folder.read_study(), "settings": {"seed": 100}})
+    assert recorded_seed(folder) == 100
+    assert first_fresh_seed(100, folder.read_results()) == 108  # 8 trials: seeds 100 to 107
+    write_json(folder.study_json, {"status": "finished"})
+    with pytest.raises(UserError, match=r"study.json: no study seed recorded"):
+        recorded_seed(folder)

@@ -1,11 +1,12 @@
 """What a confirmation retrains and compares: the candidate configurations of a finished study (its best,
-or its top K and both published configurations), their paired comparisons, the first fresh seed, and
-configs.csv. Pure (pandas; no Ray)."""
+or its top K and both published configurations) with the configuration each trial trained with (its
+``trials/trial_NNN/config.json``), their paired comparisons, the first fresh seed, and configs.csv. Pure
+(pandas; no Ray)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,20 +16,19 @@ import pandas as pd
 from mtan.config import config_from_flat
 from mtan.errors import ConfigError, UserError
 from study.record import COMPLETED, StudyFolder, trial_dirname
-from study.space import PUBLISHED, SearchSpace
+from study.space import PUBLISHED
 
 # The study's trials 0 and 1 are the published configurations (`study.space.PUBLISHED`, in that order).
 CONFIG_TABLE_COLUMNS = (
     "config", "trial", "trial_id", "roles", "weighting", "study_last", "study_tail", "state"
 )  # fmt: skip
-# Every `TrainConfig` field a search space may set (results.csv has a column for each it searched).
-SEARCHED_FIELDS: tuple[str, ...] = SearchSpace(uncertainty=True, tune_lr=True).fields
 
 
 @dataclass(frozen=True)
 class Candidate:
     """A configuration to retrain: its name (``trial_NNN``, or `paper` / `seed_report`), the study trial
-    it comes from, why it is retrained, and its flat `TrainConfig` (the seed is set per run)."""
+    it comes from, why it is retrained, and the flat `TrainConfig` that trial trained with (the seed is
+    set per run); None when the trial wrote none (it failed before training began)."""
 
     name: str
     trial: int
@@ -38,7 +38,7 @@ class Candidate:
     study_last: float
     study_tail: float
     state: str
-    config: dict[str, Any]
+    config: Mapping[str, Any] | None
 
 
 def read_best_config(results_dir: Path) -> dict[str, Any]:
@@ -60,32 +60,30 @@ def read_best_config(results_dir: Path) -> dict[str, Any]:
     return best
 
 
-def first_fresh_seed(best: dict[str, Any], table: pd.DataFrame) -> int:
+def recorded_seed(folder: StudyFolder) -> int:
+    """The study's seed as study.json records it (``settings.seed``; trial n trained with it + n);
+    `UserError` naming the file when it does not hold one."""
+    seed = ((folder.read_study() or {}).get("settings") or {}).get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise UserError(f"{folder.study_json}: no study seed recorded (settings.seed)")
+    return seed
+
+
+def first_fresh_seed(study_seed: int, table: pd.DataFrame) -> int:
     """The seed after every seed of the study: trial n trained with the study's seed + n."""
-    study_seed = int(best["config"].get("seed", 0)) - int(best.get("trial", 0))
     return study_seed + int(table["trial"].max()) + 1
 
 
-def trial_config(best: dict[str, Any], row: pd.Series) -> dict[str, Any]:
-    """The flat config of a trial of `results.csv`: the best trial's config (every trial shares all but
-    the searched fields and the seed) with the trial's searched fields."""
-    flat = dict(best["config"])
-    for column in SEARCHED_FIELDS:
-        value = row.get(column)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue  # not searched, or not a field of this trial's method (temperature of equal)
-        value = value.item() if hasattr(value, "item") else value
-        if isinstance(flat.get(column), int) and isinstance(value, float) and value.is_integer():
-            value = int(value)  # a CSV column with an empty cell reads as floats
-        flat[column] = value
-    return flat
-
-
-def confirmation_candidates(best: dict[str, Any], table: pd.DataFrame, top: int | None) -> list[Candidate]:
+def confirmation_candidates(
+    best: Mapping[str, Any],
+    table: pd.DataFrame,
+    top: int | None,
+    config_of: Callable[[int], Mapping[str, Any] | None],
+) -> list[Candidate]:
     """The configurations to retrain, best first: with `top` None the best trial alone; otherwise the
     `top` best completed trials by the study's metric (last epoch, as the study ranked them), then the
     published configurations not among them. A published trial is named `paper` / `seed_report` in both
-    modes, so its runs are shared between them."""
+    modes, so its runs are shared between them. `config_of(n)`: the configuration trial n trained with."""
     metric, mode = best["metric"], best["mode"]
     if top is None:
         ranked = [int(best["trial"])]
@@ -102,14 +100,14 @@ def confirmation_candidates(best: dict[str, Any], table: pd.DataFrame, top: int 
     candidates = []
     for trial, trial_roles in roles.items():
         row = rows.loc[trial]
-        config = trial_config(best, row)
+        config = config_of(trial)
         candidates.append(
             Candidate(
                 name=published.get(trial, trial_dirname(trial)),
                 trial=trial,
                 trial_id=str(row.get("trial_id", "")),
                 roles=tuple(trial_roles),
-                weighting=str(config["weighting"]),
+                weighting=str(row["weighting"]),
                 study_last=float(row.get(f"last_{metric}", math.nan)),
                 study_tail=float(row.get(f"tail_{metric}", math.nan)),
                 state=str(row.get("state", "")),

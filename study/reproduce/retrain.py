@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import math
+import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,17 +16,20 @@ import ray
 
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
-from mtan.files import CHECKPOINT_FILE
+from mtan.errors import UserError
+from mtan.files import CHECKPOINT_FILE, CONFIG_FILE
 from mtan.metrics import METRIC_KEYS, tail_mean
-from mtan.train import train
+from mtan.train import read_saved_config, train
 from study.record import COMPARISONS_CSV, CONFIGS_CSV, SEEDS_CSV, SUMMARY_CSV, StudyFolder, write_csv
 from study.reproduce.plan import (
+    Candidate,
     check_counts,
     comparison_pairs,
     configs_table,
     confirmation_candidates,
     first_fresh_seed,
     read_best_config,
+    recorded_seed,
 )
 from study.reproduce.stats import comparisons_table, summary_table
 
@@ -42,7 +46,32 @@ class ReproduceSettings:
     gpus_per_task: float = 0.0
 
 
-def seed_config(flat: dict[str, Any], seed: int, settings: ReproduceSettings) -> TrainConfig:
+def read_trial_config(folder: StudyFolder, number: int) -> dict[str, Any] | None:
+    """The flat `TrainConfig` trial `number` trained with, its ``config.json``; None when it has none."""
+    path = folder.trial_config_json(number)
+    return read_saved_config(path) if path.is_file() else None
+
+
+def retrainable(folder: StudyFolder, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates with the configuration their trial trained with. Only a published configuration
+    that failed before training began lacks one: it is left out with a note; a top trial without one (it
+    trained, so its folder is damaged) is a `UserError` naming the file."""
+    kept = []
+    for candidate in candidates:
+        if candidate.config is not None:
+            kept.append(candidate)
+        elif any(role.startswith("top ") for role in candidate.roles):
+            raise UserError(f"{folder.trial_config_json(candidate.trial)}: not found (the trial trained)")
+        else:
+            print(
+                f"note: {candidate.name} is not retrained: trial {candidate.trial} has no {CONFIG_FILE} (it "
+                "failed before training began)",
+                file=sys.stderr,
+            )
+    return kept
+
+
+def seed_config(flat: Mapping[str, Any], seed: int, settings: ReproduceSettings) -> TrainConfig:
     """`flat` on `seed`, on this run's device and threads."""
     device = "cuda" if settings.gpus_per_task > 0 else "cpu"
     threads = max(1, math.floor(settings.cpus_per_task))
@@ -73,11 +102,18 @@ def reproduce(settings: ReproduceSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     best = read_best_config(settings.results_dir)
     folder = StudyFolder(Path(settings.results_dir))
     table = folder.read_results()
-    candidates = confirmation_candidates(best, table, settings.top)
-    first = first_fresh_seed(best, table)
+    candidates = retrainable(
+        folder, confirmation_candidates(best, table, settings.top, lambda n: read_trial_config(folder, n))
+    )
+    first = first_fresh_seed(recorded_seed(folder), table)
     seeds = range(first, first + settings.seeds)
     out_root = folder.reproduce
-    runs = [(c.name, seed, seed_config(c.config, seed, settings)) for c in candidates for seed in seeds]
+    runs = [
+        (c.name, seed, seed_config(c.config, seed, settings))
+        for c in candidates
+        if c.config is not None  # all of them (`retrainable`)
+        for seed in seeds
+    ]
     data = ray.put(load_data(runs[0][2]))
     task = ray.remote(_train_seed).options(num_cpus=settings.cpus_per_task, num_gpus=settings.gpus_per_task)
     futures = [task.remote(config, folder.seed_run(name, seed), data) for name, seed, config in runs]
