@@ -217,7 +217,7 @@ def write_fake_study(
         ended.append(
             EndedTrial(
                 number=number,
-                trial_id=f"{number:05d}",
+                trial_id=f"5fa1e_{number:05d}",  # as Ray names its trials
                 columns=SPACE.column_values(point, max_epochs),
                 config=config,
                 history=history,
