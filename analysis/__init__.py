@@ -1,17 +1,8 @@
-"""Comparison reports of an MTAN study: tables against the published numbers, figures, report.
+"""Comparison reports of an MTAN study: tables against the published rows, figures, the report.
 
-For a notebook::
-
-    from analysis import load_results, comparison_table, delta_m_column, plots
-    results = load_results("results/my_study")
-    table = comparison_table(best_metrics(results.trials, results.best), results.reproduce)
-    delta_m_column(table, "single-task baseline (STL, Nash-MTL table)")
-    plots.plot_tradeoff(results.trials)
-
-Modules: `published` (published rows), `load` (a results directory into DataFrames), `space` (the
-search space a study recorded), `tables` (pure table functions, Delta_m), `optuna_study`
-(importances), `plots` (figures; the only module that imports matplotlib/seaborn, loaded on first use),
-`report` (the command).
+The names in `__all__` are the notebook API; docs/results.md, "From Python", shows them at work (a test
+runs that example). `plots` (the figures, matplotlib and seaborn) loads on first use, so that the tables
+do not pull in matplotlib. The modules and their jobs are listed in docs/design.md.
 """
 
 from __future__ import annotations

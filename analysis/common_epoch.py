@@ -30,22 +30,22 @@ def weightings_at_epoch(trials: pd.DataFrame, curves: pd.DataFrame, metric: str,
     """Per weighting, over the compared trials at `epoch`: n, the best value and its trial, the median.
     Rows in the order the weightings first appear in `trials`."""
     compared = compared_trials(trials)
-    at = curves[(curves["epoch"] == epoch) & curves["trial_id"].isin(compared["trial_id"].astype(str))]
-    values = at.set_index("trial_id")[metric].dropna()
+    at = curves[(curves["epoch"] == epoch) & curves["trial"].isin(compared["trial"])]
+    values = at.set_index("trial")[metric].dropna()
     higher = metric_info(metric).higher_is_better
     rows = []
     for weighting in dict.fromkeys(compared["weighting"].astype(str)):
-        ids = compared.loc[compared["weighting"].astype(str) == weighting, "trial_id"].astype(str)
-        group = values[values.index.isin(ids)]
+        numbers = compared.loc[compared["weighting"].astype(str) == weighting, "trial"]
+        group = values[values.index.isin(numbers)]
         if group.empty:
             continue
-        best_id = group.idxmax() if higher else group.idxmin()
+        best = int(group.idxmax() if higher else group.idxmin())
         rows.append(
             {
                 "weighting": weighting,
                 "n": len(group),
-                "best": group[best_id],
-                "best trial": best_id,
+                "best": group[best],
+                "best trial": best,
                 "median": float(group.median()),
             }  # fmt: skip
         )
@@ -53,10 +53,10 @@ def weightings_at_epoch(trials: pd.DataFrame, curves: pd.DataFrame, metric: str,
 
 
 def common_epoch_sentence(
-    table: pd.DataFrame, metric: str, epoch: int, total: int, names: Mapping[str, str] | None = None
+    table: pd.DataFrame, metric: str, epoch: int, total: int, names: Mapping[int, str] | None = None
 ) -> str:
-    """'At epoch 3, which all 20 trials that did not fail reached: equal best 0.310 (trial a), median
-    0.200, n = 6; dwa best ...'; `names` may name a trial otherwise than by its id."""
+    """'At epoch 3, which all 20 trials that did not fail reached: equal best 0.310 (trial 4), median
+    0.200, n = 6; dwa best ...'; `names` may name a trial otherwise than by its number."""
     names = names or {}
     parts: Sequence[str] = [
         f"{row['weighting']} best {format_metric(metric, row['best'])} "

@@ -30,7 +30,7 @@ class StudyResults:
     trials: pd.DataFrame
     curves: pd.DataFrame
     best: dict[str, Any] | None
-    baselines: dict[str, Any] | None
+    trivial: dict[str, Any] | None  # the trivial predictors' metrics (baselines.json)
     reproduce: pd.DataFrame | None
     journal: Path | None
 
@@ -51,22 +51,22 @@ def read_trials(folder: StudyFolder, space: RecordedSpace) -> pd.DataFrame:
 
 
 def read_curves(folder: StudyFolder, trials: pd.DataFrame) -> pd.DataFrame:
-    """All trials' per-epoch metrics in one long DataFrame with a `trial_id` column; a trial without
-    metrics (a failed trial) has no rows."""
+    """All trials' per-epoch metrics in one long DataFrame with a `trial` column (the trial's number); a
+    trial without metrics (a failed trial) has no rows."""
     frames = []
-    for number, trial_id in zip(trials["trial"], trials["trial_id"].astype(str), strict=True):
-        rows = folder.read_trial_metrics(int(number))
+    for number in trials["trial"].astype(int):
+        rows = folder.read_trial_metrics(number)
         if rows:
             frame = pd.DataFrame.from_records(rows)
-            frame.insert(0, "trial_id", trial_id)
+            frame.insert(0, "trial", number)
             frames.append(frame)
     if not frames:
-        return pd.DataFrame({"trial_id": pd.Series(dtype=str), "epoch": pd.Series(dtype=float)})
+        return pd.DataFrame({"trial": pd.Series(dtype=int), "epoch": pd.Series(dtype=float)})
     curves = pd.concat(frames, ignore_index=True)
     for column in curves.columns:
-        if column != "trial_id":
+        if column != "trial":
             curves[column] = pd.to_numeric(curves[column], errors="coerce")
-    return curves.sort_values(["trial_id", "epoch"], kind="stable").reset_index(drop=True)
+    return curves.sort_values(["trial", "epoch"], kind="stable").reset_index(drop=True)
 
 
 def best_config_name(folder: StudyFolder) -> str | None:
@@ -116,7 +116,7 @@ def load_results(path: str | Path) -> StudyResults:
         trials=trials,
         curves=read_curves(folder, trials),
         best=folder.read_best_config(),
-        baselines=folder.read_baselines(),
+        trivial=folder.read_baselines(),
         reproduce=read_reproduce(folder),
         journal=folder.journal if folder.journal.is_file() else None,
     )

@@ -27,7 +27,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from analysis.columns import FIGURE_METRICS, TASKS, display_value, label  # noqa: E402
 from analysis.space import RecordedSpace  # noqa: E402
-from analysis.tables import pareto_front  # noqa: E402
+from analysis.tables import pareto_front, trial_names  # noqa: E402
 from mtan.weighting import WEIGHTINGS  # noqa: E402
 
 DPI = 90
@@ -288,15 +288,15 @@ def plot_learning_curves(
     metrics = _with_values(curves, metrics)
     if curves.empty or not metrics:
         return None
-    info = trials.set_index(trials["trial_id"].astype(str))
+    info = trials.set_index(trials["trial"].astype(int))
     fig, axes = plt.subplots(
         1, len(metrics), figsize=(5.0 * len(metrics), 4.2), layout="constrained", squeeze=False
     )
-    weightings = _weighting_order(trials.loc[trials["trial_id"].astype(str).isin(curves["trial_id"])])
+    weightings = _weighting_order(trials.loc[trials["trial"].isin(curves["trial"])])
     for ax, metric in zip(axes[0], metrics, strict=True):
-        for trial_id, curve in curves.groupby("trial_id", sort=True):
-            weighting = str(info.at[trial_id, "weighting"]) if trial_id in info.index else "?"
-            state = str(info.at[trial_id, "state"]) if trial_id in info.index else "?"
+        for number, curve in curves.groupby("trial", sort=True):
+            weighting = str(info.at[number, "weighting"]) if number in info.index else "?"
+            state = str(info.at[number, "state"]) if number in info.index else "?"
             y = curve[metric].map(lambda v, m=metric: display_value(m, v))
             ax.plot(
                 curve["epoch"],
@@ -340,9 +340,7 @@ def plot_learning_curves(
     if rungs:
         handles.append(Line2D([], [], color="#888888", linestyle=":", label="ASHA rung (comparison epoch)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
-    fig.suptitle(
-        f"Learning curves of all {curves['trial_id'].nunique()} trials with metrics (validation split)"
-    )
+    fig.suptitle(f"Learning curves of all {curves['trial'].nunique()} trials with metrics (validation split)")
     return fig
 
 
@@ -377,7 +375,7 @@ def plot_importance(importances: pd.Series, evaluator: str, space: RecordedSpace
 
 def plot_tradeoff(trials: pd.DataFrame, x_metric: str = "miou", y_metric: str = "abs_err") -> Figure | None:
     """Final mIoU against final depth abs error per trial, with the Pareto front (higher mIoU and
-    lower error) marked and its trials named."""
+    lower error) marked and its trials named by number (`analysis.tables.trial_names`)."""
     data = _finished(trials)
     x_col, y_col = f"last_{x_metric}", f"last_{y_metric}"
     if x_col not in data or y_col not in data:
@@ -403,8 +401,9 @@ def plot_tradeoff(trials: pd.DataFrame, x_metric: str = "miou", y_metric: str = 
     fx, fy = x[on][order], y[on][order]
     ax.step(fx, fy, where="post", color="black", linewidth=1.2, alpha=0.7)
     ax.scatter(fx, fy, s=140, facecolors="none", edgecolors="black", linewidths=1.2)
-    for tx, ty, trial_id in zip(fx, fy, data.loc[on, "trial_id"].astype(str).to_numpy()[order], strict=True):
-        ax.annotate(trial_id, (tx, ty), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    names = trial_names(data.loc[on]).to_numpy()[order]
+    for tx, ty, name in zip(fx, fy, names, strict=True):
+        ax.annotate(f"trial {name}", (tx, ty), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_xlabel(label(x_metric) + "  (higher is better →)")
     ax.set_ylabel(label(y_metric) + "  (lower is better ↓)")
     ax.grid(alpha=0.3)

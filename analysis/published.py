@@ -178,7 +178,7 @@ REFERENCES: tuple[ReferenceRow, ...] = (
     ),
 )
 
-DEFAULT_BASELINE = "nash_stl"
+DEFAULT_DELTA_M_ROW = "nash_stl"  # the published row Delta_m is computed against by default
 
 
 def reference(key: str) -> ReferenceRow:
@@ -192,11 +192,11 @@ def reference(key: str) -> ReferenceRow:
 def reference_frame(rows: tuple[ReferenceRow, ...] = REFERENCES) -> pd.DataFrame:
     """The published rows as a DataFrame indexed by key: one column per comparison metric (NaN where the
     source used the other convention) plus the protocol columns."""
-    records = []
+    entries = []
     for row in rows:
-        record: dict[str, object] = {"key": row.key, "label": row.label, "group": row.group}
-        record.update({m: row.values.get(m, float("nan")) for m in COMPARISON_METRICS})
-        record.update(
+        entry: dict[str, object] = {"key": row.key, "label": row.label, "group": row.group}
+        entry.update({m: row.values.get(m, float("nan")) for m in COMPARISON_METRICS})
+        entry.update(
             {
                 "weighting": row.weighting,
                 "source": row.source,
@@ -210,5 +210,5 @@ def reference_frame(rows: tuple[ReferenceRow, ...] = REFERENCES) -> pd.DataFrame
                 "uncertain": ",".join(sorted(row.uncertain)),
             }
         )
-        records.append(record)
-    return pd.DataFrame.from_records(records).set_index("key")
+        entries.append(entry)
+    return pd.DataFrame.from_records(entries).set_index("key")

@@ -28,7 +28,7 @@ from analysis.confirmation import (
 from analysis.load import StudyResults, load_optuna_study, load_results
 from analysis.optuna_study import Importance, param_importances
 from analysis.predictions import PREDICTIONS_FILE, prediction_panel
-from analysis.published import DEFAULT_BASELINE, REFERENCES, reference
+from analysis.published import DEFAULT_DELTA_M_ROW, REFERENCES, reference
 from analysis.render import Banner, Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from analysis.space import RecordedSpace
 from mtan.cli import command_parser
@@ -113,9 +113,9 @@ def _epochs(count: float) -> str:
 class _Report:
     """Builds the report's blocks and figures for one study."""
 
-    def __init__(self, results: StudyResults, out: Path, baseline_key: str) -> None:
+    def __init__(self, results: StudyResults, out: Path, delta_m_row: str) -> None:
         self.results, self.out = results, out
-        self.baseline = reference(baseline_key)
+        self.delta_m_row = reference(delta_m_row)
         self.study = results.study
         self.trials = results.trials
         self.metric = str(self.study.get("metric") or (results.best or {}).get("metric") or "score")
@@ -126,19 +126,15 @@ class _Report:
         self.figures: list[Path] = []
         self.best_row = self._best_row()
         self.optuna_study, self.optuna_error = self._optuna()
-        self.names = dict(
-            zip(self.trials["trial_id"].astype(str), tables.trial_names(self.trials), strict=True)
+        self.names: dict[int, str] = dict(
+            zip(self.trials["trial"].astype(int), tables.trial_names(self.trials), strict=True)
         )
         self.confirmation: Confirmation | None = read_confirmation(StudyFolder(results.path))
         self.epoch = common_epoch(self.trials)
 
     def _best_row(self) -> pd.Series | None:
-        best_id = (self.results.best or {}).get("trial_id")
-        rows = (
-            self.trials.loc[self.trials["trial_id"] == str(best_id)]
-            if best_id is not None
-            else self.trials[:0]
-        )
+        best = (self.results.best or {}).get("trial")
+        rows = self.trials.loc[self.trials["trial"] == best] if best is not None else self.trials[:0]
         if len(rows) == 1:
             return rows.iloc[0]
         return self.ranked.iloc[0] if len(self.ranked) else None
@@ -199,7 +195,7 @@ class _Report:
             return ["No trial finished, so there is no best configuration."]
         row = self.best_row
         items.append(
-            f"Best trial {self.names.get(str(row['trial_id']), row['trial_id'])}: "
+            f"Best trial {self.names[int(row['trial'])]}: "
             f"{_config_text(row, self.results.space)}; {label(self.metric)} "
             f"{tables.format_metric(self.metric, row.get(self.column))} after {_epochs(row['epochs'])} "
             f"({str(row['state']).replace('_', ' ')})."
@@ -330,12 +326,12 @@ class _Report:
             REFERENCES,
             best_weighting=weighting,
             best_epochs=float(self.best_row["epochs"]) if self.best_row is not None else math.nan,
-            trivial=self.results.baselines,
+            trivial=self.results.trivial,
         )
-        delta = tables.delta_m_column(table, self.baseline.label)
+        delta = tables.delta_m_column(table, self.delta_m_row.label)
         if self.synthetic:
             delta[table["kind"].isin(["study", "reproduce", "trivial"]).to_numpy()] = math.nan
-        delta.name = f"Delta_m % vs {self.baseline.label}"
+        delta.name = f"Delta_m % vs {self.delta_m_row.label}"
         blocks.append(Table(tables.format_comparison(table, delta), COMPARISON_CAPTION))
         if best is None:
             blocks.append(
@@ -344,9 +340,9 @@ class _Report:
         blocks.append(
             Bullets(
                 (
-                    f"Delta_m (Maninis et al. 2019) against '{self.baseline.label}': the mean over its "
-                    f"{len(self.baseline.values)} metrics of the relative gain in percent, sign flipped for "
-                    "errors; '-' where a row lacks one of those metrics in the same convention "
+                    f"Delta_m (Maninis et al. 2019) against '{self.delta_m_row.label}': the mean over "
+                    f"its {len(self.delta_m_row.values)} metrics of the relative gain in percent, sign "
+                    "flipped for errors; '-' where a row lacks one of those metrics in the same convention "
                     "(not comparable)"
                     + (" and for this study's rows (synthetic data)." if self.synthetic else "."),
                     *CONVENTION_NOTES,
@@ -374,7 +370,7 @@ class _Report:
             shown = at_epoch.assign(
                 best=at_epoch["best"].map(lambda v: tables.format_metric(self.metric, v)),
                 median=at_epoch["median"].map(lambda v: tables.format_metric(self.metric, v)),
-                **{"best trial": at_epoch["best trial"].map(lambda t: self.names.get(t, t))},
+                **{"best trial": at_epoch["best trial"].map(self.names)},
             )
             blocks.append(
                 Table(
@@ -475,7 +471,7 @@ class _Report:
     def task_weights(self) -> list[Block]:
         blocks: list[Block] = [Heading(2, "Task weights of the best trial with adaptive weights")]
         adaptive = tables.adaptive_trials(self.results.curves)
-        candidates = self.ranked.loc[self.ranked["trial_id"].astype(str).isin(adaptive)]
+        candidates = self.ranked.loc[self.ranked["trial"].isin(adaptive)]
         if candidates.empty:
             return blocks + [
                 Paragraph(
@@ -483,7 +479,7 @@ class _Report:
                 )
             ]
         row = candidates.iloc[0]
-        curve = self.results.curves.loc[self.results.curves["trial_id"] == str(row["trial_id"])]
+        curve = self.results.curves.loc[self.results.curves["trial"] == row["trial"]]
         space = self.results.space
         own = [
             f"{space.label(c.name)} {tables.format_hyperparameter(c.name, row.get(c.name))}"
@@ -491,7 +487,7 @@ class _Report:
             if c.weightings and row["weighting"] in c.weightings and pd.notna(row.get(c.name))
         ]
         method = f"{row['weighting']}" + (f", {', '.join(own)}" if own else "")
-        name = self.names.get(str(row["trial_id"]), str(row["trial_id"]))
+        name = self.names[int(row["trial"])]
         figure = self._figure(
             "weights",
             plots.plot_task_weights(curve, name, method),
@@ -535,7 +531,7 @@ class _Report:
 
 
 def write_report(
-    results_dir: str | Path, out_dir: str | Path | None = None, baseline: str = DEFAULT_BASELINE
+    results_dir: str | Path, out_dir: str | Path | None = None, delta_m_row: str = DEFAULT_DELTA_M_ROW
 ) -> ReportFiles:
     """Load a results directory and write report.md, report.html and the figures into `out_dir`
     (default RESULTS_DIR/report)."""
@@ -545,7 +541,7 @@ def write_report(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"{out}: cannot create the report folder ({error.strerror})") from None
-    report = _Report(results, out, baseline)
+    report = _Report(results, out, delta_m_row)
     try:
         blocks = report.blocks()
         for stale in set(FIGURE_FILES.values()) - {p.name for p in report.figures}:
@@ -568,13 +564,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("results_dir", metavar="RESULTS_DIR", help="a study's results directory")
     parser.add_argument("--out", metavar="DIR", help="where to write the report (default RESULTS_DIR/report)")
     parser.add_argument(
-        "--baseline",
-        default=DEFAULT_BASELINE,
+        "--delta-m-row",
+        metavar="KEY",
+        default=DEFAULT_DELTA_M_ROW,
         choices=[r.key for r in REFERENCES],
-        help=f"published row Delta_m is computed against (default {DEFAULT_BASELINE})",
+        help=f"the published row Delta_m is computed against (default {DEFAULT_DELTA_M_ROW})",
     )
     args = parser.parse_args(argv)
-    files = write_report(args.results_dir, args.out, args.baseline)
+    files = write_report(args.results_dir, args.out, args.delta_m_row)
     print(f"wrote {files.markdown}, {files.html} and {len(files.figures)} figure(s)")
     return 0
 

@@ -170,7 +170,7 @@ def ranking_column(trials: pd.DataFrame, metric: str, best: Mapping[str, Any] | 
     best_config.json's value matches its trial's `best_<metric>` and not its `last_<metric>`."""
     last, peak = f"last_{metric}", f"best_{metric}"
     if best and peak in trials.columns and last in trials.columns and "value" in best:
-        row = trials.loc[trials["trial_id"] == str(best.get("trial_id"))]
+        row = trials.loc[trials["trial"] == best.get("trial")]
         if len(row) == 1:
             value = float(best["value"])
             if not np.isclose(row[last].iloc[0], value) and np.isclose(row[peak].iloc[0], value):
@@ -189,12 +189,18 @@ def ranked_trials(trials: pd.DataFrame, column: str, mode: str) -> pd.DataFrame:
 def top_configs(
     trials: pd.DataFrame, column: str, mode: str, space: RecordedSpace, n: int = 5
 ) -> pd.DataFrame:
-    """The `n` best trials by `column`: rank, id, state, epochs, the config columns of `space` and the
-    final (last-epoch) metrics, numbers as recorded (fractions)."""
+    """The `n` best trials by `column`: rank, trial number (and Ray's id), state, epochs, the config
+    columns of `space` and the final (last-epoch) metrics, numbers as recorded (fractions)."""
     ranked = ranked_trials(trials, column, mode).head(n)
     metrics = [f"last_{m}" for m in FIGURE_METRICS if f"last_{m}" in ranked.columns]
-    ids = ["trial", "trial_id"] if "trial" in ranked.columns else ["trial_id"]
-    columns = [*ids, "state", "epochs", *space.names, *([column] if column not in metrics else [])]
+    columns = [
+        "trial",
+        "trial_id",
+        "state",
+        "epochs",
+        *space.names,
+        *([column] if column not in metrics else []),
+    ]
     table = ranked[columns + metrics].copy()
     table.insert(0, "rank", range(1, len(table) + 1))
     return table
@@ -203,15 +209,9 @@ def top_configs(
 def trial_names(trials: pd.DataFrame) -> pd.Series:
     """Each trial's name in the report: its number (results.csv's ``trial``, its folder
     ``trials/trial_NNN``, Optuna's trial number), the study's published configurations (trials 0 and 1,
-    `study.space.PUBLISHED`) marked '(paper)' and '(seed report)'; Ray's trial id for a study recorded
-    before trials had numbers."""
+    `study.space.PUBLISHED`) marked '(paper)' and '(seed report)'."""
     marks = {number: f" ({name.replace('_', ' ')})" for number, name in enumerate(PUBLISHED)}
-    no_numbers = pd.Series(None, index=trials.index, dtype=object)
-    numbers = trials["trial"] if "trial" in trials.columns else no_numbers
-    names = [
-        f"{int(n)}{marks.get(int(n), '')}" if pd.notna(n) else str(t)
-        for t, n in zip(trials["trial_id"], numbers, strict=True)
-    ]
+    names = [f"{int(n)}{marks.get(int(n), '')}" for n in trials["trial"]]
     return pd.Series(names, index=trials.index, dtype=str)
 
 
@@ -239,10 +239,10 @@ def format_top_configs(table: pd.DataFrame, column: str, space: RecordedSpace) -
 
 def best_metrics(trials: pd.DataFrame, best: Mapping[str, Any] | None) -> dict[str, float] | None:
     """The best trial's final metrics: best_config.json's `metrics`, completed from its results.csv row."""
-    if not best or best.get("trial_id") is None:
+    if not best or best.get("trial") is None:
         return None
     metrics = {k: float(v) for k, v in (best.get("metrics") or {}).items() if isinstance(v, int | float)}
-    row = trials.loc[trials["trial_id"] == str(best["trial_id"])]
+    row = trials.loc[trials["trial"] == best["trial"]]
     if len(row) == 1:
         for column in row.columns:
             if column.startswith("last_") and pd.notna(row[column].iloc[0]):
@@ -263,13 +263,15 @@ def comparison_table(
     trivial_label: str = "trivial predictors on this study's data",
 ) -> pd.DataFrame:
     """One row per result, one column per metric and convention in display units (percent for mIoU and
-    pixel accuracy): this study's best trial (final metrics, with its tuning score), the reproduce mean
-    and std when Columns: kind, weighting, epochs, score, each comparison metric,
-    `<metric>_std` (reproduce only), uncertain (metrics whose convention the source does not state)."""
+    pixel accuracy): this study's best trial (final metrics, with its tuning score), the mean and std of
+    its retrained seeds (`reproduce`, when there are some), the trivial predictors (`trivial`), then the
+    published rows. Columns: kind, weighting, epochs, score, each comparison metric, `<metric>_std`
+    (reproduce only), uncertain (metrics whose convention the source does not state), key (a published
+    row's)."""
     metrics = ("score", *COMPARISON_METRICS)
-    records: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
 
-    def record(row_label: str, kind: str, weighting: str, epochs: float) -> dict[str, Any]:
+    def new_row(row_label: str, kind: str, weighting: str, epochs: float) -> dict[str, Any]:
         base: dict[str, Any] = {"row": row_label, "kind": kind, "weighting": weighting, "epochs": epochs}
         base.update({m: math.nan for m in metrics})
         base.update({f"{m}_std": math.nan for m in metrics})
@@ -277,30 +279,30 @@ def comparison_table(
         return base
 
     if best is not None:
-        row = record(best_label, "study", best_weighting, best_epochs)
+        row = new_row(best_label, "study", best_weighting, best_epochs)
         row.update({m: display_value(m, float(best[m])) for m in metrics if m in best})
-        records.append(row)
+        rows.append(row)
     if reproduce is not None and len(reproduce):
         n = reproduce["n"].max() if "n" in reproduce else math.nan
-        row = record(reproduce_label, "reproduce", best_weighting, math.nan)
+        row = new_row(reproduce_label, "reproduce", best_weighting, math.nan)
         if not pd.isna(n):
             row["row"] = f"{reproduce_label} (mean ± std of {int(n)} seeds)"
         for m in metrics:
             if m in reproduce.index:
                 row[m] = display_value(m, float(reproduce.loc[m, "mean"]))
                 row[f"{m}_std"] = display_value(m, float(reproduce.loc[m, "std"]))
-        records.append(row)
+        rows.append(row)
     if trivial is not None:
-        row = record(trivial_label, "trivial", "-", math.nan)
+        row = new_row(trivial_label, "trivial", "-", math.nan)
         row.update({m: display_value(m, float(trivial[m])) for m in metrics if m in trivial})
-        records.append(row)
+        rows.append(row)
     for ref in references:
-        row = record(ref.label, "published", ref.weighting, float(ref.epochs))
+        row = new_row(ref.label, "published", ref.weighting, float(ref.epochs))
         row.update(dict(ref.values))
         row["uncertain"] = ",".join(sorted(ref.uncertain))
         row["key"] = ref.key
-        records.append(row)
-    table = pd.DataFrame.from_records(records)
+        rows.append(row)
+    table = pd.DataFrame.from_records(rows)
     if "key" not in table.columns:
         table["key"] = None
     return table.set_index("row")
@@ -330,37 +332,38 @@ def format_comparison(table: pd.DataFrame, delta: pd.Series | None = None) -> pd
     return out.rename_axis("row").reset_index()
 
 
-def delta_m(method: Mapping[str, float], baseline: Mapping[str, float], metrics: Sequence[str]) -> float:
+def delta_m(method: Mapping[str, float], against: Mapping[str, float], metrics: Sequence[str]) -> float:
     """Relative multi-task improvement (Maninis et al. 2019) in percent:
     100 / K * sum_k (-1)^l_k (M_k - B_k) / B_k, l_k = 1 where lower is better, over the K `metrics`
     (averaged over metrics, as CAGrad and FAMO do for CityScapes). Both rows must use the same units and
-    conventions. A `ValueError` for a missing value or a zero baseline."""
+    conventions (B: the row it is computed against, a published single-task row). A `ValueError` for a
+    missing value or a B of 0."""
     if not metrics:
         raise ValueError("delta_m needs at least one metric")
     total = 0.0
     for m in metrics:
-        b, v = baseline.get(m, math.nan), method.get(m, math.nan)
+        b, v = against.get(m, math.nan), method.get(m, math.nan)
         if pd.isna(b) or pd.isna(v):
             raise ValueError(f"delta_m: no value for {m!r}")
         if b == 0:
-            raise ValueError(f"delta_m: the baseline's {m!r} is 0")
+            raise ValueError(f"delta_m: the {m!r} it is computed against is 0")
         sign = 1.0 if metric_info(m).higher_is_better else -1.0
         total += sign * (float(v) - float(b)) / float(b)
     return 100.0 * total / len(metrics)
 
 
-def delta_m_column(table: pd.DataFrame, baseline_row: str) -> pd.Series:
-    """Delta_m of every row of a comparison table against `baseline_row`, over the metrics the baseline
+def delta_m_column(table: pd.DataFrame, against_row: str) -> pd.Series:
+    """Delta_m of every row of a comparison table against its row `against_row`, over the metrics that row
     has; NaN for a row that lacks one of them (it used another convention: not comparable)."""
-    baseline = table.loc[baseline_row]
-    metrics = [m for m in COMPARISON_METRICS if not pd.isna(baseline[m])]
+    against = table.loc[against_row]
+    metrics = [m for m in COMPARISON_METRICS if not pd.isna(against[m])]
     values = {}
     for row_label, row in table.iterrows():
-        if row_label == baseline_row or any(pd.isna(row[m]) for m in metrics):
+        if row_label == against_row or any(pd.isna(row[m]) for m in metrics):
             values[row_label] = math.nan
         else:
-            values[row_label] = delta_m(row.to_dict(), baseline.to_dict(), metrics)
-    return pd.Series(values, name=f"Delta_m vs {baseline_row} (%)")
+            values[row_label] = delta_m(row.to_dict(), against.to_dict(), metrics)
+    return pd.Series(values, name=f"Delta_m vs {against_row} (%)")
 
 
 def protocol_differences(
@@ -447,13 +450,14 @@ def format_weighting_summary(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def adaptive_trials(curves: pd.DataFrame) -> set[str]:
-    """The trials whose recorded task weights (`weight/<task>`) were not all 1: adaptive weighting."""
+def adaptive_trials(curves: pd.DataFrame) -> set[int]:
+    """The numbers of the trials whose recorded task weights (`weight/<task>`) were not all 1: adaptive
+    weighting."""
     columns = [c for c in curves.columns if str(c).startswith("weight/")]
     if not columns or curves.empty:
         return set()
     changed = (curves[columns] - 1.0).abs().gt(1e-9).any(axis=1)
-    return set(curves.loc[changed, "trial_id"].astype(str))
+    return {int(n) for n in curves.loc[changed, "trial"]}
 
 
 def pareto_front(frame: pd.DataFrame, maximize: str, minimize: str) -> pd.Series:

@@ -23,7 +23,10 @@ from typing import Any
 from ray import tune
 
 from mtan.files import atomic_write_text
-from study.driver import StudyRecord, build_tuner  # the driver's own Tuner: the searcher, ASHA, the callbacks
+from study.driver import (
+    StudyJsonWriter,
+    build_tuner,
+)  # the driver's own Tuner: the searcher, ASHA, the callbacks
 from study.search.journal import open_study
 from study.settings import StudySettings
 from study.space import TRIAL_NUMBER
@@ -78,11 +81,11 @@ def driver_run(num_trials: int, storage: Path, concurrent: int) -> dict[str, Any
         seed=settings.seed,
         points=settings.space.published_points(),
     )
-    record = StudyRecord(location, {"settings": settings.to_json()}, 0.0, time.monotonic())
+    study_json = StudyJsonWriter(location, {"settings": settings.to_json()}, 0.0, time.monotonic())
     trainable = tune.with_resources(
         tune.with_parameters(trivial_trial, trials_uri=location.trials_uri), {"cpu": 1}
     )
-    tuner = build_tuner(settings, location, study, TrialStore(location.trials_uri), trainable, record, 1)
+    tuner = build_tuner(settings, location, study, TrialStore(location.trials_uri), trainable, study_json, 1)
     reset_peak_rss()
     wall, cpu = time.monotonic(), time.process_time()
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # a line per trial otherwise

@@ -52,6 +52,7 @@ from mtan.errors import UserError, run_cli
 from mtan.evaluate import trivial_baselines
 from mtan.files import atomic_write_json
 from mtan.train import Run
+from study.compat import raylet_pid
 from study.driver import run_study
 from study.record import RAY_DIR
 from study.run import build_parser as study_parser
@@ -290,7 +291,6 @@ def multi_node_memory(
     memory of the node's processes (its raylet, which holds the node's object store, and the processes
     it started; on the head also this driver, which put the data set there), the data set copies that
     makes, and the peak private memory of its trials (a trial that copied the data set would show it)."""
-    from ray._private.ray_constants import PROCESS_TYPE_RAYLET
     from ray.cluster_utils import Cluster
 
     store = int(data_bytes(data) * 1.5) + 2**28  # room for the data set once, on every node
@@ -300,9 +300,7 @@ def multi_node_memory(
         workers = [cluster.add_node(num_cpus=trials, object_store_memory=store) for _ in range(nodes)]
         cluster.wait_for_nodes()
         names = ["head", *(f"worker node {i + 1}" for i in range(nodes))]
-        raylets = [
-            node.all_processes[PROCESS_TYPE_RAYLET][0].process.pid for node in (cluster.head_node, *workers)
-        ]
+        raylets = [raylet_pid(node) for node in (cluster.head_node, *workers)]
         extra = [[os.getpid()], *([] for _ in workers)]
 
         def node_pids(index: int) -> list[int]:

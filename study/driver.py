@@ -34,17 +34,17 @@ from study.record import (
     INTERRUPTED,
     RUNNING,
     STUDY_JSON,
-    TrialRecord,
+    EndedTrial,
     write_results,
 )
-from study.search.asha import RecordingASHA
+from study.search.asha import StudyASHA
 from study.search.design import first_points
 from study.search.journal import FINISHED_STATES, finished_count, is_finished, open_study
 from study.search.searcher import RAY_TRIAL_ID, StudySearcher
-from study.settings import StudySettings, validate
+from study.settings import StudySettings
 from study.space import TRIAL_NUMBER
 from study.storage import StudyLocation, TrialStore
-from study.trainable import run_trial, trial_config, trial_name
+from study.trainable import run_trial, trial_name
 
 WALL_CLOCK_EVERY_S = 10.0  # study.json's wall time is written this often while the study runs
 
@@ -78,7 +78,7 @@ def _summary(settings: StudySettings, data_source: str, wall_seconds: float | No
     }
 
 
-class StudyRecord:
+class StudyJsonWriter:
     """study.json while the driver runs: the study's summary, its status and its wall time, summed over
     the driver's runs (this one counted from `started`)."""
 
@@ -101,17 +101,17 @@ class StudyRecord:
         return study
 
 
-class RecordClock(Callback):
+class WallTimeWriter(Callback):
     """Writes study.json's wall time every `every_s` seconds and whenever a trial ends, so a driver killed
     without warning loses at most `every_s` seconds of it."""
 
-    def __init__(self, record: StudyRecord, every_s: float = WALL_CLOCK_EVERY_S) -> None:
-        self._record = record
+    def __init__(self, study_json: StudyJsonWriter, every_s: float = WALL_CLOCK_EVERY_S) -> None:
+        self._study_json = study_json
         self._every_s = every_s
         self._last = time.monotonic()
 
     def _write(self) -> None:
-        self._record.write(RUNNING)
+        self._study_json.write(RUNNING)
         self._last = time.monotonic()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
@@ -157,13 +157,13 @@ def build_tuner(
     study: optuna.Study,
     store: TrialStore,
     trainable: Any,
-    record: StudyRecord,
+    study_json: StudyJsonWriter,
     run: int,
 ) -> tune.Tuner:
     """A fresh Tuner for what is left of the study: its trials, minus those the journal has as ended,
     with ASHA's rungs holding the ended trials' values."""
     max_concurrent = settings.max_concurrent or trial_slots(settings.cpus_per_trial, settings.gpus_per_trial)
-    scheduler = RecordingASHA(
+    scheduler = StudyASHA(
         ended={
             t.number: t.intermediate_values
             for t in study.get_trials(deepcopy=False)
@@ -191,6 +191,7 @@ def build_tuner(
         num_samples=settings.num_samples - finished_count(study),
         max_concurrent_trials=max_concurrent,
         reuse_actors=True,
+        trial_name_creator=trial_name,  # the name Ray and the loggers show: trial_003
         trial_dirname_creator=trial_name,
     )
     run_config = tune.RunConfig(
@@ -199,7 +200,7 @@ def build_tuner(
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         callbacks=[
             StudyProgress(study_header(settings, location, max_concurrent)),
-            RecordClock(record),
+            WallTimeWriter(study_json),
             *tune_callbacks(settings.logger, location.local_dir, settings.name, settings.mlflow_tracking_uri),
         ],
         verbose=0,
@@ -219,12 +220,12 @@ def run_study(
     The study's own record is the truth: the Optuna journal (which trials exist and how each ended) and
     the trial folders (each trial's newest checkpoint and history). Each call holds the study's lock and
     runs a fresh Tuner for the trials left; the study is finished, and results.csv written, only when
-    the journal holds exactly `num_samples` trials that all ended. `points` replaces the published
+    the journal holds exactly `num_samples` trials that all ended. `settings` are checked ones
+    (`study.settings.validate`: `study.run` checks them before Ray starts). `points` replaces the published
     configurations as the first points of a new study (tests use it); `started` is a
     ``time.monotonic()`` stamp the wall time counts from (default: now).
     """
     started = time.monotonic() if started is None else started
-    validate(settings)
     check_trial_fits(settings.cpus_per_trial, settings.gpus_per_trial)  # else it would wait for ever
     location = StudyLocation.of(settings.storage_path, settings.name)
     if resume:
@@ -243,12 +244,12 @@ def run_study(
         runs = int((previous or {}).get("runs") or 0) + 1
         data = load_data(settings.base_config)
         summary = {**_summary(settings, data.source, None), "runs": runs}
-        record = StudyRecord(location, summary, spent, started)
-        record.write(RUNNING)
+        study_json = StudyJsonWriter(location, summary, spent, started)
+        study_json.write(RUNNING)
         try:
-            return _run(settings, location, record, data, points, runs)
+            return _run(settings, location, study_json, data, points, runs)
         except BaseException:
-            record.write(INTERRUPTED)
+            study_json.write(INTERRUPTED)
             location.publish()
             raise
 
@@ -256,7 +257,7 @@ def run_study(
 def _run(
     settings: StudySettings,
     location: StudyLocation,
-    record: StudyRecord,
+    study_json: StudyJsonWriter,
     data: DataBundle,
     points: list[dict[str, Any]] | None,
     run: int,
@@ -296,7 +297,7 @@ def _run(
             ),
             {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
         )
-        tuner = build_tuner(settings, location, study, store, trainable, record, run)
+        tuner = build_tuner(settings, location, study, store, trainable, study_json, run)
         tune_logger = logging.getLogger("ray.tune.tune")
         level = tune_logger.level
         tune_logger.setLevel(logging.CRITICAL)  # its lines about interrupts advise Tuner.restore
@@ -306,14 +307,13 @@ def _run(
             tune_logger.setLevel(level)
 
     if not is_finished(study, settings.num_samples):
-        record.write(INTERRUPTED)
+        study_json.write(INTERRUPTED)
         location.publish()
         return StudyOutcome(location, finished=False, table=None)
-    records = collect_records(study, store, settings)
-    summary = {**record.summary, "status": FINISHED, "wall_seconds": record.wall_seconds()}
+    summary = {**study_json.summary, "status": FINISHED, "wall_seconds": study_json.wall_seconds()}
     table = write_results(
         location.folder,
-        records,
+        ended_trials(study, store, settings),
         metric=settings.metric,
         mode=settings.mode,
         max_epochs=settings.max_epochs,
@@ -340,24 +340,38 @@ def read_history(store: TrialStore, number: int) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def collect_records(study: optuna.Study, store: TrialStore, settings: StudySettings) -> list[TrialRecord]:
+def read_trial_config(store: TrialStore, number: int) -> dict[str, Any]:
+    """The flat `TrainConfig` trial `number` trained with: its ``config.json``, which `mtan.train` writes
+    before the first epoch; empty when the trial failed before training began (it then has no metrics
+    either, so it is never the best trial)."""
+    text = store.read_text(number, CONFIG_FILE)
+    try:
+        config = {} if text is None else json.loads(text)
+    except json.JSONDecodeError:
+        config = None
+    if not isinstance(config, dict):
+        raise UserError(f"{store.folder(number)}/{CONFIG_FILE}: not a JSON object of config fields")
+    return config
+
+
+def ended_trials(study: optuna.Study, store: TrialStore, settings: StudySettings) -> list[EndedTrial]:
     """The trials of a finished study, from the journal and their folders."""
-    records = []
+    ended = []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         point = {**trial.params, TRIAL_NUMBER: trial.number}
         error = None
         if trial.state == TrialState.FAIL:
             reason = (store.read_text(trial.number, ERROR_FILE) or "").strip()
             error = reason or (NOT_FINITE if trial.user_attrs.get("epoch") is not None else NO_REASON)
-        records.append(
-            TrialRecord(
+        ended.append(
+            EndedTrial(
                 number=trial.number,
                 trial_id=str(trial.user_attrs.get(RAY_TRIAL_ID, "")),
                 columns=settings.space.column_values(point, settings.max_epochs),
-                config=trial_config(point, settings.base_config).to_flat(),
+                config=read_trial_config(store, trial.number),
                 history=tuple(read_history(store, trial.number)),
                 error=error,
                 point=point,
             )
         )
-    return records
+    return ended

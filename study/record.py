@@ -19,7 +19,14 @@ from typing import Any
 import pandas as pd
 
 from mtan.errors import UserError
-from mtan.files import BASELINES_FILE, METRICS_FILE, atomic_write_json, atomic_write_text, json_line
+from mtan.files import (
+    BASELINES_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    atomic_write_json,
+    atomic_write_text,
+    json_line,
+)
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS, tail_mean
 
 STUDY_JSON = "study.json"
@@ -137,24 +144,24 @@ def write_csv(path: Path, table: pd.DataFrame) -> None:
 
 
 @dataclass(frozen=True)
-class TrialRecord:
-    """One finished trial: its number, its config columns and training configuration, its per-epoch rows,
-    and why it failed, if it did."""
+class EndedTrial:
+    """One ended trial of a finished study: its number, its config columns and training configuration,
+    its per-epoch rows, and why it failed, if it did."""
 
-    number: int  # Optuna's trial number
-    trial_id: str  # Ray's
+    number: int  # Optuna's trial number: the trial's one key
+    trial_id: str  # Ray's id of its latest run, for information
     columns: Mapping[str, Any]  # results.csv's config columns (`SearchSpace.column_values`)
-    config: Mapping[str, Any]  # the flat `TrainConfig`
+    config: Mapping[str, Any]  # the flat `TrainConfig` it trained with (its config.json; empty if none)
     history: tuple[Mapping[str, Any], ...] = ()  # `metrics.jsonl` rows, in epoch order
     error: str | None = None
     point: Mapping[str, Any] = field(default_factory=dict)  # the searched values
 
 
-def trial_state(record: TrialRecord, max_epochs: int) -> str:
+def trial_state(trial: EndedTrial, max_epochs: int) -> str:
     """``failed`` with an error, ``completed`` after `max_epochs` epochs, else ``stopped_early``."""
-    if record.error is not None:
+    if trial.error is not None:
         return FAILED
-    return COMPLETED if len(record.history) >= max_epochs else STOPPED_EARLY
+    return COMPLETED if len(trial.history) >= max_epochs else STOPPED_EARLY
 
 
 def _best(values: Sequence[Any], higher_is_better: bool) -> float:
@@ -164,32 +171,32 @@ def _best(values: Sequence[Any], higher_is_better: bool) -> float:
     return max(finite) if higher_is_better else min(finite)
 
 
-def trial_row(record: TrialRecord, max_epochs: int) -> dict[str, Any]:
+def trial_row(trial: EndedTrial, max_epochs: int) -> dict[str, Any]:
     """The results.csv row of one trial."""
     row: dict[str, Any] = {
-        "trial": record.number,
-        "trial_id": record.trial_id,
-        "state": trial_state(record, max_epochs),
-        "epochs": len(record.history),
-        "error": record.error or "",
-        **record.columns,
+        "trial": trial.number,
+        "trial_id": trial.trial_id,
+        "state": trial_state(trial, max_epochs),
+        "epochs": len(trial.history),
+        "error": trial.error or "",
+        **trial.columns,
     }
-    last = record.history[-1] if record.history else {}
+    last = trial.history[-1] if trial.history else {}
     for key in METRIC_KEYS:
         value = last.get(key)
         row[f"last_{key}"] = math.nan if value is None else value
     for key in METRIC_KEYS:
-        row[f"best_{key}"] = _best([r.get(key) for r in record.history], HIGHER_IS_BETTER[key])
-    tail = tail_mean(record.history)
+        row[f"best_{key}"] = _best([r.get(key) for r in trial.history], HIGHER_IS_BETTER[key])
+    tail = tail_mean(trial.history)
     for key in METRIC_KEYS:
         row[f"tail_{key}"] = tail.get(key, math.nan)
     return row
 
 
-def results_table(records: Iterable[TrialRecord], max_epochs: int, columns: Sequence[str]) -> pd.DataFrame:
+def results_table(trials: Iterable[EndedTrial], max_epochs: int, columns: Sequence[str]) -> pd.DataFrame:
     """results.csv as a DataFrame: one row per trial in the order given, the config `columns` after the
     identifying ones."""
-    rows = [trial_row(record, max_epochs) for record in records]
+    rows = [trial_row(trial, max_epochs) for trial in trials]
     return pd.DataFrame(rows, columns=[*ID_COLUMNS, *columns, *metric_columns()])
 
 
@@ -230,6 +237,10 @@ class StudyFolder:
     def trial_metrics(self, number: int) -> Path:
         """Trial `number`'s per-epoch metrics."""
         return self.path / TRIALS_DIR / trial_dirname(number) / METRICS_FILE
+
+    def trial_config_json(self, number: int) -> Path:
+        """The configuration trial `number` trained with (written by `mtan.train` before its first epoch)."""
+        return self.path / TRIALS_DIR / trial_dirname(number) / CONFIG_FILE
 
     def seed_run(self, config: str, seed: int) -> Path:
         """The `mtan.train` run folder of retrained configuration `config` on `seed`."""
@@ -317,7 +328,7 @@ class StudyFolder:
 
 def write_results(
     folder: StudyFolder,
-    records: Sequence[TrialRecord],
+    trials: Sequence[EndedTrial],
     *,
     metric: str,
     mode: str,
@@ -330,11 +341,11 @@ def write_results(
     `summary` is study.json's settings part (num_samples, space, hardware, versions, ...); this adds the
     counts by state, the epochs trained and the best trial. Returns the results table.
     """
-    table = results_table(records, max_epochs, columns)
+    table = results_table(trials, max_epochs, columns)
     folder.write_results(table)
 
     best_number = best_trial(table, metric, mode)
-    best = next((r for r in records if r.number == best_number), None)
+    best = next((t for t in trials if t.number == best_number), None)
     if best is not None:
         folder.write_best_config(
             {

@@ -101,14 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> StudySettings:
-    """A new study's settings from the command line, with the defaults filled in (one GPU per trial
-    when Ray sees a GPU is added by `main`, once Ray runs)."""
+    """A new study's settings from the command line, with the defaults filled in and checked (one GPU per
+    trial when Ray sees a GPU is added by `main`, once Ray runs)."""
     given = {name: getattr(args, name) for name in ("name", "storage_path", *STUDY_FLAGS)}
-    return new_settings({**given, "overrides": _parse_overrides(args.set)})
+    settings = new_settings({**given, "overrides": _parse_overrides(args.set)})
+    validate(settings)
+    return settings
 
 
 def settings_for_resume(args: argparse.Namespace) -> StudySettings:
-    """The recorded settings of the study to resume (``--name``, or the latest in the storage path)."""
+    """The recorded settings of the study to resume (``--name``, or the latest in the storage path),
+    checked."""
     storage = args.storage_path or StudySettings.storage_path
     name = args.name or StudyLocation.latest_name(storage)
     if name is None:
@@ -192,9 +195,8 @@ def _say_outcome(outcome: StudyOutcome | None, settings: StudySettings) -> int:
 def _shutdown_ray() -> None:
     """Stop the Ray instance this driver started, once the study's files are written and its last line
     printed, with Ctrl-C and SIGTERM ignored meanwhile (they would only cut Ray's clean-up short). Ray's
-    core sets SIGTERM back to its default action during `ray.shutdown` (for about 1 of its 1.4 s here,
-    seen in /proc/self/status), so a SIGTERM then ends the process by the signal: with nothing left to
-    write or say."""
+    core restores SIGTERM's default action for part of `ray.shutdown`, so a SIGTERM then still ends the
+    process, with nothing left to write or say."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     ray.shutdown()
@@ -205,8 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     resume), then stop the Ray instance it started."""
     started = _process_started()
     args = build_parser().parse_args(argv)
-    settings = settings_for_resume(args) if args.resume else settings_from_args(args)
-    validate(settings)  # bad flags fail before Ray starts
+    settings = settings_for_resume(args) if args.resume else settings_from_args(args)  # before Ray starts
     check_storage_path(settings.storage_path)
     signal.signal(signal.SIGTERM, _interrupt)
     owns_ray = False
@@ -231,8 +232,8 @@ if __name__ == "__main__":
         run_cli(main)
     except SystemExit as done:
         # Everything is written by now (atomically, fsynced) and the lock goes with the process. Skip the
-        # interpreter's teardown: Ray's and torch's threads once crashed it (SIGSEGV after a clean
-        # interrupt, in devtools.chaos), which would turn the exit code 130 or 0 into a signal.
+        # interpreter's teardown, where Ray's and torch's threads can crash it and turn the exit code into a
+        # signal.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(done.code if isinstance(done.code, int) else 1)

@@ -1,7 +1,7 @@
 """Write a small study results directory for the analysis tests, with the study's own writers.
 
 The numbers are deterministic and made up (a trial's quality is a fixed function of its config), but
-the files are written by `study.record` (results.csv, trials/trial_NNN/metrics.jsonl with
+the files are written by `study.record` (results.csv, trials/trial_NNN/config.json and metrics.jsonl with
 `weight/<task>` (DWA weights computed from the losses by the DWA formula), best_config.json,
 study.json with the space of `study.space`, baselines.json), the Optuna journal by the study's search
 space (completed, pruned and failed trials), and optionally reproduce/seeds.csv and summary.csv.
@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from optuna.trial import TrialState
 
+from mtan.config import config_from_flat
 from mtan.metrics import METRIC_KEYS
 from study.record import (
     COMPARISONS_CSV,
@@ -26,14 +27,16 @@ from study.record import (
     SEEDS_CSV,
     STOPPED_EARLY,
     SUMMARY_CSV,
+    EndedTrial,
     StudyFolder,
-    TrialRecord,
+    read_json_object,
     write_csv,
+    write_json,
     write_results,
 )
 from study.reproduce.plan import comparison_pairs, configs_table, confirmation_candidates
 from study.reproduce.stats import comparisons_table, summary_table
-from study.space import TRIAL_NUMBER, SearchSpace, logit
+from study.space import TRIAL_NUMBER, SearchSpace, logit, train_overrides
 
 TASKS = ("segmentation", "depth")
 BASELINES = {
@@ -110,9 +113,9 @@ def _quality(trial: FakeTrial) -> tuple[float, float]:
 
 
 def trial_metrics(trial: FakeTrial) -> list[dict[str, float]]:
-    """The per-epoch records of `metrics.jsonl` for one trial."""
+    """The per-epoch rows of `metrics.jsonl` for one trial."""
     seg_q, depth_q = _quality(trial)
-    records, losses = [], {t: [] for t in TASKS}
+    rows, losses = [], {t: [] for t in TASKS}
     for epoch in range(1, trial.epochs + 1):
         progress = 1.0 - math.exp(-epoch / 3.0)
         seg, depth = seg_q * progress, depth_q * progress
@@ -128,29 +131,29 @@ def trial_metrics(trial: FakeTrial) -> list[dict[str, float]]:
             weights = {"segmentation": 2 * (1 - share), "depth": 2 * share}
         else:
             weights = {t: 1.0 for t in TASKS}
-        record: dict[str, float] = {
+        row: dict[str, float] = {
             "epoch": epoch,
             "lr": trial.lr * trial.gamma ** (epoch // max(1, round(trial.step_fraction * 9))),
         }
         for t in TASKS:
-            record[f"loss/{t}"] = losses[t][-1]
-            record[f"weight/{t}"] = weights[t]
+            row[f"loss/{t}"] = losses[t][-1]
+            row[f"weight/{t}"] = weights[t]
         for m in ("miou", "pixel_acc", "miou_2019", "pixel_acc_2019", "miou_2020"):
             bump = 0.0 if m in ("miou", "pixel_acc") else 0.1
-            record[m] = BASELINES[m] + (1 - BASELINES[m]) * min(seg + bump * seg, 0.99)
+            row[m] = BASELINES[m] + (1 - BASELINES[m]) * min(seg + bump * seg, 0.99)
         for m in ("abs_err", "rel_err", "abs_err_batch_mean", "rel_err_batch_mean"):
-            record[m] = BASELINES[m] * (1.0 - depth)
-        record["score"] = 0.5 * (
-            (record["miou"] - BASELINES["miou"]) / (1 - BASELINES["miou"])
-            + (BASELINES["abs_err"] - record["abs_err"]) / BASELINES["abs_err"]
+            row[m] = BASELINES[m] * (1.0 - depth)
+        row["score"] = 0.5 * (
+            (row["miou"] - BASELINES["miou"]) / (1 - BASELINES["miou"])
+            + (BASELINES["abs_err"] - row["abs_err"]) / BASELINES["abs_err"]
         )
-        record["seconds"] = 1.5
-        records.append(record)
-    return records
+        row["seconds"] = 1.5
+        rows.append(row)
+    return rows
 
 
 def _write_optuna_journal(
-    path: Path, name: str, space: SearchSpace, records: Sequence[TrialRecord], states: Sequence[str]
+    path: Path, name: str, space: SearchSpace, trials: Sequence[EndedTrial], states: Sequence[str]
 ) -> None:
     """The journal as the study writes it: each point suggested by the real space (so the names and
     distributions are the study's), its scores as intermediate values, stopped trials pruned."""
@@ -160,15 +163,15 @@ def _write_optuna_journal(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=journal_storage(path), direction="maximize")
-    for record, state in zip(records, states, strict=True):
-        study.enqueue_trial(dict(record.point))
+    for ended, state in zip(trials, states, strict=True):
+        study.enqueue_trial(dict(ended.point))
         trial = study.ask()
         space(trial)
-        trial.set_user_attr("ray_trial_id", record.trial_id)
-        for row in record.history:
+        trial.set_user_attr("ray_trial_id", ended.trial_id)
+        for row in ended.history:
             trial.report(row["score"], int(row["epoch"]))
         if state == COMPLETED:
-            study.tell(trial, record.history[-1]["score"])
+            study.tell(trial, ended.history[-1]["score"])
         else:
             study.tell(trial, state=TrialState.PRUNED if state == STOPPED_EARLY else TrialState.FAIL)
 
@@ -176,7 +179,9 @@ def _write_optuna_journal(
 def write_fake_confirmation(folder: StudyFolder, best: dict, table: pd.DataFrame) -> None:
     """reproduce/ as `study.reproduce --top 1 --seeds 3` writes it, by its own table functions: the best
     trial and both published ones, each seed within 1 % (times the config's position) of its study value."""
-    candidates = confirmation_candidates(best, table, top=1)
+    candidates, _ = confirmation_candidates(
+        best, table, lambda number: read_json_object(folder.trial_config_json(number)), top=1
+    )
     rows = table.set_index("trial")
     seeds = pd.DataFrame(
         [
@@ -206,7 +211,7 @@ def write_fake_study(
     """Write `root/name` as a study results directory with the study's own writers; return its path."""
     trials = list(default_trials() if trials is None else trials)
     folder = StudyFolder(root / name)
-    records = []
+    ended = []
     for number, trial in enumerate(trials):
         point = {"weighting": trial.weighting, "use_weight_decay": trial.weight_decay > 0}
         if trial.weighting == "dwa":
@@ -216,23 +221,16 @@ def write_fake_study(
         if trial.weight_decay > 0:
             point["weight_decay"] = trial.weight_decay
         point.update(step_fraction=trial.step_fraction, gamma=trial.gamma, lr=trial.lr)
-        config = {
-            **SPACE.column_values(point, max_epochs),
-            "lr": trial.lr,
-            "epochs": max_epochs,
-            "image_height": 128,
-            "image_width": 256,
-            "width": 1.0,
-            "backbone": "segnet",
-            "seed": number,
-        }
+        shape = {"image_height": 128, "image_width": 256, "width": 1.0, "backbone": "segnet"}
+        overrides = {**train_overrides(point, max_epochs), "epochs": max_epochs, "seed": number}
+        config = config_from_flat({**shape, **overrides}).to_flat()  # what the trial's config.json holds
         history = tuple(trial_metrics(trial)) if trial.state != FAILED else ()
         error = (trial.error or "RuntimeError: failed") if trial.state == FAILED else None
         point[TRIAL_NUMBER] = number
-        records.append(
-            TrialRecord(
+        ended.append(
+            EndedTrial(
                 number=number,
-                trial_id=f"{number:05d}",
+                trial_id=f"5fa1e_{number:05d}",  # as Ray names its trials
                 columns=SPACE.column_values(point, max_epochs),
                 config=config,
                 history=history,
@@ -251,6 +249,7 @@ def write_fake_study(
         "data": data,
         "data_source": data,
         "space": SPACE.describe(),
+        "settings": {"seed": 0},  # the part of the study's settings a confirmation reads
         "wall_seconds": 754.2,
         "hardware": {"cpus": 2, "gpus": 0, "gpu_name": None},
         "versions": {
@@ -261,11 +260,12 @@ def write_fake_study(
             "mtan": "0.1.0",
         },
     }
-    for record in records:  # what each trial writes into its own folder while it runs
-        folder.write_trial_metrics(record.number, record.history)
+    for trial in ended:  # what each trial writes into its own folder while it runs
+        write_json(folder.trial_config_json(trial.number), trial.config)
+        folder.write_trial_metrics(trial.number, trial.history)
     table = write_results(
         folder,
-        records,
+        ended,
         metric="score",
         mode="max",
         max_epochs=max_epochs,
@@ -274,7 +274,7 @@ def write_fake_study(
     )
     folder.write_baselines(BASELINES)
     if journal:
-        _write_optuna_journal(folder.journal, name, SPACE, records, list(table["state"]))
+        _write_optuna_journal(folder.journal, name, SPACE, ended, list(table["state"]))
     best = folder.read_best_config()
     if reproduce and best is not None:
         write_fake_confirmation(folder, best, table)

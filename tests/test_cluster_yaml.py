@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 import ray
 import yaml
-from ray._private.authentication.authentication_token_setup import AUTH_MODE_ENV_VAR, _get_default_token_path
-from ray.autoscaler._private.util import prepare_config, validate_config
+
+from study.compat import auth_mode_env_var, check_cluster_config, default_auth_token_path
 
 CLUSTER_YAML = Path(__file__).resolve().parents[1] / "ray_cluster.yaml"
 CONTAINER_HOME = "/home/ray"  # the home of the rayproject/ray images' user
@@ -23,14 +23,14 @@ def config() -> dict:
 
 
 def test_the_launcher_accepts_it(config):
-    validate_config(prepare_config(config))  # Ray's schema (ray-schema.json) and its own checks
+    check_cluster_config(config)  # Ray's schema (ray-schema.json) and its own checks
 
 
 def test_the_schema_check_is_real(config):
     broken = copy.deepcopy(config)
     broken["available_node_types"]["gpu_worker"]["min_workers"] = "none"
     with pytest.raises(jsonschema.ValidationError):
-        validate_config(prepare_config(broken))
+        check_cluster_config(broken)
 
 
 def test_a_cpu_head_without_trials_and_gpu_workers_from_zero(config):
@@ -59,12 +59,13 @@ def test_token_authentication_on_for_head_and_workers(config):
     docker = config["docker"]
     # one container option for every node (no head- or worker-only options that could differ)
     assert "head_run_options" not in docker and "worker_run_options" not in docker
-    assert f"-e {AUTH_MODE_ENV_VAR}=token" in docker["run_options"]
+    mode = auth_mode_env_var()
+    assert f"-e {mode}=token" in docker["run_options"]
     for kind, commands in _start_commands(config).items():
-        assert AUTH_MODE_ENV_VAR not in commands, kind  # nothing overrides the container's mode
+        assert mode not in commands, kind  # nothing overrides the container's mode
     # the token: the file `ray get-auth-token --generate` writes on the user's machine, copied to Ray's
     # default token path in every container; never a value in this file
-    relative = _get_default_token_path().relative_to(Path.home())
+    relative = default_auth_token_path().relative_to(Path.home())
     assert config["file_mounts"][f"{CONTAINER_HOME}/{relative}"] == f"~/{relative}"
     assert "RAY_AUTH_TOKEN" not in CLUSTER_YAML.read_text()
 

@@ -21,15 +21,16 @@ def test_loads_every_part_of_a_study(tmp_path: Path) -> None:
     trials = default_trials(6, failed=1)
     results = load_results(write_fake_study(tmp_path, "s1", trials=trials))
     assert results.name == "s1"
-    assert results.trials["trial_id"].tolist() == ["00000", "00001", "00002", "00003", "00004", "00005"]
+    assert results.trials["trial"].tolist() == [0, 1, 2, 3, 4, 5]
+    assert results.trials["trial_id"].tolist() == [f"5fa1e_{n:05d}" for n in range(6)]  # Ray's, as written
     assert results.trials["state"].tolist() == [t.state for t in trials]
     assert results.study["max_epochs"] == 9
     assert results.best is not None and results.best["metric"] == "score"
-    assert results.baselines is not None and results.baselines["miou"] == 0.08
+    assert results.trivial is not None and results.trivial["miou"] == 0.08
     assert results.journal is not None
     # one curve row per epoch trained; the failed trial has none
     assert len(results.curves) == sum(t.epochs for t in trials if t.state != "failed")
-    assert set(results.curves["trial_id"]) == {"00000", "00001", "00002", "00003", "00004"}
+    assert set(results.curves["trial"]) == {0, 1, 2, 3, 4}
     assert {"weight/segmentation", "weight/depth", "loss/depth", "miou"} <= set(results.curves.columns)
     # the temperature of an equal trial is empty in results.csv and NaN here
     equal = results.trials.loc[results.trials["weighting"] == "equal", "temperature"]

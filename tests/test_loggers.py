@@ -25,6 +25,7 @@ from study.observe.loggers import (
     tune_callbacks,
 )
 from study.space import TRIAL_NUMBER
+from study.trainable import trial_name
 
 TRIALS = 3
 EPOCHS = 3
@@ -41,14 +42,22 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def trainable(config: dict) -> None:
-    for epoch in range(1, EPOCHS + 1):
+    first = config.get("first_epoch", 1)  # > 1: a trial continued from its checkpoint
+    for epoch in range(first, first + EPOCHS):
         tune.report({"epoch": epoch, **reported(config[TRIAL_NUMBER], epoch)})
 
 
-def run_study(study_dir: Path, kind: str, name: str = "my-study") -> None:
+def run_study(study_dir: Path, kind: str, name: str = "my-study", **point: int) -> None:
+    """3 trials of `trainable` through the study's loggers, named as the driver names them."""
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
-        param_space={TRIAL_NUMBER: tune.grid_search(list(range(TRIALS))), "weighting": "dwa", "gamma": 0.5},
+        param_space={
+            TRIAL_NUMBER: tune.grid_search(list(range(TRIALS))),
+            "weighting": "dwa",
+            "gamma": 0.5,
+            **point,
+        },
+        tune_config=tune.TuneConfig(trial_name_creator=trial_name),
         run_config=tune.RunConfig(
             name="ray",
             storage_path=str(study_dir),
@@ -187,13 +196,31 @@ def test_wandb_without_wandb_is_a_one_line_error(tmp_path):
 
 
 @pytest.mark.skipif(not HAS_WANDB, reason="wandb is not installed")
+def wandb_history(run: Path) -> dict[str, set[str]]:
+    """Each key a W&B offline run logged with its values as JSON text, read from its ``.wandb`` file: a
+    history item is a protobuf message with the key as field 2 and the value's JSON as field 16."""
+    data = next(run.glob("run-*.wandb")).read_bytes()
+    logged: dict[str, set[str]] = {}
+    for item in re.finditer(rb"\x12([\x01-\x7f])", data):
+        end = item.end() + item.group(1)[0]
+        if data[end : end + 2] == b"\x82\x01" and end + 3 < len(data):
+            value = data[end + 3 : end + 3 + data[end + 2]]
+            logged.setdefault(data[item.end() : end].decode(errors="replace"), set()).add(value.decode())
+    return logged
+
+
 def test_wandb_offline_run_per_trial_named_by_its_number(ray_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")  # set after Ray started: the callback passes it on
     study_dir = tmp_path / "wandb-study"
-    run_study(study_dir, "wandb")
-    runs = sorted((study_dir / "wandb").glob("offline-run-*/run-*.wandb"))
-    names = sorted(sorted(set(re.findall(rb"trial_\d{3}", run.read_bytes()))) for run in runs)
+    run_study(study_dir, "wandb", first_epoch=5)  # continued trials: epochs 5..7, Tune's iterations 1..3
+    runs = sorted((study_dir / "wandb").glob("offline-run-*"))
+    names = sorted(sorted(set(re.findall(rb"trial_\d{3}", next(run.glob("run-*.wandb")).read_bytes())))
+                   for run in runs)  # fmt: skip
     assert names == [[b"trial_000"], [b"trial_001"], [b"trial_002"]]
+    for run in runs:
+        history = wandb_history(run)
+        assert history["_step"] == {"5", "6", "7"}  # the epochs
+        assert {"score", "loss/total"} <= history.keys() and "time_this_iter_s" not in history  # Ray's own
 
 
 def test_dashboard_hints_name_the_study_folder(tmp_path):

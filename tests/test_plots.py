@@ -18,6 +18,7 @@ def _trials(dwa: bool = True) -> pd.DataFrame:
     weighting = ["equal", "dwa", "dwa", "equal"] if dwa else ["equal"] * 4
     return pd.DataFrame(
         {
+            "trial": [0, 1, 7, 9],  # a, b, c, d
             "trial_id": ["a", "b", "c", "d"],
             "epochs": [3, 1, 3, 0],
             "weighting": weighting,
@@ -29,12 +30,12 @@ def _trials(dwa: bool = True) -> pd.DataFrame:
 
 def _curves() -> pd.DataFrame:
     rows = []
-    for trial_id, epochs, weighting in (("a", 3, "equal"), ("b", 1, "dwa"), ("c", 3, "dwa")):
+    for number, epochs, weighting in ((0, 3, "equal"), (1, 1, "dwa"), (7, 3, "dwa")):
         for epoch in range(1, epochs + 1):
             dwa = weighting == "dwa" and epoch > 2
             rows.append(
                 {
-                    "trial_id": trial_id,
+                    "trial": number,
                     "epoch": epoch,
                     "score": 0.1 * epoch,
                     "miou": 0.2 * epoch,
@@ -137,16 +138,16 @@ def test_tradeoff_marks_the_front(tmp_path: Path) -> None:
     _assert_labelled(fig)
     ax = fig.axes[0]
     assert "mIoU % (accumulated)" in ax.get_xlabel() and "abs err (per-pixel mean)" in ax.get_ylabel()
-    # b (60 %, 0.018) and c (70 %, 0.025) are on the front; a (50 %, 0.020) is beaten by b
+    # b (60 %, 0.018) and c (70 %, 0.025) are on the front, named by number; a (50 %, 0.020) is beaten by b
     names = sorted(t.get_text() for t in ax.texts)
-    assert names == ["b", "c"]
+    assert names == ["trial 1 (seed report)", "trial 7"]
     assert any("Pareto front (2 trials)" in t.get_text() for t in ax.get_legend().get_texts())
     _saved(fig, tmp_path, "t.png")
 
 
 def test_task_weights(tmp_path: Path) -> None:
-    curve = _curves().query("trial_id == 'c'")
-    fig = plots.plot_task_weights(curve, "c", "dwa, DWA temperature T 0.5")
+    curve = _curves().query("trial == 7")
+    fig = plots.plot_task_weights(curve, "7", "dwa, DWA temperature T 0.5")
     assert fig is not None and len(fig.axes) == 2
     _assert_labelled(fig)
     weights = {line.get_label(): list(line.get_ydata()) for line in fig.axes[0].get_lines()}
@@ -157,7 +158,7 @@ def test_task_weights(tmp_path: Path) -> None:
     ]
     assert weights["segmentation"] == [1.0, 1.0, 0.9] and weights["depth"] == [1.0, 1.0, 1.1]
     assert fig.axes[1].get_yscale() == "log"
-    assert fig._suptitle.get_text() == "Task weights of trial c (dwa, DWA temperature T 0.5)"
+    assert fig.get_suptitle() == "Task weights of trial 7 (dwa, DWA temperature T 0.5)"
     _saved(fig, tmp_path, "d.png")
 
 
@@ -175,7 +176,7 @@ def test_nothing_to_draw_gives_none() -> None:
 
 def test_single_trial_single_epoch(tmp_path: Path) -> None:
     trials = _trials().iloc[[1]]
-    curves = _curves().query("trial_id == 'b'")
+    curves = _curves().query("trial == 1")
     for fig in (
         plots.plot_weighting_distributions(trials),
         plots.plot_metrics_vs_hyperparameters(trials, HAND_SPACE),

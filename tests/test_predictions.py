@@ -30,15 +30,15 @@ def write_configs(folder: StudyFolder, roles: dict[str, tuple[str, ...]]) -> Non
 
 @pytest.fixture(scope="module")
 def confirmed_study(tmp_path_factory) -> Path:
-    """A fake study whose reproduce/ holds one real tiny run of its best configuration (`00003`, seed 9)
+    """A fake study whose reproduce/ holds one real tiny run of its best configuration (`trial_003`, seed 9)
     beside a configuration ranked second."""
     from mtan.train import train
 
     root = write_tiny_set(tmp_path_factory.mktemp("tiny"))
     study = write_fake_study(tmp_path_factory.mktemp("studies"), reproduce=False, journal=False)
     folder = StudyFolder(study)
-    train(tiny_config(root, epochs=1), folder.seed_run("00003", 9), progress=False)
-    write_configs(folder, {"00005": ("top 2",), "00003": ("top 1", "best trial")})
+    train(tiny_config(root, epochs=1), folder.seed_run("trial_003", 9), progress=False)
+    write_configs(folder, {"trial_005": ("top 2",), "trial_003": ("top 1", "best trial")})
     return study
 
 
@@ -49,7 +49,7 @@ def test_the_report_draws_the_best_confirmed_run(confirmed_study: Path) -> None:
     assert png in files.figures and png.read_bytes().startswith(PNG)
     section = md[md.index(HEADING) :]
     assert f"]({PREDICTIONS_FILE})" in section
-    assert "Configuration 00003 retrained from scratch on seed 9, after epoch 1 of 1" in section
+    assert "Configuration trial_003 retrained from scratch on seed 9, after epoch 1 of 1" in section
     assert "validation images [0, 1, 2, 3]" in section  # the tiny set's 4 validation images
     assert html.count('src="data:image/png;base64,') == len(files.figures)
 
@@ -91,20 +91,20 @@ def test_reproduce_without_configs_csv_says_so(tmp_path: Path) -> None:
 def test_runs_without_checkpoint_say_so(tmp_path: Path) -> None:
     study = write_fake_study(tmp_path, reproduce=False, journal=False)
     folder = StudyFolder(study)
-    folder.seed_run("00003", 9).mkdir(parents=True)
-    write_configs(folder, {"00003": ("top 1",)})
+    folder.seed_run("trial_003", 9).mkdir(parents=True)
+    write_configs(folder, {"trial_003": ("top 1",)})
     section, _ = _section(study)
-    assert f"no retrained run of the best configuration 00003 kept its {CHECKPOINT_FILE}" in section
+    assert f"no retrained run of the best configuration trial_003 kept its {CHECKPOINT_FILE}" in section
 
 
 def test_an_unreadable_checkpoint_is_one_line_naming_it(tmp_path: Path) -> None:
     study = write_fake_study(tmp_path, reproduce=False, journal=False)
     folder = StudyFolder(study)
-    checkpoint = folder.seed_run("00003", 9) / CHECKPOINT_FILE
+    checkpoint = folder.seed_run("trial_003", 9) / CHECKPOINT_FILE
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"not a checkpoint")
-    write_configs(folder, {"00003": ("top 1",)})
+    write_configs(folder, {"trial_003": ("top 1",)})
     section, png = _section(study)
     line = next(line for line in section.splitlines() if line.startswith("Not shown:"))
-    assert "00003 seed 9 cannot be drawn" in line and str(checkpoint) in line and "not a readable" in line
+    assert "trial_003 seed 9 cannot be drawn" in line and str(checkpoint) in line and "not a readable" in line
     assert not png.exists()

@@ -1,4 +1,4 @@
-"""The study folder's files from trial records: states, last and best values, the best trial, NaN as null,
+"""The study folder's files from its ended trials: states, last and best values, the best trial, NaN as null,
 and each file read back by the reader that goes with its writer."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from mtan.errors import UserError
 from mtan.metrics import METRIC_KEYS
 from study.record import (
+    EndedTrial,
     StudyFolder,
-    TrialRecord,
     best_trial,
     read_metrics_jsonl,
     results_table,
@@ -32,28 +32,28 @@ def row(epoch: int, miou: float, abs_err: float) -> dict:
     return values
 
 
-def record(number: int, weighting: str, history: tuple, error: str | None = None) -> TrialRecord:
+def ended(number: int, weighting: str, history: tuple, error: str | None = None) -> EndedTrial:
     point = {"weighting": weighting, "use_weight_decay": False, "step_fraction": 0.5, "gamma": 0.5}
     if weighting == "dwa":
         point["temperature"] = 1.5
     columns = SPACE.column_values(point, 3)
-    return TrialRecord(number, f"id{number}", columns, {"weighting": weighting}, history, error, point)
+    return EndedTrial(number, f"id{number}", columns, {"weighting": weighting}, history, error, point)
 
 
-RECORDS = [
+TRIALS = [
     # completed: miou rises then falls; abs err falls then rises
-    record(0, "dwa", (row(1, 0.2, 0.3), row(2, 0.6, 0.1), row(3, 0.5, 0.2))),
+    ended(0, "dwa", (row(1, 0.2, 0.3), row(2, 0.6, 0.1), row(3, 0.5, 0.2))),
     # stopped early after 1 epoch with the best single value of all
-    record(1, "equal", (row(1, 0.9, 0.01),)),
+    ended(1, "equal", (row(1, 0.9, 0.01),)),
     # failed in epoch 2
-    record(2, "equal", (row(1, 0.1, 0.4),), error="TrainingDiverged: depth loss became nan"),
+    ended(2, "equal", (row(1, 0.1, 0.4),), error="TrainingDiverged: depth loss became nan"),
     # completed, better last score than 0
-    record(3, "equal", (row(1, 0.3, 0.3), row(2, 0.4, 0.2), row(3, 0.55, 0.15))),
+    ended(3, "equal", (row(1, 0.3, 0.3), row(2, 0.4, 0.2), row(3, 0.55, 0.15))),
 ]
 
 
 def test_states_from_epochs_and_errors():
-    assert [trial_state(r, max_epochs=3) for r in RECORDS] == [
+    assert [trial_state(r, max_epochs=3) for r in TRIALS] == [
         "completed",
         "stopped_early",
         "failed",
@@ -62,7 +62,7 @@ def test_states_from_epochs_and_errors():
 
 
 def test_last_and_best_by_direction():
-    table = results_table(RECORDS, 3, SPACE.columns).set_index("trial")
+    table = results_table(TRIALS, 3, SPACE.columns).set_index("trial")
     assert table.loc[0, "last_miou"] == 0.5 and table.loc[0, "best_miou"] == 0.6
     assert table.loc[0, "last_abs_err"] == 0.2 and table.loc[0, "best_abs_err"] == 0.1  # min for errors
     assert math.isclose(table.loc[0, "best_score"], 0.5)  # 0.6 - 0.1
@@ -72,7 +72,7 @@ def test_last_and_best_by_direction():
 
 
 def test_tail_columns_average_the_last_epochs():
-    table = results_table(RECORDS, 3, SPACE.columns).set_index("trial")
+    table = results_table(TRIALS, 3, SPACE.columns).set_index("trial")
     # fewer than 10 epochs: the mean over all of them
     assert math.isclose(table.loc[0, "tail_miou"], (0.2 + 0.6 + 0.5) / 3)
     assert math.isclose(table.loc[0, "tail_abs_err"], (0.3 + 0.1 + 0.2) / 3)
@@ -80,10 +80,10 @@ def test_tail_columns_average_the_last_epochs():
 
 
 def test_best_trial_is_the_best_completed_one_by_its_last_value():
-    table = results_table(RECORDS, 3, SPACE.columns)
+    table = results_table(TRIALS, 3, SPACE.columns)
     assert best_trial(table, "score", "max") == 3  # 0.40 beats 0's 0.30; 1 stopped early
     assert best_trial(table, "abs_err", "min") == 3
-    only_stopped = results_table(RECORDS[1:3], 3, SPACE.columns)
+    only_stopped = results_table(TRIALS[1:3], 3, SPACE.columns)
     assert best_trial(only_stopped, "score", "max") == 1  # no completed trial: the others
 
 
@@ -91,11 +91,11 @@ def test_written_files_read_back(tmp_path):
     folder = StudyFolder(tmp_path)
     summary = {"num_samples": 4, "max_epochs": 3, "wall_seconds": math.nan}
     nan_row = {**row(4, 0.5, 0.1), "rel_err": math.inf}
-    records = [*RECORDS[:3], dataclasses.replace(RECORDS[3], history=(*RECORDS[3].history, nan_row))]
-    for record in records:  # each trial writes its own metrics.jsonl while it runs; write_results does not
-        folder.write_trial_metrics(record.number, record.history)
+    trials = [*TRIALS[:3], dataclasses.replace(TRIALS[3], history=(*TRIALS[3].history, nan_row))]
+    for trial in trials:  # each trial writes its own metrics.jsonl while it runs; write_results does not
+        folder.write_trial_metrics(trial.number, trial.history)
     write_results(
-        folder, records, metric="score", mode="max", max_epochs=3, columns=SPACE.columns, summary=summary
+        folder, trials, metric="score", mode="max", max_epochs=3, columns=SPACE.columns, summary=summary
     )
     table = folder.read_results()
     assert list(table["trial"]) == [0, 1, 2, 3] and list(table["trial_id"]) == ["id0", "id1", "id2", "id3"]

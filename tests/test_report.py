@@ -3,7 +3,6 @@ own writers, its edge cases, and the CLI."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -38,6 +37,8 @@ def test_the_report_of_a_study_the_real_code_ran(finished_study: Path, tmp_path:
     assert "StepLR step (fraction of the epochs)" in md and "StepLR step (epochs)" in md  # the recorded space
     written = {path.name for path in files.figures}
     assert {FIGURE_FILES[k] for k in ("weighting", "hyperparameters", "curves", "tradeoff")} <= written
+    for path in files.figures:
+        assert path.read_bytes().startswith(PNG) and path.stat().st_size > 0
     importance = md.split("## Hyperparameter importance")[1].split("\n## ")[0]
     assert "Optuna journal" not in importance or "completed trial" in importance  # the real journal was read
 
@@ -162,7 +163,7 @@ def test_main_writes_into_out_and_removes_stale_figures(
     out.mkdir()
     stale = out / FIGURE_FILES["weights"]
     stale.write_bytes(PNG)  # from an earlier report of another study
-    assert main([str(study), "--out", str(out), "--baseline", "seed_equal"]) == 0
+    assert main([str(study), "--out", str(out), "--delta-m-row", "seed_equal"]) == 0
     assert "report.html" in capsys.readouterr().out
     assert "Delta_m % vs seed report, equal" in (out / "report.md").read_text()
     assert not stale.exists()
@@ -203,22 +204,3 @@ def test_render_escapes_and_embeds(tmp_path: Path) -> None:
     html = to_html(blocks, "title")
     assert "<h1>T &lt;1&gt;</h1>" in html and "<td>&lt;z&gt;</td>" in html and "a &lt; b" in html
     assert 'src="data:image/png;base64,iVBORw0KGgo' in html
-
-
-def _has_study_run() -> bool:
-    return importlib.util.find_spec("study") is not None and importlib.util.find_spec("study.run") is not None
-
-
-@pytest.mark.skipif(not _has_study_run(), reason="study.run is not merged yet")
-def test_report_on_a_small_real_study(ray_cluster, tiny_root, tmp_path: Path) -> None:
-    """A real (tiny) study through `study.run`, on the test session's Ray and the tiny data set, then the
-    report."""
-    from study.run import main as run_study_main
-    from tests.conftest import tiny_study_args
-
-    args = tiny_study_args(tiny_root, tmp_path, "s", "--num-samples", "3", "--max-epochs", "3")
-    assert run_study_main([*args, "--grace-period", "1", "--reduction-factor", "2"]) == 0
-    files = write_report(tmp_path / "s")
-    assert files.figures
-    for path in files.figures:
-        assert path.read_bytes().startswith(PNG) and path.stat().st_size > 0

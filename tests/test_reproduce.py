@@ -8,15 +8,24 @@ import json
 import math
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from mtan.errors import UserError
 from mtan.metrics import METRIC_KEYS
 from mtan.train import CHECKPOINT_FILE, read_metrics
+from study.record import StudyFolder, write_json
 from study.reproduce.cli import main
-from study.reproduce.plan import plan_confirmation
+from study.reproduce.plan import (
+    confirmation_candidates,
+    first_fresh_seed,
+    plan_confirmation,
+    read_trial_config,
+    recorded_seed,
+)
 from tests.bad_input import refused, snapshot
+from tests.fake_study import write_fake_study
 
 SUMMARY_COLUMNS = ["config", "metric", "mean", "std", "ci_low", "ci_high", "n"]
 COMPARISON_COLUMNS = ["comparison", "metric", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm", "n"]
@@ -148,7 +157,8 @@ def test_the_best_of_each_weighting_method_against_tuned_equal(finished_study, t
             group.sort_values(f"last_{best['metric']}", ascending=ascending)["trial"].iloc[0]
         )
         assert f"best 1 of {weighting}" in roles[best_of[weighting]]
-    assert set(best_of) == {"equal", "dwa"}  # the study's two methods, both with completed trials
+    assert set(best_of) == set(completed["weighting"])  # every method with a completed trial
+    assert {"equal", "dwa"} <= set(best_of)  # the published configurations completed (ASHA spares them)
     assert "paper" in roles[0] and "seed_report" in roles[1]
     assert len(configs) == len(set(best_of.values()) | {0, 1})
     seeds = pd.read_csv(out / "seeds.csv")
@@ -156,11 +166,23 @@ def test_the_best_of_each_weighting_method_against_tuned_equal(finished_study, t
 
     comparisons = pd.read_csv(out / "comparisons.csv")
     names = dict(zip(configs["trial"], configs["config"], strict=True))
-    dwa, equal = names[best_of["dwa"]], names[best_of["equal"]]
-    assert comparisons["comparison"].unique().tolist() == [f"best dwa ({dwa}) vs best equal ({equal})"]
-    # a family of one comparison per metric: Holm leaves its p-value as it is
-    tested = comparisons.dropna(subset=["p_value"])
-    assert (tested["p_holm"] == tested["p_value"]).all()
+    best_name = {weighting: names[trial] for weighting, trial in best_of.items()}
+    expected = [  # every method's best against equal's, then against scalarization's (once against equal)
+        f"best {w} ({best_name[w]}) vs best {reference} ({best_name[reference]})"
+        for reference, before in (("equal", {"equal"}), ("scalarization", {"equal", "scalarization"}))
+        if reference in best_name
+        for w in best_name
+        if w not in before
+    ]
+    assert sorted(comparisons["comparison"].unique()) == sorted(expected)
+    # Holm within each metric's family, by hand: the i-th smallest of m p-values times m - i + 1, capped at
+    # 1, kept non-decreasing
+    for _, family in comparisons.dropna(subset=["p_value"]).groupby("metric"):
+        ordered = family.sort_values("p_value")
+        adjusted = np.maximum.accumulate(
+            np.minimum(1.0, ordered["p_value"].to_numpy() * np.arange(len(ordered), 0, -1))
+        )
+        assert ordered["p_holm"].to_numpy() == pytest.approx(adjusted)
     assert comparisons["p_holm"].isna().equals(comparisons["p_value"].isna())
 
     printed = capsys.readouterr().out.splitlines()
@@ -184,10 +206,13 @@ def test_the_best_of_each_weighting_method_against_tuned_equal(finished_study, t
 def test_a_method_without_a_completed_trial_is_named_and_left_out(finished_study, tmp_path):
     study = shutil.copytree(finished_study, tmp_path / "study")
     trials = pd.read_csv(study / "results.csv")
-    trials.loc[trials["weighting"] == "dwa", "state"] = "stopped_early"
+    trials.loc[trials["weighting"] != "equal", "state"] = "stopped_early"
     trials.to_csv(study / "results.csv", index=False)
     plan = plan_confirmation(study, seeds=2, per_weighting_best=1)
-    assert plan.notes == ("dwa: no completed trial in the study, so none of its configurations is retrained",)
+    assert plan.notes == tuple(
+        f"{method}: no completed trial in the study, so none of its configurations is retrained"
+        for method in ("dwa", "scalarization")  # the study's other methods, in the space's order
+    )
     assert [c.weighting for c in plan.candidates if any(r.startswith("best ") for r in c.roles)] == ["equal"]
     assert "seed_report" in {c.name for c in plan.candidates}  # the published DWA configuration still is
     assert plan.pairs == ()  # no method's best to compare with equal's
@@ -202,3 +227,40 @@ def test_top_and_per_weighting_best_together_are_refused_in_one_line(finished_st
         "error: --top and --per-weighting-best: give one (the K best overall, or of each method)",
     )
     assert snapshot(finished_study) == before
+
+
+def candidates_of(folder: StudyFolder, top: int | None) -> tuple[list, list[str]]:
+    best, table = folder.read_best_config(), folder.read_results()
+    return confirmation_candidates(best, table, lambda n: read_trial_config(folder, n), top)
+
+
+def test_each_configuration_is_the_one_its_trial_trained_with(tmp_path):
+    folder = StudyFolder(write_fake_study(tmp_path, reproduce=False, journal=False))
+    configs = {c.trial: c for c in candidates_of(folder, top=2)[0]}
+    assert set(configs) == {3, 0, 1}  # the two completed trials (3 the best), then the seed report's
+    for number, candidate in configs.items():
+        assert candidate.config == json.loads(folder.trial_config_json(number).read_text())
+    edited = {**configs[0].config, "batch_size": 3}  # a field no results.csv column holds
+    write_json(folder.trial_config_json(0), edited)
+    assert {c.trial: c.config for c in candidates_of(folder, top=2)[0]}[0] == edited
+
+
+def test_a_published_trial_without_its_config_is_left_out_and_a_top_one_refused(tmp_path):
+    folder = StudyFolder(write_fake_study(tmp_path, reproduce=False, journal=False))
+    folder.trial_config_json(1).unlink()  # the seed report's trial failed before it began training
+    kept, notes = candidates_of(folder, top=2)
+    assert [c.name for c in kept] == ["trial_003", "paper"]
+    assert notes == ["seed_report: not retrained, trial 1 has no config.json (it failed)"]
+    folder.trial_config_json(3).unlink()
+    with pytest.raises(UserError, match=r"^trial 3: no config.json in its folder, though it trained"):
+        candidates_of(folder, top=None)
+
+
+def test_the_fresh_seeds_start_above_the_recorded_seed_of_every_trial(tmp_path):
+    folder = StudyFolder(write_fake_study(tmp_path, reproduce=False, journal=False))
+    write_json(folder.study_json, {**folder.read_study(), "settings": {"seed": 100}})
+    assert recorded_seed(folder) == 100
+    assert first_fresh_seed(100, folder.read_results()) == 108  # 8 trials: seeds 100 to 107
+    write_json(folder.study_json, {"status": "finished"})
+    with pytest.raises(UserError, match=r"study.json: no study seed recorded"):
+        recorded_seed(folder)

@@ -8,7 +8,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.schedulers import TrialScheduler
 
-from study.search.asha import RecordingASHA
+from study.search.asha import StudyASHA
 from study.search.design import first_points, weighting_order
 from study.search.journal import journal_storage, open_study
 from study.search.sampler import StudySampler, run_seed
@@ -120,14 +120,14 @@ def test_a_torn_last_journal_line_is_cut_before_the_next_append(tmp_path):
     assert [t.number for t in stored(tmp_path)] == [0, 1]
 
 
-def asha(mode: str, ended: dict[int, dict[int, float]] | None = None) -> RecordingASHA:
+def asha(mode: str, ended: dict[int, dict[int, float]] | None = None) -> StudyASHA:
     """The study's ASHA as Tune sets it up: rungs at epochs 1, 2, 4 (and 8, the budget)."""
-    scheduler = RecordingASHA(ended=ended, time_attr="epoch", max_t=8, grace_period=1, reduction_factor=2)
+    scheduler = StudyASHA(ended=ended, time_attr="epoch", max_t=8, grace_period=1, reduction_factor=2)
     assert scheduler.set_search_properties("score", mode)
     return scheduler
 
 
-def decide(scheduler: RecordingASHA, trial_id: str, values: dict[int, float]) -> list[str]:
+def decide(scheduler: StudyASHA, trial_id: str, values: dict[int, float]) -> list[str]:
     """A trial's epochs through `scheduler`, up to its first STOP; the decisions."""
     trial = SimpleNamespace(trial_id=trial_id)
     scheduler.on_trial_add(None, trial)

@@ -18,7 +18,8 @@ def _trials() -> pd.DataFrame:
     """Four trials, one failed; scores and metrics chosen by hand."""
     return pd.DataFrame(
         {
-            "trial_id": ["t0", "t1", "t2", "t3"],
+            "trial": [10, 11, 12, 13],
+            "trial_id": ["t0", "t1", "t2", "t3"],  # Ray's: for information only
             "epochs": [9, 3, 9, 0],
             "error": [None, None, None, "CUDA out of memory"],
             "weighting": ["equal", "dwa", "dwa", "dwa"],
@@ -33,15 +34,16 @@ def _trials() -> pd.DataFrame:
 
 
 def test_delta_m_hand_worked() -> None:
-    baseline = {"miou": 50.0, "pixel_acc": 80.0, "abs_err": 0.02, "rel_err": 40.0}
+    single_task = {"miou": 50.0, "pixel_acc": 80.0, "abs_err": 0.02, "rel_err": 40.0}
     method = {"miou": 55.0, "pixel_acc": 88.0, "abs_err": 0.015, "rel_err": 50.0}
     # +10 %, +10 %, errors: -(0.015 - 0.02)/0.02 = +25 %, -(50 - 40)/40 = -25 %; mean = 5 %
-    assert tables.delta_m(method, baseline, ["miou", "pixel_acc", "abs_err", "rel_err"]) == pytest.approx(5.0)
-    assert tables.delta_m(method, baseline, ["abs_err"]) == pytest.approx(25.0)
-    assert tables.delta_m(baseline, baseline, ["miou", "rel_err"]) == 0.0
+    four = ["miou", "pixel_acc", "abs_err", "rel_err"]
+    assert tables.delta_m(method, single_task, four) == pytest.approx(5.0)
+    assert tables.delta_m(method, single_task, ["abs_err"]) == pytest.approx(25.0)
+    assert tables.delta_m(single_task, single_task, ["miou", "rel_err"]) == 0.0
 
 
-def test_delta_m_refuses_a_missing_value_or_zero_baseline() -> None:
+def test_delta_m_refuses_a_missing_value_or_a_zero_to_compare_against() -> None:
     with pytest.raises(ValueError, match="miou"):
         tables.delta_m({"miou": 50.0}, {"miou": 0.0}, ["miou"])
     with pytest.raises(ValueError, match="abs_err"):
@@ -153,11 +155,11 @@ def test_a_row_with_custom_reference() -> None:
 
 def test_top_configs_ranked_without_failed_trials() -> None:
     top = tables.top_configs(_trials(), "last_score", "max", HAND_SPACE, n=5)
-    assert top["trial_id"].tolist() == ["t1", "t2", "t0"]
+    assert top["trial"].tolist() == [11, 12, 10]
     assert top["rank"].tolist() == [1, 2, 3]
     assert top["last_score"].tolist() == [0.55, 0.50, 0.40]
     by_error = tables.top_configs(_trials(), "last_abs_err", "min", HAND_SPACE, n=2)
-    assert by_error["trial_id"].tolist() == ["t1", "t0"]
+    assert by_error["trial"].tolist() == [11, 10]
     text = tables.format_top_configs(top, "last_score", HAND_SPACE)
     assert text["weight decay"].tolist() == ["1.0e-04", "1.0e-05", "0 (none)"]
     assert text["DWA temperature T"].tolist() == ["2", "0.5", "-"]
@@ -167,13 +169,18 @@ def test_top_configs_ranked_without_failed_trials() -> None:
 
 def test_ranking_column_follows_best_config() -> None:
     trials = _trials()
-    assert tables.ranking_column(trials, "score", {"trial_id": "t1", "value": 0.55}) == "last_score"
-    assert tables.ranking_column(trials, "score", {"trial_id": "t0", "value": 0.45}) == "best_score"
+    assert tables.ranking_column(trials, "score", {"trial": 11, "value": 0.55}) == "last_score"
+    assert tables.ranking_column(trials, "score", {"trial": 10, "value": 0.45}) == "best_score"
+    # the trial is found by its number, never by Ray's id (which a resumed trial changes)
+    assert (
+        tables.ranking_column(trials, "score", {"trial": 10, "trial_id": "t1", "value": 0.45}) == "best_score"
+    )
     assert tables.ranking_column(trials, "score", None) == "last_score"
 
 
 def test_best_metrics_from_best_config_completed_by_results_csv() -> None:
-    metrics = tables.best_metrics(_trials(), {"trial_id": "t2", "metrics": {"miou": 0.7, "score": 0.5}})
+    best = {"trial": 12, "trial_id": "t0", "metrics": {"miou": 0.7, "score": 0.5}}  # trial 12 is t2
+    metrics = tables.best_metrics(_trials(), best)
     assert metrics == {"miou": 0.7, "score": 0.5, "pixel_acc": 0.9, "abs_err": 0.025, "rel_err": 0.35}
     assert tables.best_metrics(_trials(), None) is None
 
@@ -202,10 +209,8 @@ def test_state_counts_epochs_and_summary() -> None:
     assert summary["wall time"] == "1 h 02 min"
     assert summary["data"] == "synthetic (generated; not CityScapes)"
     assert summary["hardware"] == "not recorded"
-    failed = tables.failed_trials(trials)  # a study recorded before trials had numbers: Ray's id
-    assert failed.to_dict("records") == [{"trial": "t3", "error": "CUDA out of memory"}]
-    numbered = tables.failed_trials(trials.assign(trial=[0, 1, 2, 3]))
-    assert numbered.to_dict("records") == [{"trial": "3", "error": "CUDA out of memory"}]
+    failed = tables.failed_trials(trials)
+    assert failed.to_dict("records") == [{"trial": "13", "error": "CUDA out of memory"}]
 
 
 def test_weighting_summary_medians_and_best() -> None:
@@ -246,4 +251,3 @@ def test_formatting() -> None:
 def test_trials_are_named_by_number_and_the_published_configurations_marked() -> None:
     trials = pd.DataFrame({"trial": [0, 1, 12], "trial_id": ["a", "b", "c"]})
     assert tables.trial_names(trials).tolist() == ["0 (paper)", "1 (seed report)", "12"]
-    assert tables.trial_names(trials.drop(columns="trial")).tolist() == ["a", "b", "c"]  # before numbers

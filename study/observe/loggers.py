@@ -3,10 +3,11 @@
 ``tune_callbacks`` builds the Tune callbacks of ``--logger`` (docs/study.md, "Watching a study"). Every
 logger except ``none`` writes TensorBoard event files, one folder per trial named like its run folder:
 ``STUDY/tensorboard/trial_003/`` (``tensorboard --logdir STUDY/tensorboard``). ``mlflow`` also logs to
-MLflow through Ray's ``MLflowLoggerCallback``: one run per trial, named by its trial number, with its point
-as parameters and its metrics per epoch, in the experiment named after the study, by default in an SQLite
-store in the study folder (MLflow 3's file store ``./mlruns`` refuses new data). ``wandb`` logs to W&B
-through Ray's ``WandbLoggerCallback`` (project ``$WANDB_PROJECT`` or ``mtan-study``, group = the study).
+MLflow through its client (`study.observe.tracking`): one run per trial, named by its trial number, with
+its point as parameters and its metrics per epoch, in the experiment named after the study, by default in
+an SQLite store in the study folder (MLflow 3's file store ``./mlruns`` refuses new data). ``wandb`` logs
+to W&B through Ray's ``WandbLoggerCallback`` (project ``$WANDB_PROJECT`` or ``mtan-study``, group = the
+study).
 
 All of them run in the driver (the head of a cluster) and use the epoch as the step. Tune's own automatic
 TensorBoard logger is switched off: it wrote a copy of the events into Ray's trial folders and made Tune

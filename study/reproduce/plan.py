@@ -1,11 +1,12 @@
 """What a confirmation retrains and compares: the candidate configurations of a finished study (its best;
 its top K; or the K best of each weighting method; the last two with both published configurations),
-their paired comparisons, the first fresh seed, and configs.csv. Pure (pandas; no Ray)."""
+with the configuration each trial trained with (its ``trials/trial_NNN/config.json``), their paired
+comparisons, the fresh seeds after the study's recorded seed, and configs.csv. No Ray."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,15 @@ import pandas as pd
 
 from mtan.config import config_from_flat
 from mtan.errors import ConfigError, UserError
+from mtan.files import CONFIG_FILE
+from mtan.train import read_saved_config
 from study.record import COMPLETED, StudyFolder, trial_dirname
-from study.space import PUBLISHED, SearchSpace
+from study.space import PUBLISHED
 
 # The study's trials 0 and 1 are the published configurations (`study.space.PUBLISHED`, in that order).
 CONFIG_TABLE_COLUMNS = (
     "config", "trial", "trial_id", "roles", "weighting", "study_last", "study_tail", "state"
 )  # fmt: skip
-# Every `TrainConfig` field a search space may set (results.csv has a column for each it searched).
-SEARCHED_FIELDS: tuple[str, ...] = SearchSpace(uncertainty=True, tune_lr=True).fields
 # The baselines every weighting method's best is compared against, in this order: equal
 # weighting, then linear scalarization (fixed task weights) where the study searched it (Kurin et al.
 # 2022, arXiv 2201.04122; Xin et al. 2022, arXiv 2209.11379).
@@ -32,7 +33,8 @@ REFERENCE_WEIGHTINGS: tuple[str, ...] = ("equal", "scalarization")
 @dataclass(frozen=True)
 class Candidate:
     """A configuration to retrain: its name (``trial_NNN``, or `paper` / `seed_report`), the study trial
-    it comes from, why it is retrained, and its flat `TrainConfig` (the seed is set per run)."""
+    it comes from, why it is retrained, and the flat `TrainConfig` that trial trained with, its
+    config.json (the seed is set per run)."""
 
     name: str
     trial: int
@@ -42,7 +44,7 @@ class Candidate:
     study_last: float
     study_tail: float
     state: str
-    config: dict[str, Any]
+    config: Mapping[str, Any]
 
 
 def read_best_config(results_dir: Path) -> dict[str, Any]:
@@ -64,25 +66,25 @@ def read_best_config(results_dir: Path) -> dict[str, Any]:
     return best
 
 
-def first_fresh_seed(best: dict[str, Any], table: pd.DataFrame) -> int:
+def recorded_seed(folder: StudyFolder) -> int:
+    """The study's seed as study.json records it (``settings.seed``; trial n trained with it + n);
+    `UserError` naming the file when it does not hold one."""
+    seed = ((folder.read_study() or {}).get("settings") or {}).get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise UserError(f"{folder.study_json}: no study seed recorded (settings.seed)")
+    return seed
+
+
+def first_fresh_seed(study_seed: int, table: pd.DataFrame) -> int:
     """The seed after every seed of the study: trial n trained with the study's seed + n."""
-    study_seed = int(best["config"].get("seed", 0)) - int(best.get("trial", 0))
     return study_seed + int(table["trial"].max()) + 1
 
 
-def trial_config(best: dict[str, Any], row: pd.Series) -> dict[str, Any]:
-    """The flat config of a trial of `results.csv`: the best trial's config (every trial shares all but
-    the searched fields and the seed) with the trial's searched fields."""
-    flat = dict(best["config"])
-    for column in SEARCHED_FIELDS:
-        value = row.get(column)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue  # not searched, or not a field of this trial's method (temperature of equal)
-        value = value.item() if hasattr(value, "item") else value
-        if isinstance(flat.get(column), int) and isinstance(value, float) and value.is_integer():
-            value = int(value)  # a CSV column with an empty cell reads as floats
-        flat[column] = value
-    return flat
+def read_trial_config(folder: StudyFolder, number: int) -> dict[str, Any] | None:
+    """The flat `TrainConfig` trial `number` trained with, its ``config.json``; None when it has none (it
+    failed before training began)."""
+    path = folder.trial_config_json(number)
+    return read_saved_config(path) if path.is_file() else None
 
 
 def best_role(rank: int, weighting: str) -> str:
@@ -146,33 +148,42 @@ def selected_roles(
 def confirmation_candidates(
     best: dict[str, Any],
     table: pd.DataFrame,
+    config_of: Callable[[int], Mapping[str, Any] | None],
     top: int | None,
     per_weighting_best: int | None = None,
     weightings: Sequence[str] = (),
-) -> list[Candidate]:
-    """The configurations to retrain, in `selected_roles`' order. A published trial is named `paper` /
-    `seed_report` in every mode, so its runs are shared between them."""
+) -> tuple[list[Candidate], list[str]]:
+    """The configurations to retrain, in `selected_roles`' order, and a note per published configuration
+    left out. A published trial is named `paper` / `seed_report` in every mode, so its runs are shared
+    between them. `config_of(n)`: the configuration trial n trained with, None when it wrote none: then a
+    published configuration is left out with a note (it failed before training began), and a ranked
+    trial, which trained, is a `UserError` naming the missing file."""
     metric = best["metric"]
     published = dict(enumerate(PUBLISHED))  # trial number -> name
     rows = table.set_index("trial")
-    candidates = []
+    candidates, notes = [], []
     for trial, trial_roles in selected_roles(best, table, top, per_weighting_best, weightings).items():
         row = rows.loc[trial]
-        config = trial_config(best, row)
+        config = config_of(trial)
+        if config is None:
+            if set(trial_roles) - set(PUBLISHED):
+                raise UserError(f"trial {trial}: no {CONFIG_FILE} in its folder, though it trained")
+            notes.append(f"{published[trial]}: not retrained, trial {trial} has no {CONFIG_FILE} (it failed)")
+            continue
         candidates.append(
             Candidate(
                 name=published.get(trial, trial_dirname(trial)),
                 trial=trial,
                 trial_id=str(row.get("trial_id", "")),
                 roles=tuple(trial_roles),
-                weighting=str(config["weighting"]),
+                weighting=str(row["weighting"]),
                 study_last=float(row.get(f"last_{metric}", math.nan)),
                 study_tail=float(row.get(f"tail_{metric}", math.nan)),
                 state=str(row.get("state", "")),
                 config=config,
             )
         )
-    return candidates
+    return candidates, notes
 
 
 def best_of_each_weighting(candidates: Sequence[Candidate]) -> dict[str, str]:
@@ -256,14 +267,16 @@ def plan_confirmation(
     folder = StudyFolder(Path(results_dir))
     table = folder.read_results()
     weightings = study_weightings(folder) if per_weighting_best is not None else ()
-    candidates = confirmation_candidates(best, table, top, per_weighting_best, weightings)
+    candidates, left_out = confirmation_candidates(
+        best, table, lambda n: read_trial_config(folder, n), top, per_weighting_best, weightings
+    )
     ranked = {c.weighting for c in candidates if best_role(1, c.weighting) in c.roles}
-    notes = tuple(
+    notes = tuple(left_out) + tuple(
         f"{weighting}: no completed trial in the study, so none of its configurations is retrained"
         for weighting in weightings
         if weighting not in ranked
     )
-    first = first_fresh_seed(best, table)
+    first = first_fresh_seed(recorded_seed(folder), table)
     return ConfirmationPlan(
         metric=best["metric"],
         mode=best["mode"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ class ReproduceSettings:
     per_weighting_best: int | None = None
 
 
-def seed_config(flat: dict[str, Any], seed: int, settings: ReproduceSettings) -> TrainConfig:
+def seed_config(flat: Mapping[str, Any], seed: int, settings: ReproduceSettings) -> TrainConfig:
     """`flat` on `seed`, on this run's device and threads."""
     device = "cuda" if settings.gpus_per_task > 0 else "cpu"
     threads = max(1, math.floor(settings.cpus_per_task))

@@ -3,7 +3,7 @@
 `StudySearcher.suggest` first hands out again the trials that a previous run left RUNNING, with their
 own numbers and points, then asks Optuna for new ones. It tells Optuna how each trial ended: COMPLETE
 after all `max_epochs` epochs (the last epoch also as an intermediate value), PRUNED when ASHA stopped it
-(`study.search.asha.RecordingASHA` records which), FAIL on error. A trial that ended otherwise (the
+(`study.search.asha.StudyASHA` records which), FAIL on error. A trial that ended otherwise (the
 driver was interrupted) stays RUNNING, to be continued by the next run. Nothing of this searcher is
 pickled: a resume builds a new one from the journal (`study.search.journal`).
 """
@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
+from study.compat import reopen_trial
 from study.space import TRIAL_NUMBER, SearchSpace
 from study.trainable import EPOCH_KEY, reported_metrics
 
@@ -65,7 +66,7 @@ class StudySearcher(Searcher):
         """The next trial's point with its Optuna number: a RUNNING trial of the journal first."""
         if self._resumable:
             frozen = self._resumable.popleft()
-            trial = optuna.trial.Trial(self._study, frozen._trial_id)
+            trial = reopen_trial(self._study, frozen)
             reported = set(frozen.intermediate_values)
         else:
             trial = self._study.ask()
