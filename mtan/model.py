@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,10 @@ from mtan.stacking import (
     times_shared,
     unrows,
 )
+from mtan.tasks import task_channels
+
+if TYPE_CHECKING:
+    from mtan.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -226,3 +231,8 @@ def initialise(module: nn.Module, init: str) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def make_model(config: TrainConfig, num_classes: int) -> MTAN:
+    """The network of `config`: one head per task of `mtan.tasks` (segmentation into `num_classes`)."""
+    return MTAN(task_channels(num_classes), config.backbone, config.width, config.init)

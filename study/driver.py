@@ -8,7 +8,6 @@ checkpoint and history, written by `study.trainable`). Ray's own folders under `
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -22,8 +21,8 @@ from ray.tune import Callback
 
 from mtan.data import DataBundle, load_data
 from mtan.errors import UserError
-from mtan.evaluate import trivial_baselines
-from mtan.files import METRICS_FILE
+from mtan.evaluate import trivial_predictor_metrics
+from mtan.run_folder import METRICS_FILE, parse_metrics
 from study.cluster import check_trial_fits, hardware, trial_slots, versions
 from study.lock import StudyLock
 from study.observe.loggers import dashboard_hints, tune_callbacks
@@ -35,6 +34,7 @@ from study.record import (
     RUNNING,
     STUDY_JSON,
     TrialRecord,
+    trial_dirname,
     write_results,
 )
 from study.search.asha import RecordingASHA
@@ -272,7 +272,7 @@ def _run(
     for trial in study.get_trials(deepcopy=False):  # ended before a crash could clean their folders
         if trial.state in FINISHED_STATES:
             store.end(trial.number, failed=trial.state == TrialState.FAIL)
-    baselines = trivial_baselines(data, settings.base_config.batch_size)
+    baselines = trivial_predictor_metrics(data, settings.base_config.batch_size)
     location.folder.write_baselines(baselines)
 
     if finished_count(study) < settings.num_samples:
@@ -320,9 +320,10 @@ NOT_FINITE = "the objective's last value is not a finite number"
 
 
 def read_history(store: TrialStore, number: int) -> list[dict[str, Any]]:
-    """The ``metrics.jsonl`` rows of trial `number` (empty if it has none)."""
+    """The ``metrics.jsonl`` rows of trial `number` (empty if it has none); `UserError` naming the file
+    and line that is not an epoch's row."""
     text = store.read_text(number, METRICS_FILE) or ""
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return parse_metrics(text, f"{store.uri}/{trial_dirname(number)}/{METRICS_FILE}")
 
 
 def collect_records(study: optuna.Study, store: TrialStore, settings: StudySettings) -> list[TrialRecord]:

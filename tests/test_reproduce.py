@@ -11,7 +11,7 @@ import pytest
 
 from mtan.errors import UserError
 from mtan.metrics import METRIC_KEYS
-from mtan.train import CHECKPOINT_FILE, read_metrics
+from mtan.run_folder import CHECKPOINT_FILE, read_metrics
 from study.reproduce.cli import main
 
 SUMMARY_COLUMNS = ["config", "metric", "mean", "std", "ci_low", "ci_high", "n"]

@@ -7,17 +7,11 @@ import sys
 import pytest
 import torch
 
+from mtan.config import make_config
 from mtan.errors import ConfigError
-from mtan.train import (
-    CHECKPOINT_FILE,
-    TrainingDiverged,
-    epoch_text,
-    main,
-    make_adam,
-    new_run_folder,
-    read_metrics,
-    train,
-)
+from mtan.run_folder import CHECKPOINT_FILE, CONFIG_FILE, read_config, read_metrics
+from mtan.train import TrainingDiverged, epoch_text, make_adam, train
+from mtan.train.cli import build_parser, config_from_args, main, new_run_folder
 from tests.tiny_data import tiny_config, write_tiny_set
 
 # what a trivial predictor's baselines hold: the evaluation metrics
@@ -154,6 +148,29 @@ def test_command_line_resume_reads_the_saved_config(tiny_root, tmp_path, capsys)
     assert main(["--out", str(tmp_path), "--resume", "--epochs", "2", "--quiet"]) == 0
     assert [row["epoch"] for row in read_metrics(tmp_path)] == [1, 2]
     assert json.loads((tmp_path / "config.json").read_text())["weighting"] == "dwa"
+
+
+def test_a_run_trains_the_config_file_of_another_with_the_flags_given_overriding_it(tiny_root, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    flags = ["--data-root", str(tiny_root), "--size", "32x64", "--width", "0.0625", "--batch-size", "4"]
+    flags += ["--weighting", "dwa", "--threads", "1", "--quiet"]
+    assert main([*flags, "--epochs", "1", "--out", str(first)]) == 0
+    assert main(["--config", str(first / CONFIG_FILE), "--epochs", "2", "--quiet", "--out", str(second)]) == 0
+    assert read_config(second) == {**read_config(first), "epochs": 2}
+    rows = read_metrics(second)
+    assert [row["epoch"] for row in rows] == [1, 2]
+    # the same config and seed: its first epoch computes what the first run's did
+    assert rows[0]["loss/total"] == pytest.approx(read_metrics(first)[0]["loss/total"], rel=1e-4)
+
+
+def test_a_study_best_config_is_a_config_file_whose_config_key_holds_the_config(tmp_path):
+    best = tmp_path / "best_config.json"
+    flat = make_config("report", epochs=30, weighting="equal", temperature=3.5, seed=7).to_flat()
+    best.write_text(json.dumps({"trial": 7, "metric": "score", "value": 0.4, "config": flat, "point": {}}))
+    args = build_parser().parse_args(["--config", str(best), "--epochs", "5", "--size", "64x128"])
+    assert config_from_args(args) == make_config(
+        "report", epochs=5, weighting="equal", temperature=3.5, seed=7, image_height=64, image_width=128
+    )
 
 
 @pytest.mark.parametrize(

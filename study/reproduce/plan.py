@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from mtan.config import config_from_flat
-from mtan.errors import ConfigError, UserError
+from mtan.errors import UserError
+from mtan.run_folder import check_config
 from study.record import COMPLETED, StudyFolder, trial_dirname
 from study.space import PUBLISHED, SearchSpace
 
@@ -53,10 +53,7 @@ def read_best_config(results_dir: Path) -> dict[str, Any]:
         )
     if not isinstance(best.get("config"), dict):
         raise UserError(f"{folder.best_config_json}: expected a JSON object with the best trial's config")
-    try:
-        config_from_flat(best["config"])
-    except ConfigError as error:
-        raise ConfigError(f"{folder.best_config_json}: {error}") from None
+    check_config(best["config"], folder.best_config_json)
     return best
 
 
