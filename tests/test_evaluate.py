@@ -1,4 +1,4 @@
-"""The trivial baselines: their chunked statistics against whole-array ones, and a hand-worked set."""
+"""The trivial predictors: their chunked statistics against whole-array ones, and a hand-worked set."""
 
 import numpy as np
 import pytest

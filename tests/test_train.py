@@ -14,8 +14,8 @@ from mtan.train import TrainingDiverged, epoch_text, make_adam, train
 from mtan.train.cli import build_parser, config_from_args, main, new_run_folder
 from tests.tiny_data import tiny_config, write_tiny_set
 
-# what a trivial predictor's baselines hold: the evaluation metrics
-BASELINE_KEYS = {
+# what baselines.json holds, the trivial predictors' metrics: the evaluation metrics
+TRIVIAL_KEYS = {
     "miou",
     "pixel_acc",
     "miou_2019",
@@ -27,7 +27,7 @@ BASELINE_KEYS = {
     "rel_err_batch_mean",
 }
 # an epoch's row: those, and the training state
-ROW_KEYS = BASELINE_KEYS | {
+ROW_KEYS = TRIVIAL_KEYS | {
     "epoch",
     "lr",
     "loss/segmentation",
@@ -45,7 +45,7 @@ def tiny_root(tmp_path_factory):
     return write_tiny_set(tmp_path_factory.mktemp("tiny"))
 
 
-def test_a_run_writes_config_metrics_baselines_and_checkpoint(tiny_root, tmp_path):
+def test_a_run_writes_config_metrics_trivial_metrics_summary_and_checkpoint(tiny_root, tmp_path):
     seen = []
     rows = train(
         tiny_config(tiny_root, weighting="dwa", step_size=1, gamma=0.5),
@@ -61,7 +61,7 @@ def test_a_run_writes_config_metrics_baselines_and_checkpoint(tiny_root, tmp_pat
         assert row["loss/total"] == pytest.approx(row["loss/segmentation"] + row["loss/depth"], rel=1e-5)
     assert read_metrics(tmp_path) == rows
     assert json.loads((tmp_path / "config.json").read_text())["weighting"] == "dwa"
-    assert set(json.loads((tmp_path / "baselines.json").read_text())) == BASELINE_KEYS
+    assert set(json.loads((tmp_path / "baselines.json").read_text())) == TRIVIAL_KEYS
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["epochs"] == summary["tail_epochs"] == 2
     assert summary["last"]["miou"] == rows[-1]["miou"]
