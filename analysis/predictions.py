@@ -16,7 +16,7 @@ from mtan.data import load_data
 from mtan.errors import UserError
 from mtan.evaluate import load_trained_run
 from mtan.figures import fixed_indices, prediction_figure
-from mtan.files import CHECKPOINT_FILE
+from mtan.run_folder import CHECKPOINT_FILE
 from study.record import CONFIGS_CSV, REPRODUCE_DIR, StudyFolder
 
 PREDICTIONS_FILE = "fig_predictions.png"

@@ -50,7 +50,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from mtan.errors import UserError, run_cli
-from mtan.files import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE
+from mtan.run_folder import CHECKPOINT_FILE, CONFIG_FILE, read_metrics
 from study.driver import WALL_CLOCK_EVERY_S
 from study.lock import StudyLock
 from study.record import FINISHED, INTERRUPTED, JOURNAL, RUNNING, STUDY_JSON, TRIALS_DIR, trial_dirname
@@ -245,10 +245,12 @@ def journal_trials(study: Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def read_rows(folder: Path) -> list[dict[str, Any]]:
-    path = folder / METRICS_FILE
-    return (
-        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    )
+    """A trial folder's metrics.jsonl rows; a line that is not an epoch's row is a torn write, a
+    `Violation` (every write of a run folder is atomic)."""
+    try:
+        return read_metrics(folder)
+    except UserError as error:
+        raise Violation(str(error)) from None
 
 
 def check_any_moment(chaos: Chaos, study: Study) -> None:

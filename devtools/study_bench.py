@@ -49,7 +49,7 @@ from mtan.cli import command_parser
 from mtan.config import TrainConfig, make_config, parse_size
 from mtan.data import Batch, DataBundle, Split, load_data
 from mtan.errors import UserError, run_cli
-from mtan.evaluate import trivial_baselines
+from mtan.evaluate import trivial_predictor_metrics
 from mtan.files import atomic_write_json
 from mtan.train import Run
 from study.compat import raylet_pid
@@ -261,7 +261,7 @@ def _trials_tuner(
     """`trials` trials of the paper's configuration at once, one CPU each, for `seconds`; each trains in
     its own folder (a trial number each)."""
     point = SearchSpace().published_points()[0]
-    baselines = trivial_baselines(data, base.batch_size)
+    baselines = trivial_predictor_metrics(data, base.batch_size)
     trials_uri = str(storage / f"memory-{trials}" / "trials")
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=base, data=data, baselines=baselines, trials_uri=trials_uri),

@@ -30,11 +30,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from mtan.cli import command_parser, preset_defaults
 from mtan.config import PRESETS, TrainConfig, make_config, parse_size
 from mtan.data import Batch, Split, iterate_batches
+from mtan.device import resolve_device
 from mtan.errors import ConfigError, run_cli
 from mtan.files import atomic_write_json
 from mtan.model import BACKBONES
 from mtan.reference import PerTaskMTAN
-from mtan.train import Run, resolve_device, task_losses
+from mtan.train import Run, task_losses
 
 GEMM_SIZE = {"cpu": 2048, "cuda": 8192}
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}

@@ -16,43 +16,91 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mtan.errors import ConfigError
+from mtan.model import BACKBONES
+from mtan.tasks import TASKS
+from mtan.weighting import WEIGHTINGS, hyperparameters
+
+LABELS = (7, 19)  # CityScapes' 7 categories or 19 classes
+INITS = ("xavier", "kaiming")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _flag(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[Any, ...] | None = None,
+    flag: str | None = None,
+    shown: bool = True,
+) -> Any:
+    """A config field with its flag of ``python -m mtan.train`` (`mtan.train.cli` makes one per field):
+    its help text, the values it takes, the flag's name when it is not the field's, and whether the help
+    ends with each preset's value (`mtan.cli.preset_defaults`)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag, "shown": shown})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines one training run; flat, so it maps one to one onto a Tune config."""
+    """Everything that defines one training run; flat, so it maps one to one onto a Tune config.
 
-    preset: str = "cpu"
-    data_root: str | None = None
-    labels: int = 7
+    Each field is a flag of ``python -m mtan.train``; a weighting method's hyperparameter (`temperature`)
+    takes its help from `mtan.weighting`, and `preset`, `image_height` and `image_width` are set by
+    ``--preset`` and ``--size``.
+    """
+
+    preset: str = "cpu"  # the preset the other values started from
+    data_root: str | None = _flag(
+        None,
+        "MTAN-layout data set (root/{train,val}/{image,label_7,...}) (default: the synthetic set)",
+        shown=False,
+    )
+    labels: int = _flag(7, "7 categories or 19 classes", choices=LABELS)
     image_height: int = 64
     image_width: int = 128
-    # None: MTAN on every task of `mtan.tasks`; a task's name: the single-task network of that task alone
-    # (the paper's "One Task" baseline, `mtan.model.SingleTaskSegNet`).
-    single_task: str | None = None
-    backbone: str = "segnet"
-    width: float = 0.25
-    init: str = "xavier"
-    weighting: str = "equal"
-    temperature: float = 2.0
-    depth_share: float = 0.5
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    step_size: int = 4
-    gamma: float = 0.5
-    epochs: int = 8
-    batch_size: int = 8
-    seed: int = 0
-    device: str = "auto"
-    num_threads: int | None = None
-    amp: bool = False  # bf16 autocast of forward and loss (GPU speed; not the paper's float32 math)
-    compile: bool = False  # torch.compile the network (same math; pays a compile at the start)
-    max_train_images: int | None = 192
-    max_val_images: int | None = 64
+    single_task: str | None = _flag(
+        None,
+        "train the paper's One Task network on this task alone (the single-task baseline; default: MTAN on "
+        "every task)",
+        choices=tuple(TASKS),
+        shown=False,
+    )
+    backbone: str = _flag(
+        "segnet",
+        "segnet: the paper's SegNet; segnet-basic: the seed report's reduced one",
+        choices=tuple(BACKBONES),
+    )
+    width: float = _flag(0.25, "channel width multiplier, 1.0 = the paper's network")
+    init: str = _flag("xavier", "convolution weight init", choices=INITS)
+    weighting: str = _flag("equal", "task loss weighting", choices=tuple(WEIGHTINGS))
+    temperature: float = 2.0  # DWA's
+    depth_share: float = 0.5  # linear scalarization's
+    lr: float = _flag(2e-3, "Adam learning rate")
+    weight_decay: float = _flag(0.0, "Adam weight decay, 0 = none")
+    step_size: int = _flag(4, "StepLR step size in epochs")
+    gamma: float = _flag(0.5, "StepLR decay factor")
+    epochs: int = _flag(8, "epochs to train")
+    batch_size: int = _flag(8, "images per step")
+    seed: int = _flag(0, "seed of the weights' init and the shuffling")
+    device: str = _flag("auto", "auto = CUDA when a GPU is visible, else the CPU", choices=DEVICES)
+    num_threads: int | None = _flag(
+        None, "torch CPU threads (default: torch's own choice)", flag="threads", shown=False
+    )
+    amp: bool = _flag(
+        False,
+        "bf16 autocast of forward and loss (for GPUs; not the paper's float32 math; default off)",
+        shown=False,
+    )
+    compile: bool = _flag(
+        False,
+        "torch.compile the network (for GPUs; the same math after a compile at the start; default off)",
+        shown=False,
+    )
+    max_train_images: int | None = _flag(192, "use only the first N training images")
+    max_val_images: int | None = _flag(64, "use only the first N validation images")
 
     def to_flat(self) -> dict[str, Any]:
         """The config as a flat JSON-ready dict (the inverse of `config_from_flat`)."""
@@ -88,9 +136,7 @@ _REPORT = dataclasses.replace(
 )
 PRESETS: dict[str, TrainConfig] = {"cpu": TrainConfig(), "paper": _PAPER, "report": _REPORT}
 
-_FIELDS = {field.name for field in dataclasses.fields(TrainConfig)}
-_INITS = ("xavier", "kaiming")
-_DEVICES = ("auto", "cpu", "cuda")
+_FIELDS = {config_field.name for config_field in dataclasses.fields(TrainConfig)}
 # 4x the paper's channel widths: 2048 channels at the bottom, about 16x its 41 M parameters.
 MAX_WIDTH = 4.0
 _TYPE_NAMES = {
@@ -148,10 +194,6 @@ def check_field_types(instance: Any, label: Callable[[str], str] = str) -> None:
 def validate(config: TrainConfig) -> None:
     """Raise `ConfigError` for the first value of a wrong type, not finite, outside its allowed range or
     an unknown name: the one place where every field is checked."""
-    from mtan.model import BACKBONES
-    from mtan.tasks import TASKS
-    from mtan.weighting import WEIGHTINGS, hyperparameters
-
     check_field_types(config)
     checks: list[tuple[bool, str]] = [
         (
@@ -166,9 +208,12 @@ def validate(config: TrainConfig) -> None:
             config.weighting in WEIGHTINGS,
             f"unknown weighting {config.weighting!r}; choose one of {', '.join(WEIGHTINGS)}",
         ),
-        (config.init in _INITS, f"unknown init {config.init!r}; choose one of {', '.join(_INITS)}"),
-        (config.device in _DEVICES, f"unknown device {config.device!r}; choose one of {', '.join(_DEVICES)}"),
-        (config.labels in (7, 19), f"labels must be 7 or 19, got {config.labels}"),
+        (config.init in INITS, f"unknown init {config.init!r}; choose one of {', '.join(INITS)}"),
+        (config.device in DEVICES, f"unknown device {config.device!r}; choose one of {', '.join(DEVICES)}"),
+        (
+            config.labels in LABELS,
+            f"labels must be {' or '.join(map(str, LABELS))}, got {config.labels}",
+        ),
         (config.lr > 0, f"lr must be > 0, got {config.lr}"),
         (config.weight_decay >= 0, f"weight decay must be >= 0, got {config.weight_decay}"),
         (config.step_size >= 1, f"step size must be >= 1, got {config.step_size}"),

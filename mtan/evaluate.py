@@ -1,4 +1,4 @@
-"""Validation of a model over a split, and the trivial per-task baselines the study measures against.
+"""Validation of a model over a split, and of the trivial predictors the score measures against.
 
 ``python -m mtan.evaluate --checkpoint RUN_DIR/checkpoint.pt`` evaluates a trained run's checkpoint on
 its validation split (every metric, both conventions) and, with ``--figures OUT.png``, draws its
@@ -18,10 +18,12 @@ from torch import nn
 
 from mtan.checkpoint import load_checkpoint
 from mtan.cli import command_parser
-from mtan.config import TrainConfig, config_from_flat
+from mtan.config import DEVICES, TrainConfig, config_from_flat
 from mtan.data import Batch, DataBundle, Split, iterate_batches, load_data
+from mtan.device import resolve_device
 from mtan.errors import UserError, run_cli
 from mtan.metrics import metric_text, multitask_score
+from mtan.model import make_model
 from mtan.tasks import metric_accumulators, task_targets
 
 Predictor = Callable[[Batch], dict[str, torch.Tensor]]
@@ -77,11 +79,12 @@ def mean_valid_depth(depth: np.ndarray) -> float:
     return total / count
 
 
-def trivial_baselines(
+def trivial_predictor_metrics(
     data: DataBundle, batch_size: int, device: torch.device | None = None
 ) -> dict[str, float]:
-    """Metrics on the validation split of the trivial predictors: the training set's majority class
-    everywhere, and its mean valid depth everywhere."""
+    """Metrics on the validation split of the trivial predictors, the reference of the score
+    (`mtan.metrics.multitask_score`): the training set's majority class everywhere, and its mean valid
+    depth everywhere."""
     device = device or torch.device("cpu")
     majority = majority_class(data.train.labels, data.num_classes)
     mean_depth = mean_valid_depth(data.train.depth)
@@ -111,8 +114,6 @@ def load_trained_run(checkpoint: Path, num_classes: int | None = None) -> Traine
     """The model of a `mtan.train` checkpoint, on the CPU, built from the config the checkpoint carries
     (the same as the run's config.json, up to the fields a resume may change); `UserError` naming the
     file when it is missing, unreadable or not a checkpoint of `mtan.train`."""
-    from mtan.train import make_model  # mtan.train imports this module
-
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise UserError(f"--checkpoint {checkpoint}: no such file")
@@ -156,7 +157,7 @@ def evaluation_text(metrics: dict[str, float]) -> str:
 
     lines = [f"{name:<20}" + "".join(f"{cell(k):>10}" for k in keys) for name, *keys in rows]
     return "\n".join(
-        [*lines, f"score {metric_text('score', metrics['score'])} (0 = trivial baselines, 1 = perfect)"]
+        [*lines, f"score {metric_text('score', metrics['score'])} (0 = the trivial predictors, 1 = perfect)"]
     )
 
 
@@ -173,9 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-root",
         help="the data set, if it moved since training (default: the run's own data_root, or synthetic)",
     )
-    parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to evaluate (default: auto)"
-    )
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="where to evaluate (default: auto)")
     parser.add_argument(
         "--figures", type=Path, metavar="OUT.png", help="also draw the predictions into this PNG"
     )
@@ -186,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # matplotlib takes seconds to import: only when --figures asks for it, not in every training process
     from mtan.figures import fixed_indices, prediction_figure
-    from mtan.train import resolve_device
 
     args = build_parser().parse_args(argv)
     if args.images < 1:
@@ -202,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = load_data(config)
     model = run.model.to(device)
     metrics = evaluate_model(model, data.val, data.num_classes, config.batch_size, device)
-    metrics["score"] = multitask_score(metrics, trivial_baselines(data, config.batch_size, device))
+    metrics["score"] = multitask_score(metrics, trivial_predictor_metrics(data, config.batch_size, device))
     print(
         f"{args.checkpoint}: epoch {run.epoch} of {config.epochs}, {config.preset} preset, "
         f"data {data.source}, {len(data.val)} validation images at {config.image_height}x{config.image_width}"

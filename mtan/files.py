@@ -1,8 +1,6 @@
-"""The files a training run writes, and how every file of the project is written: atomically (a
-temporary file beside the target, then a rename), JSON with NaN and infinity as null.
-
-The names of a run folder (`python -m mtan.train --out DIR`, a trial's checkpoint) are here so that the
-study and the analysis read them under the same names (docs/results.md).
+"""How every file of the project is written and read: written atomically (a temporary file beside the
+target, then a rename), JSON with NaN and infinity as null; a file that cannot be read or parsed is a
+`UserError` whose one line starts with its path. What a run folder holds: `mtan.run_folder`.
 """
 
 from __future__ import annotations
@@ -16,12 +14,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from mtan.errors import UserError
-
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-BASELINES_FILE = "baselines.json"
-CHECKPOINT_FILE = "checkpoint.pt"
-SUMMARY_FILE = "summary.json"
 
 
 def _read_umask() -> int:
@@ -108,3 +100,34 @@ def json_line(value: Mapping[str, Any]) -> str:
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write `data` as indented JSON to `path` atomically (NaN as null)."""
     atomic_write_text(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file's contents; `UserError` naming it when it cannot be read or is not UTF-8."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: cannot read (not UTF-8 text)") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot read ({error.strerror or error})") from None
+
+
+def parse_json(text: str, source: Path | str) -> Any:
+    """The value of a JSON text; `UserError` naming `source`, where it was read from, when it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{source}: not valid JSON ({error.msg}, line {error.lineno})") from None
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's value; `UserError` naming it when it cannot be read or parsed."""
+    return parse_json(read_text(path), path)
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file holding one object; `UserError` naming it otherwise."""
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value

@@ -139,8 +139,6 @@ METRICS: dict[str, Metric] = {
 }
 METRIC_KEYS: tuple[str, ...] = tuple(METRICS)
 HIGHER_IS_BETTER: dict[str, bool] = {name: m.higher_is_better for name, m in METRICS.items()}
-SEGMENTATION_KEYS = tuple(name for name, m in METRICS.items() if m.task == "segmentation")
-DEPTH_KEYS = tuple(name for name, m in METRICS.items() if m.task == "depth")
 # The paper and its successors report the mean over the last 10 epochs (docs/design.md, "Metrics").
 TAIL_EPOCHS = 10
 # The four metrics of the published CityScapes tables that Delta_m averages over (Nash-MTL Table 3,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,10 @@ from mtan.stacking import (
     times_shared,
     unrows,
 )
+from mtan.tasks import task_channels
+
+if TYPE_CHECKING:
+    from mtan.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -272,3 +277,13 @@ def initialise(module: nn.Module, init: str) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def make_model(config: TrainConfig, num_classes: int) -> MTAN | SingleTaskSegNet:
+    """The network of `config`: MTAN with one head per task of `mtan.tasks` (segmentation into
+    `num_classes`), or with ``config.single_task`` the single-task network of that task alone."""
+    channels = task_channels(num_classes)
+    if config.single_task is not None:
+        task = config.single_task
+        return SingleTaskSegNet(task, channels[task], config.backbone, config.width, config.init)
+    return MTAN(channels, config.backbone, config.width, config.init)

@@ -8,7 +8,6 @@ checkpoint and history, written by `study.trainable`). Ray's own folders under `
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -22,8 +21,8 @@ from ray.tune import Callback
 
 from mtan.data import DataBundle, load_data
 from mtan.errors import UserError
-from mtan.evaluate import trivial_baselines
-from mtan.files import CONFIG_FILE, METRICS_FILE
+from mtan.evaluate import trivial_predictor_metrics
+from mtan.run_folder import CONFIG_FILE, METRICS_FILE, parse_config, parse_metrics
 from study.cluster import check_trial_fits, hardware, trial_slots, versions
 from study.lock import StudyLock
 from study.observe.loggers import dashboard_hints, tune_callbacks
@@ -35,6 +34,7 @@ from study.record import (
     RUNNING,
     STUDY_JSON,
     EndedTrial,
+    trial_dirname,
     write_results,
 )
 from study.search.asha import StudyASHA
@@ -282,7 +282,7 @@ def _run(
     for trial in study.get_trials(deepcopy=False):  # ended before a crash could clean their folders
         if trial.state in FINISHED_STATES:
             store.end(trial.number, failed=trial.state == TrialState.FAIL)
-    baselines = trivial_baselines(data, settings.base_config.batch_size)
+    baselines = trivial_predictor_metrics(data, settings.base_config.batch_size)
     location.folder.write_baselines(baselines)
 
     if finished_count(study) < settings.num_samples:
@@ -328,30 +328,24 @@ NO_REASON = "the trial's process ended without a reason (see Ray's logs under ST
 NOT_FINITE = "the objective's last value is not a finite number"
 
 
+def trained_config(store: TrialStore, number: int) -> dict[str, Any] | None:
+    """The flat `TrainConfig` trial `number` trained with: its ``config.json``, which `mtan.train` writes
+    before the first epoch; None when the trial has none (it failed before training began)."""
+    text = store.read_text(number, CONFIG_FILE)
+    return None if text is None else parse_config(text, f"{store.folder(number)}/{CONFIG_FILE}")
+
+
 def trained_point(store: TrialStore, number: int, settings: StudySettings) -> dict[str, Any] | None:
     """The point trial `number`'s folder trained, from its ``config.json`` (None when it has none)."""
-    text = store.read_text(number, CONFIG_FILE)
-    return settings.space.point_of(json.loads(text), settings.max_epochs) if text else None
+    config = trained_config(store, number)
+    return None if config is None else settings.space.point_of(config, settings.max_epochs)
 
 
 def read_history(store: TrialStore, number: int) -> list[dict[str, Any]]:
-    """The ``metrics.jsonl`` rows of trial `number` (empty if it has none)."""
+    """The ``metrics.jsonl`` rows of trial `number` (empty if it has none); `UserError` naming the file
+    and line that is not an epoch's row."""
     text = store.read_text(number, METRICS_FILE) or ""
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def read_trial_config(store: TrialStore, number: int) -> dict[str, Any]:
-    """The flat `TrainConfig` trial `number` trained with: its ``config.json``, which `mtan.train` writes
-    before the first epoch; empty when the trial failed before training began (it then has no metrics
-    either, so it is never the best trial)."""
-    text = store.read_text(number, CONFIG_FILE)
-    try:
-        config = {} if text is None else json.loads(text)
-    except json.JSONDecodeError:
-        config = None
-    if not isinstance(config, dict):
-        raise UserError(f"{store.folder(number)}/{CONFIG_FILE}: not a JSON object of config fields")
-    return config
+    return parse_metrics(text, f"{store.uri}/{trial_dirname(number)}/{METRICS_FILE}")
 
 
 def ended_trials(study: optuna.Study, store: TrialStore, settings: StudySettings) -> list[EndedTrial]:
@@ -368,7 +362,7 @@ def ended_trials(study: optuna.Study, store: TrialStore, settings: StudySettings
                 number=trial.number,
                 trial_id=str(trial.user_attrs.get(RAY_TRIAL_ID, "")),
                 columns=settings.space.column_values(point, settings.max_epochs),
-                config=read_trial_config(store, trial.number),
+                config=trained_config(store, trial.number) or {},  # {}: it never trained, has no metrics
                 history=tuple(read_history(store, trial.number)),
                 error=error,
                 point=point,

@@ -3,13 +3,13 @@ read/write pair per file. Pure (json, pandas; no Ray, no Optuna), so the analysi
 same code that wrote it.
 
 Every JSON file holds NaN and infinity as null (`mtan.files.json_safe`); a file that cannot be read is a
-`UserError` with one line naming it. A trial is keyed by its Optuna trial number n: results.csv's
+`UserError` with one line naming it (`mtan.files`). A trial folder is a run folder: its files are read and
+written by `mtan.run_folder`. A trial is keyed by its Optuna trial number n: results.csv's
 ``trial`` column, its folder ``trials/trial_{n:03d}/`` and the seed offset.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,20 +19,22 @@ from typing import Any
 import pandas as pd
 
 from mtan.errors import UserError
-from mtan.files import (
-    BASELINES_FILE,
+from mtan.files import atomic_write_json, atomic_write_text, read_json_object
+from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS, tail_mean
+from mtan.run_folder import (
     CONFIG_FILE,
     METRICS_FILE,
-    atomic_write_json,
-    atomic_write_text,
-    json_line,
+    TRIVIAL_FILE,
+    read_metrics,
+    read_trivial_metrics,
+    write_metrics,
+    write_trivial_metrics,
 )
-from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS, tail_mean
 
 STUDY_JSON = "study.json"
 RESULTS_CSV = "results.csv"
 BEST_CONFIG_JSON = "best_config.json"
-BASELINES_JSON = BASELINES_FILE  # the trivial predictors' metrics, as in a run folder
+BASELINES_JSON = TRIVIAL_FILE  # the trivial predictors' metrics, as in a run folder
 JOURNAL = "optuna.journal"
 TRIALS_DIR = "trials"
 RAY_DIR = "ray"  # Ray's own experiment folders, one per driver run; nothing reads them back
@@ -72,57 +74,7 @@ def metric_columns() -> list[str]:
     return [*(f"{prefix}_{k}" for prefix in ("last", "best", "tail") for k in METRIC_KEYS)]
 
 
-# ---------------------------------------------------------------- JSON
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file; `UserError` naming it when it cannot be read or parsed."""
-    try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not valid JSON (not UTF-8 text)") from None
-    except OSError as error:
-        raise UserError(f"{path}: cannot read ({error.strerror})") from None
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """A JSON file holding one object; `UserError` naming it otherwise."""
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
-def write_json(path: Path, value: Any) -> None:
-    """Write `value` as indented JSON atomically (NaN and inf as null)."""
-    atomic_write_json(path, value)
-
-
-def read_metrics_jsonl(path: Path) -> list[dict[str, Any]]:
-    """A `metrics.jsonl`: one object with an ``epoch`` per line; `UserError` naming the file and line."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
-        if not isinstance(row, dict) or "epoch" not in row:
-            raise UserError(f"{path}: line {number} is not an object with an 'epoch'")
-        rows.append(row)
-    return rows
-
-
-def write_metrics_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Write a `metrics.jsonl` atomically, one row per line (NaN as null)."""
-    atomic_write_text(path, "".join(json_line(row) for row in rows))
+# ---------------------------------------------------------------- CSV
 
 
 def read_csv(path: Path, dtype: Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -234,9 +186,13 @@ class StudyFolder:
         self.journal = self.path / JOURNAL  # the Optuna journal; its study is named as the folder
         self.reproduce = self.path / REPRODUCE_DIR
 
+    def trial_folder(self, number: int) -> Path:
+        """Trial `number`'s run folder."""
+        return self.path / TRIALS_DIR / trial_dirname(number)
+
     def trial_metrics(self, number: int) -> Path:
         """Trial `number`'s per-epoch metrics."""
-        return self.path / TRIALS_DIR / trial_dirname(number) / METRICS_FILE
+        return self.trial_folder(number) / METRICS_FILE
 
     def trial_config_json(self, number: int) -> Path:
         """The configuration trial `number` trained with (written by `mtan.train` before its first epoch)."""
@@ -257,21 +213,21 @@ class StudyFolder:
         return read_json_object(self.study_json) if self.study_json.is_file() else None
 
     def write_study(self, study: Mapping[str, Any]) -> None:
-        write_json(self.study_json, study)
+        atomic_write_json(self.study_json, study)
 
     def read_best_config(self) -> dict[str, Any] | None:
         """best_config.json, or None when there is none (no trial had a value)."""
         return read_json_object(self.best_config_json) if self.best_config_json.is_file() else None
 
     def write_best_config(self, best: Mapping[str, Any]) -> None:
-        write_json(self.best_config_json, best)
+        atomic_write_json(self.best_config_json, best)
 
     def read_baselines(self) -> dict[str, Any] | None:
         """baselines.json (the trivial predictors' metrics), or None when there is none."""
-        return read_json_object(self.baselines_json) if self.baselines_json.is_file() else None
+        return read_trivial_metrics(self.path) if self.baselines_json.is_file() else None
 
     def write_baselines(self, baselines: Mapping[str, float]) -> None:
-        write_json(self.baselines_json, baselines)
+        write_trivial_metrics(self.path, baselines)
 
     def read_results(self) -> pd.DataFrame:
         """results.csv: ``trial`` as int, ``trial_id``, ``state``, ``error`` and ``weighting`` as text."""
@@ -288,11 +244,10 @@ class StudyFolder:
 
     def read_trial_metrics(self, number: int) -> list[dict[str, Any]] | None:
         """Trial `number`'s metrics.jsonl rows, or None when it has none (a trial that never reported)."""
-        path = self.trial_metrics(number)
-        return read_metrics_jsonl(path) if path.is_file() else None
+        return read_metrics(self.trial_folder(number)) if self.trial_metrics(number).is_file() else None
 
-    def write_trial_metrics(self, number: int, rows: Iterable[Mapping[str, Any]]) -> None:
-        write_metrics_jsonl(self.trial_metrics(number), rows)
+    def write_trial_metrics(self, number: int, rows: Sequence[Mapping[str, Any]]) -> None:
+        write_metrics(self.trial_folder(number), rows)
 
     def _read_reproduce_csv(
         self, name: str, columns: Sequence[str], dtype: Mapping[str, Any] | None = None

@@ -16,7 +16,8 @@ from pathlib import Path
 import pyarrow.fs
 
 from mtan.errors import UserError
-from mtan.files import CHECKPOINT_FILE, check_writable_folder
+from mtan.files import check_writable_folder
+from mtan.run_folder import CHECKPOINT_FILE
 from study.lock import LOCK_FILE
 from study.record import ERROR_FILE, RAY_DIR, STUDY_JSON, TRIALS_DIR, StudyFolder, trial_dirname
 

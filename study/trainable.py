@@ -28,7 +28,8 @@ from ray.tune.result import AUTO_RESULT_KEYS, DONE, SHOULD_CHECKPOINT, TRIAL_ID
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle
 from mtan.files import atomic_write_text
-from mtan.train import read_metrics, train
+from mtan.run_folder import read_metrics
+from mtan.train import train
 from study.record import ERROR_FILE, trial_dirname
 from study.space import TRIAL_NUMBER, train_overrides, trial_seed
 from study.storage import TrialStore
@@ -119,7 +120,7 @@ def run_trial(
                 resume=True,
                 on_epoch=report,
                 data=data,
-                baselines=baselines,
+                trivial_metrics=baselines,
                 progress=False,
                 checkpoint_every=checkpoint_every,
                 final_checkpoint=False,

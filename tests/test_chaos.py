@@ -11,7 +11,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from devtools import chaos
-from mtan.files import CONFIG_FILE
+from mtan.run_folder import CONFIG_FILE
 from study.record import JOURNAL, STUDY_JSON
 from study.search.journal import journal_storage
 from study.settings import StudySettings

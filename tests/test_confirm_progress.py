@@ -10,8 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mtan.files import CHECKPOINT_FILE
-from mtan.train import write_metrics
+from mtan.run_folder import CHECKPOINT_FILE, write_metrics
 from study.record import StudyFolder
 from study.reproduce.plan import Candidate, ConfirmationPlan
 from study.reproduce.progress import ConfirmationProgress, SeedRun, plan_text, run_status, seed_runs

@@ -10,6 +10,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("mtan", "study", "analysis", "devtools")
 # Files that hold no job of their own: a package's marker or its `python -m` entry.
 NOT_MODULES = {"__init__.py", "__main__.py"}
+# Packages whose `__init__.py` is a module with a job: the data set's loading, the training run.
+PACKAGE_MODULES = {"mtan/data/__init__.py", "mtan/train/__init__.py"}
 
 
 def layout_lines() -> dict[str, str]:
@@ -29,7 +31,7 @@ def modules() -> set[str]:
     for package in PACKAGES:
         for path in (REPO / package).rglob("*.py"):
             relative = path.relative_to(REPO).as_posix()
-            if path.name not in NOT_MODULES or relative == "mtan/data/__init__.py":
+            if path.name not in NOT_MODULES or relative in PACKAGE_MODULES:
                 found.add(relative)
     return found
 

@@ -40,9 +40,9 @@ def test_each_trial_has_the_configuration_in_its_folder(tmp_path):
     assert failed.config == {} and failed.history == () and failed.error is not None
 
 
-def test_a_config_json_that_is_not_a_json_object_is_named(tmp_path):
+def test_a_torn_config_json_is_named(tmp_path):
     trials = tmp_path / "trials"
     (trials / "trial_000").mkdir(parents=True)
     (trials / "trial_000" / "config.json").write_text('{"preset": "cpu"')  # a torn write
-    with pytest.raises(UserError, match=r"trials/trial_000/config.json: not a JSON object"):
+    with pytest.raises(UserError, match=r"trials/trial_000/config.json: not valid JSON"):
         ended_trials(study_of([TrialState.COMPLETE]), TrialStore(str(trials)), SETTINGS)

@@ -1,11 +1,11 @@
-"""The trivial baselines: their chunked statistics against whole-array ones, and a hand-worked set."""
+"""The trivial predictors: their chunked statistics against whole-array ones, and a hand-worked set."""
 
 import numpy as np
 import pytest
 import torch
 
 from mtan.data import DataBundle, Split
-from mtan.evaluate import CHUNK, majority_class, mean_valid_depth, trivial_baselines
+from mtan.evaluate import CHUNK, majority_class, mean_valid_depth, trivial_predictor_metrics
 
 
 def test_chunked_statistics_equal_the_whole_array_ones():
@@ -31,10 +31,12 @@ def split(labels, depth):
     return Split(np.zeros((1, 3, *labels.shape[1:]), np.uint8), labels, depth)
 
 
-def test_trivial_baselines_predict_the_majority_class_and_the_mean_depth():
+def test_the_trivial_predictors_predict_the_majority_class_and_the_mean_depth():
     train = split([[0, 1, 1, -1]], [[0.2, 0.4, 0.0, 0.0]])  # majority class 1, mean valid depth 0.3
     val = split([[1, 1, 0, -1]], [[0.3, 0.6, 0.0, 0.1]])
-    result = trivial_baselines(DataBundle(train, val, 2, "hand"), batch_size=1, device=torch.device("cpu"))
+    result = trivial_predictor_metrics(
+        DataBundle(train, val, 2, "hand"), batch_size=1, device=torch.device("cpu")
+    )
     assert result["pixel_acc"] == pytest.approx(2 / 3)
     assert result["miou"] == pytest.approx((0 + 2 / 3) / 2)  # class 0: IoU 0/1, class 1: 2/3
     assert result["abs_err"] == pytest.approx((0.0 + 0.3 + 0.2) / 3)
@@ -58,7 +60,7 @@ def trained_run(tmp_path_factory):
 
 def test_evaluating_a_checkpoint_gives_the_metrics_its_run_recorded(trained_run, capsys, tmp_path):
     from mtan.evaluate import main
-    from mtan.train import read_metrics
+    from mtan.run_folder import read_metrics
 
     recorded = read_metrics(trained_run)[-1]
     figure = tmp_path / "panel.png"

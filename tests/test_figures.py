@@ -8,7 +8,7 @@ from PIL import Image
 from mtan.config import make_config
 from mtan.data import load_data
 from mtan.figures import COLUMNS, SYNTHETIC_NOTE, fixed_indices, label_colours, prediction_figure
-from mtan.train import make_model
+from mtan.model import make_model
 from tests.tiny_data import tiny_config, write_tiny_set
 
 

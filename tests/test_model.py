@@ -8,8 +8,7 @@ from torch import nn
 from mtan import MTAN
 from mtan.config import make_config
 from mtan.errors import ConfigError
-from mtan.model import SingleTaskSegNet
-from mtan.train import make_model
+from mtan.model import SingleTaskSegNet, make_model
 
 
 def count_parameters(model: nn.Module) -> int:

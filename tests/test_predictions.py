@@ -9,7 +9,7 @@ import pytest
 
 from analysis.predictions import PREDICTIONS_FILE, best_confirmed_checkpoint
 from analysis.report import write_report
-from mtan.files import CHECKPOINT_FILE
+from mtan.run_folder import CHECKPOINT_FILE
 from study.record import CONFIGS_CSV, REPRODUCE_DIR, StudyFolder, write_csv
 from study.reproduce.plan import Candidate, configs_table
 from tests.fake_study import write_fake_study

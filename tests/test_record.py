@@ -15,7 +15,6 @@ from study.record import (
     EndedTrial,
     StudyFolder,
     best_trial,
-    read_metrics_jsonl,
     results_table,
     trial_dirname,
     trial_state,
@@ -120,13 +119,18 @@ def test_written_files_read_back(tmp_path):
 
 @pytest.mark.parametrize(
     "text, message",
-    [("{broken", "line 1 is not valid JSON"), ("[1]\n", "line 1 is not an object with an 'epoch'")],
+    [
+        ("{broken", "line 1 is not valid JSON"),
+        ("[1]\n", "line 1 is not an epoch's row"),
+        ('{"epoch": 1}\n{"epoch": "2"}\n', "line 2 is not an epoch's row"),
+    ],
 )
-def test_an_unreadable_metrics_file_is_one_line_naming_it(tmp_path, text, message):
-    path = tmp_path / "metrics.jsonl"
-    path.write_text(text)
-    with pytest.raises(UserError, match=f"metrics.jsonl: {message}"):
-        read_metrics_jsonl(path)
+def test_an_unreadable_trial_metrics_file_is_one_line_naming_it(tmp_path, text, message):
+    folder = StudyFolder(tmp_path)
+    folder.trial_metrics(4).parent.mkdir(parents=True)
+    folder.trial_metrics(4).write_text(text)
+    with pytest.raises(UserError, match=f"trial_004/metrics.jsonl: {message}"):
+        folder.read_trial_metrics(4)
 
 
 def test_unreadable_json_and_csv_are_one_line_naming_the_file(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from mtan.errors import UserError
 from mtan.metrics import METRIC_KEYS
-from mtan.train import CHECKPOINT_FILE, read_metrics
+from mtan.run_folder import CHECKPOINT_FILE, read_metrics
 from study.record import StudyFolder, write_json
 from study.reproduce.cli import main
 from study.reproduce.plan import (

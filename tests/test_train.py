@@ -1,5 +1,6 @@
 """One training run: outputs, resume, divergence and the command line's handling of bad input."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -7,21 +8,15 @@ import sys
 import pytest
 import torch
 
+from mtan.config import make_config
 from mtan.errors import ConfigError
-from mtan.train import (
-    CHECKPOINT_FILE,
-    TrainingDiverged,
-    epoch_text,
-    main,
-    make_adam,
-    new_run_folder,
-    read_metrics,
-    train,
-)
+from mtan.run_folder import CHECKPOINT_FILE, CONFIG_FILE, read_config, read_metrics
+from mtan.train import TrainingDiverged, check_resumable, epoch_text, make_adam, train
+from mtan.train.cli import build_parser, config_from_args, main, new_run_folder
 from tests.tiny_data import tiny_config, write_tiny_set
 
-# what a trivial predictor's baselines hold: the evaluation metrics
-BASELINE_KEYS = {
+# what baselines.json holds, the trivial predictors' metrics: the evaluation metrics
+TRIVIAL_KEYS = {
     "miou",
     "pixel_acc",
     "miou_2019",
@@ -33,7 +28,7 @@ BASELINE_KEYS = {
     "rel_err_batch_mean",
 }
 # an epoch's row: those, and the training state
-ROW_KEYS = BASELINE_KEYS | {
+ROW_KEYS = TRIVIAL_KEYS | {
     "epoch",
     "lr",
     "loss/segmentation",
@@ -51,7 +46,7 @@ def tiny_root(tmp_path_factory):
     return write_tiny_set(tmp_path_factory.mktemp("tiny"))
 
 
-def test_a_run_writes_config_metrics_baselines_and_checkpoint(tiny_root, tmp_path):
+def test_a_run_writes_config_metrics_trivial_metrics_summary_and_checkpoint(tiny_root, tmp_path):
     seen = []
     rows = train(
         tiny_config(tiny_root, weighting="dwa", step_size=1, gamma=0.5),
@@ -67,7 +62,7 @@ def test_a_run_writes_config_metrics_baselines_and_checkpoint(tiny_root, tmp_pat
         assert row["loss/total"] == pytest.approx(row["loss/segmentation"] + row["loss/depth"], rel=1e-5)
     assert read_metrics(tmp_path) == rows
     assert json.loads((tmp_path / "config.json").read_text())["weighting"] == "dwa"
-    assert set(json.loads((tmp_path / "baselines.json").read_text())) == BASELINE_KEYS
+    assert set(json.loads((tmp_path / "baselines.json").read_text())) == TRIVIAL_KEYS
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["epochs"] == summary["tail_epochs"] == 2
     assert summary["last"]["miou"] == rows[-1]["miou"]
@@ -156,6 +151,29 @@ def test_command_line_resume_reads_the_saved_config(tiny_root, tmp_path, capsys)
     assert json.loads((tmp_path / "config.json").read_text())["weighting"] == "dwa"
 
 
+def test_a_run_trains_the_config_file_of_another_with_the_flags_given_overriding_it(tiny_root, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    flags = ["--data-root", str(tiny_root), "--size", "32x64", "--width", "0.0625", "--batch-size", "4"]
+    flags += ["--weighting", "dwa", "--threads", "1", "--quiet"]
+    assert main([*flags, "--epochs", "1", "--out", str(first)]) == 0
+    assert main(["--config", str(first / CONFIG_FILE), "--epochs", "2", "--quiet", "--out", str(second)]) == 0
+    assert read_config(second) == {**read_config(first), "epochs": 2}
+    rows = read_metrics(second)
+    assert [row["epoch"] for row in rows] == [1, 2]
+    # the same config and seed: its first epoch computes what the first run's did
+    assert rows[0]["loss/total"] == pytest.approx(read_metrics(first)[0]["loss/total"], rel=1e-4)
+
+
+def test_a_study_best_config_is_a_config_file_whose_config_key_holds_the_config(tmp_path):
+    best = tmp_path / "best_config.json"
+    flat = make_config("report", epochs=30, weighting="equal", temperature=3.5, seed=7).to_flat()
+    best.write_text(json.dumps({"trial": 7, "metric": "score", "value": 0.4, "config": flat, "point": {}}))
+    args = build_parser().parse_args(["--config", str(best), "--epochs", "5", "--size", "64x128"])
+    assert config_from_args(args) == make_config(
+        "report", epochs=5, weighting="equal", temperature=3.5, seed=7, image_height=64, image_width=128
+    )
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -210,3 +228,11 @@ def test_the_epoch_line_shows_losses_lr_and_percent_for_miou_and_pixel_accuracy(
         "loss 1.75 (segmentation 1.25, depth 0.5)  lr 0.0005  |  val mIoU 53.04 %  pix acc 91.11 %  "
         "abs err 0.0144  rel err 33.630  score 0.410  (2.0 s)"
     )
+
+
+def test_a_run_saved_before_a_field_existed_resumes_with_its_default_and_no_other_value():
+    current = make_config("cpu", epochs=3)
+    saved = {k: v for k, v in current.to_flat().items() if k not in ("depth_share", "single_task")}
+    check_resumable(saved, current)  # what that run computed: the new fields' defaults
+    with pytest.raises(ConfigError, match=r"depth_share: 0.5 -> 0.7"):
+        check_resumable(saved, dataclasses.replace(current, depth_share=0.7))

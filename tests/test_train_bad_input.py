@@ -12,8 +12,15 @@ import mtan.checkpoint
 import mtan.files
 from mtan.config import make_config
 from mtan.errors import ConfigError
-from mtan.files import BASELINES_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
-from mtan.train import main, read_metrics
+from mtan.run_folder import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    TRIVIAL_FILE,
+    read_metrics,
+)
+from mtan.train.cli import main
 from tests.bad_input import refused, snapshot
 from tests.tiny_data import write_tiny_set
 
@@ -84,7 +91,7 @@ def _drop_metrics_line(index):
         ),
         (
             lambda run: _truncate(run / METRICS_FILE, len((run / METRICS_FILE).read_bytes()) - 20),
-            "metrics.jsonl: line 3 is not an epoch's row (truncated or edited?)",
+            "metrics.jsonl: line 3 is not valid JSON (",
         ),
         (
             _drop_metrics_line(1),
@@ -96,7 +103,7 @@ def _drop_metrics_line(index):
         ),
         (
             lambda run: (run / CONFIG_FILE).write_text("[1, 2]"),
-            "config.json: expected a JSON object of config fields",
+            "config.json: expected a JSON object of config fields, got list",
         ),
         (
             lambda run: (run / CONFIG_FILE).write_text(
@@ -177,6 +184,45 @@ def test_out_on_a_read_only_disk_is_refused(tmp_path, capsys, monkeypatch):
     assert (code, error) == (2, f"error: cannot write into {tmp_path / 'run'}: Read-only file system")
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (None, "cannot read (No such file or directory)"),
+        ('{"config": {"lr": 0.', "not valid JSON (Expecting ',' delimiter, line 1)"),
+        ('{"trial": 3, "config": {"lr": "fast"}}', "lr must be a number, got 'fast'"),
+        ('{"trial": 3, "config": [1]}', "unknown config key(s): config, trial"),
+        ('["cpu"]', "expected a JSON object of config fields, got list"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_it_before_anything_is_written(tmp_path, capsys, text, line):
+    path = tmp_path / "best_config.json"
+    if text is not None:
+        path.write_text(text)
+    code, error = refused(main, ["--config", str(path), "--out", str(tmp_path / "run"), *TINY_RUN], capsys)
+    assert (code, error) == (2, f"error: --config {path}: {line}")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (
+            ["--preset", "paper"],
+            "error: --config and --preset: the file is the base; give flags to change its values",
+        ),
+        (["--resume"], "error: --config and --resume: a resumed run keeps its own config.json"),
+    ],
+)
+def test_a_config_file_is_the_only_base(tmp_path, capsys, flags, line):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"preset": "cpu"}))
+    code, error = refused(
+        main, ["--config", str(path), *flags, "--out", str(tmp_path / "run"), *TINY_RUN], capsys
+    )
+    assert (code, error) == (2, line)
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, capsys):
     code, error = refused(main, ["--out", str(tmp_path / "nothing"), "--resume", "--quiet"], capsys)
     assert (code, error) == (
@@ -204,7 +250,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint(tiny_root, tm
     assert (code, error) == (2, f"error: cannot write {out / CHECKPOINT_FILE}: No space left on device")
     assert saves == [1, 2]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [BASELINES_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE]
+        [TRIVIAL_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE]
     )
     assert torch.load(out / CHECKPOINT_FILE, weights_only=True)["epoch"] == 1
     monkeypatch.undo()

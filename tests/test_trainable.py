@@ -13,9 +13,9 @@ import ray
 import torch
 
 from mtan.data import DataBundle, Split, load_data
-from mtan.evaluate import trivial_baselines
-from mtan.files import CHECKPOINT_FILE
-from mtan.train import read_metrics, train, write_metrics
+from mtan.evaluate import trivial_predictor_metrics
+from mtan.run_folder import CHECKPOINT_FILE, read_metrics, write_metrics
+from mtan.train import train
 from study import trainable
 from study.settings import StudySettings
 from study.space import SearchSpace
@@ -53,7 +53,7 @@ def test_a_trial_continues_from_its_folder_on_remote_storage(tiny_root, tmp_path
     monkeypatch.setattr(trainable.tune, "report", lambda row: reported.append(row["epoch"]))
     base = StudySettings(data_root=str(tiny_root), max_epochs=3, overrides=TINY).base_config
     data = load_data(base)
-    baselines = trivial_baselines(data, base.batch_size)
+    baselines = trivial_predictor_metrics(data, base.batch_size)
     point = {**SearchSpace().published_points()[1], "trial_number": 7}
     uri = f"file://{tmp_path}/trials"  # a URI: the trial trains in scratch and uploads its files
     folder = tmp_path / "trials" / "trial_007"

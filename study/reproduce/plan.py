@@ -13,10 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from mtan.config import config_from_flat
-from mtan.errors import ConfigError, UserError
-from mtan.files import CONFIG_FILE
-from mtan.train import read_saved_config
+from mtan.errors import UserError
+from mtan.run_folder import CONFIG_FILE, check_config, read_config
 from study.record import COMPLETED, StudyFolder, trial_dirname
 from study.space import PUBLISHED
 
@@ -59,10 +57,7 @@ def read_best_config(results_dir: Path) -> dict[str, Any]:
         )
     if not isinstance(best.get("config"), dict):
         raise UserError(f"{folder.best_config_json}: expected a JSON object with the best trial's config")
-    try:
-        config_from_flat(best["config"])
-    except ConfigError as error:
-        raise ConfigError(f"{folder.best_config_json}: {error}") from None
+    check_config(best["config"], folder.best_config_json)
     return best
 
 
@@ -84,7 +79,7 @@ def read_trial_config(folder: StudyFolder, number: int) -> dict[str, Any] | None
     """The flat `TrainConfig` trial `number` trained with, its ``config.json``; None when it has none (it
     failed before training began)."""
     path = folder.trial_config_json(number)
-    return read_saved_config(path) if path.is_file() else None
+    return read_config(path.parent) if path.is_file() else None
 
 
 def best_role(rank: int, weighting: str) -> str:

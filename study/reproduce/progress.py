@@ -21,9 +21,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from mtan.files import CHECKPOINT_FILE
 from mtan.metrics import TAIL_EPOCHS, tail_mean
-from mtan.train import read_metrics
+from mtan.run_folder import CHECKPOINT_FILE, read_metrics
 from mtan.weighting import WEIGHTINGS, hyperparameters
 from study.observe.progress import REFRESH_SECONDS, config_text, duration_text
 from study.record import StudyFolder

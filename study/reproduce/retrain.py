@@ -16,8 +16,8 @@ import ray
 
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
-from mtan.files import CHECKPOINT_FILE
 from mtan.metrics import METRIC_KEYS, tail_mean
+from mtan.run_folder import CHECKPOINT_FILE
 from mtan.train import train
 from study.cluster import trial_slots
 from study.record import COMPARISONS_CSV, CONFIGS_CSV, SEEDS_CSV, SUMMARY_CSV, StudyFolder, write_csv
