@@ -99,8 +99,8 @@ def test_written_files_read_back(tmp_path):
     )
     table = folder.read_results()
     assert list(table["trial"]) == [0, 1, 2, 3] and list(table["trial_id"]) == ["id0", "id1", "id2", "id3"]
-    assert list(table.columns[:11]) == [
-        "trial", "trial_id", "state", "epochs", "error",
+    assert list(table.columns[:13]) == [
+        "trial", "trial_id", "state", "epochs", "error", "restarts", "restart_reason",
         "weighting", "temperature", "weight_decay", "step_fraction", "step_size", "gamma",
     ]  # fmt: skip
     best = folder.read_best_config()

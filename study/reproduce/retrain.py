@@ -66,9 +66,11 @@ def seeds_row(name: str, seed: int, history: Sequence[dict[str, float]]) -> dict
     }
 
 
-def reproduce(settings: ReproduceSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Retrain the candidates on the seeds (Ray tasks on the connected Ray); write the tables and return
-    (summary, comparisons)."""
+def reproduce(
+    settings: ReproduceSettings, data: DataBundle | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Retrain the candidates on the seeds (Ray tasks on the connected Ray), on `data` when the caller
+    has loaded the study's data set already; write the tables and return (summary, comparisons)."""
     check_counts(settings.seeds, settings.top)
     best = read_best_config(settings.results_dir)
     folder = StudyFolder(Path(settings.results_dir))
@@ -78,9 +80,9 @@ def reproduce(settings: ReproduceSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     seeds = range(first, first + settings.seeds)
     out_root = folder.reproduce
     runs = [(c.name, seed, seed_config(c.config, seed, settings)) for c in candidates for seed in seeds]
-    data = ray.put(load_data(runs[0][2]))
+    shared = ray.put(load_data(runs[0][2]) if data is None else data)
     task = ray.remote(_train_seed).options(num_cpus=settings.cpus_per_task, num_gpus=settings.gpus_per_task)
-    futures = [task.remote(config, folder.seed_run(name, seed), data) for name, seed, config in runs]
+    futures = [task.remote(config, folder.seed_run(name, seed), shared) for name, seed, config in runs]
     histories = ray.get(futures)
     per_seed = pd.DataFrame(
         [seeds_row(name, seed, history) for (name, seed, _), history in zip(runs, histories, strict=True)]
