@@ -299,3 +299,29 @@ def test_the_best_trials_table_shows_a_dash_where_a_value_does_not_apply():
     best, other = text.splitlines()[1:3]
     assert best.split()[:5] == ["1", "completed", "4", "dwa", "2"]  # the better trial first, with its T
     assert other.split()[:5] == ["0", "completed", "4", "equal", "-"]  # no temperature for equal
+
+
+def test_the_study_prints_its_own_lines_only_imports_no_mlflow_and_ends_with_the_next_commands(
+    ray_cluster, tiny_root, tmp_path
+):
+    args = tiny_study_args(tiny_root, tmp_path, "quiet", "--num-samples", "1", "--max-epochs", "1")
+    command = [sys.executable, "-X", "importtime", "-m", "study.run", *args, "--address", ray_cluster.address]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("MTAN study: ")
+    for tune_says in ("Configuration for experiment", "View detailed results", "Trial status", "╭"):
+        assert tune_says not in done.stdout
+    folder = tmp_path / "quiet"
+    assert lines[-4:] == [
+        f"results: {folder}",
+        "trials: 1 completed, 0 stopped early, 0 failed",
+        f"next: python -m study.reproduce {folder} --top 2   (the best 2 and the published ones, new seeds)",
+        f"      python -m analysis.report {folder}   (the report)",
+    ]
+    imported = [
+        line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "import time:" in line
+    ]
+    assert "ray.tune" in imported  # -X importtime lists the driver's imports...
+    assert not [name for name in imported if name.split(".")[0] == "mlflow"]  # ... and MLflow is not one

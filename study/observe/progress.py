@@ -87,13 +87,15 @@ NO_ERROR = "no error recorded"
 FAILURE_HEADER = re.compile(r"^Failure # \d+ \(occurred at [^)]*\)$", re.MULTILINE)
 # A lost worker or node: Ray's ActorDiedError, whose text holds one sentence why among many lines.
 ACTOR_DEAD = re.compile(r"The actor is dead because ([^.]*)\.")
+# A node lost while a call was under way: Ray's ActorUnavailableError, one line naming the actor by its id.
+ACTOR_UNAVAILABLE = re.compile(r"^The actor \w+ is unavailable: (.*)$")
 EXIT_TYPE = re.compile(r"Worker exit type: (\w+)")
 
 
 def failure_line(text: str) -> str:
     """One line saying why the latest failure in the text of a trial's error file happened: the
     exception's last line with its module path dropped, or for a lost actor Ray's sentence why it is
-    dead (and the worker's exit type)."""
+    dead (and the worker's exit type) or unavailable, named by the exception's type."""
     latest = FAILURE_HEADER.split(text)[-1]
     lines = [line.strip() for line in latest.splitlines() if line.strip()]
     if not lines:
@@ -104,6 +106,9 @@ def failure_line(text: str) -> str:
         return f"ActorDiedError: the actor is dead because {dead.group(1)}" + (
             f" (worker exit type {exit_type.group(1)})" if exit_type else ""
         )
+    unavailable = ACTOR_UNAVAILABLE.match(lines[-1])
+    if unavailable:
+        return f"ActorUnavailableError: {unavailable.group(1)}"
     return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", lines[-1])
 
 
