@@ -191,7 +191,7 @@ def finished_lines(table: pd.DataFrame, settings: StudySettings, results: str) -
     state (and of restarts), then the next commands; when every trial failed, instead of the best trials
     and the commands, one last line saying so with the most common reason."""
     counts = count_states(table)
-    restarts = int(pd.to_numeric(table["restarts"]).sum()) if "restarts" in table else 0
+    restarts = int(table["restarts"].sum())
     restarted = f"; {restarts} restart{'s' if restarts != 1 else ''} (results.csv)" if restarts else ""
     lines = []
     if counts[FAILED] < len(table):

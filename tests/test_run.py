@@ -21,7 +21,7 @@ import study.run
 from mtan.errors import UserError
 from study.driver import run_study
 from study.lock import LOCK_FILE, StudyLock
-from study.run import best_trials_table, build_parser, main, said_its_last, settings_from_args
+from study.run import best_trials_table, build_parser, finished_lines, main, said_its_last, settings_from_args
 from study.search.journal import journal_storage
 from study.settings import StudySettings
 from study.space import SearchSpace
@@ -325,3 +325,21 @@ def test_the_study_prints_its_own_lines_only_imports_no_mlflow_and_ends_with_the
     ]
     assert "ray.tune" in imported  # -X importtime lists the driver's imports...
     assert not [name for name in imported if name.split(".")[0] == "mlflow"]  # ... and MLflow is not one
+
+
+def test_a_study_whose_every_trial_failed_ends_with_one_line_and_the_most_common_reason():
+    settings = StudySettings(name="x")
+    table = pd.DataFrame(
+        {
+            "trial": [0, 1, 2],
+            "state": ["failed"] * 3,
+            "epochs": [0, 0, 1],
+            "error": ["A: nan", "B: oom", "A: nan"],
+            "restarts": [1, 0, 2],
+        }
+    )
+    assert finished_lines(table, settings, "/r/x") == [
+        "results: /r/x",
+        "trials: 0 completed, 0 stopped early, 3 failed; 3 restarts (results.csv)",
+        "every trial failed; the most common reason (2 of 3): A: nan",
+    ]
