@@ -2,8 +2,10 @@
 `study.record` (the module that writes it).
 
 Anything that makes the directory unreadable as a study is a `UserError` with one line naming the
-file; parts a study may lack (failed trials' metrics, best_config.json when every trial failed, the
-reproduce/ folder, the Optuna journal) load as empty or None and the report says so.
+file, each file checked whole (results.csv against study.json and the journal, each trial's history
+against its row: `study.record`); parts a study may lack (failed trials' metrics, best_config.json when
+every trial failed, the reproduce/ folder, the Optuna journal) load as empty or None and the report says
+so.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pandas as pd
 
 from analysis.space import RecordedSpace
 from mtan.errors import UserError
-from study.record import FAILED, StudyFolder
+from study.record import FAILED, StudyFolder, journal_states, load_optuna_study
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,12 @@ class StudyResults:
     journal: Path | None
 
 
-def read_trials(folder: StudyFolder, space: RecordedSpace) -> pd.DataFrame:
-    """results.csv as a DataFrame, one row per trial: metrics and numeric config columns as floats, every
-    config column of `space` present."""
-    frame = folder.read_results()
+def read_trials(
+    folder: StudyFolder, space: RecordedSpace, journal: dict[int, str] | None = None
+) -> pd.DataFrame:
+    """results.csv as a DataFrame, one row per trial (checked against study.json and the `journal`'s
+    trial states): metrics and numeric config columns as floats, every config column of `space` present."""
+    frame = folder.read_results(journal)
     numeric = {"epochs", *space.numeric}
     for column in frame.columns:
         if column.startswith(("last_", "best_")) or column in numeric:
@@ -54,8 +58,8 @@ def read_curves(folder: StudyFolder, trials: pd.DataFrame) -> pd.DataFrame:
     """All trials' per-epoch metrics in one long DataFrame with a `trial` column (the trial's number); a
     trial without metrics (a failed trial) has no rows."""
     frames = []
-    for number in trials["trial"].astype(int):
-        rows = folder.read_trial_metrics(number)
+    for number, epochs in zip(trials["trial"].astype(int), trials["epochs"], strict=True):
+        rows = folder.read_trial_metrics(number, None if pd.isna(epochs) else int(epochs))
         if rows:
             frame = pd.DataFrame.from_records(rows)
             frame.insert(0, "trial", number)
@@ -107,7 +111,9 @@ def load_results(path: str | Path) -> StudyResults:
             raise UserError(f"{root}: not a study results directory (no {required.name})")
     study = folder.read_study() or {}
     space = RecordedSpace.from_json(study.get("space"), folder.study_json)
-    trials = read_trials(folder, space)
+    journal = folder.journal if folder.journal.is_file() else None
+    states = journal_states(load_optuna_study(journal, root.resolve().name)) if journal else None
+    trials = read_trials(folder, space, states)
     return StudyResults(
         path=root,
         name=root.resolve().name,
@@ -118,28 +124,5 @@ def load_results(path: str | Path) -> StudyResults:
         best=folder.read_best_config(),
         trivial=folder.read_baselines(),
         reproduce=read_reproduce(folder),
-        journal=folder.journal if folder.journal.is_file() else None,
+        journal=journal,
     )
-
-
-def load_optuna_study(journal: Path, name: str) -> Any:
-    """The Optuna study in a `JournalStorage` file: the one named `name`, or the only one there.
-    A `UserError` when the journal cannot be read or names several other studies."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    try:
-        storage = JournalStorage(JournalFileBackend(str(journal)))
-        names = [s.study_name for s in storage.get_all_studies()]
-    except Exception as error:  # noqa: BLE001 - any storage failure is one line for the user
-        raise UserError(
-            f"{journal}: not a readable Optuna journal ({type(error).__name__}: {error})"
-        ) from None
-    if name not in names:
-        if len(names) != 1:
-            raise UserError(f"{journal}: no study named {name!r} (found: {', '.join(names) or 'none'})")
-        name = names[0]
-    return optuna.load_study(study_name=name, storage=storage)

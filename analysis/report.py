@@ -34,7 +34,7 @@ from analysis.space import RecordedSpace
 from mtan.cli import command_parser
 from mtan.errors import UserError, run_cli
 from mtan.files import atomic_write_text
-from study.record import StudyFolder
+from study.record import FAILED, StudyFolder, most_common_error
 
 FIGURE_FILES: dict[str, str] = {
     "weighting": "fig_weightings.png",
@@ -90,11 +90,22 @@ SYNTHETIC_WARNING = (
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """What `write_report` wrote."""
+    """What `write_report` wrote, and the note at its top when every trial failed."""
 
     markdown: Path
     html: Path
     figures: tuple[Path, ...]
+    all_failed: str | None = None
+
+
+def all_failed_note(trials: pd.DataFrame) -> str:
+    """The report's first words when every trial failed: that there is no result, and the most common
+    reason (results.csv's ``error``)."""
+    reason, count = most_common_error(trials) or ("no reason recorded", len(trials))
+    return (
+        f"every one of the {len(trials)} trials failed: there is no result to compare, and no figure. The "
+        f"most common reason ({count} of {len(trials)}): {reason}"
+    )
 
 
 def _config_text(row: Mapping[str, Any], space: RecordedSpace) -> str:
@@ -171,21 +182,19 @@ class _Report:
                 f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}. {UNITS_NOTE}"
             ),
         ]
-        if self.synthetic:
-            blocks.append(Banner(SYNTHETIC_WARNING))
         counts = tables.state_counts(self.trials)
         if self.trials.empty:
             blocks.append(
                 Banner("results.csv lists no trial: the study ran none, or was stopped before any.")
             )
         elif counts.get("failed", 0) == len(self.trials):
-            blocks.append(
-                Banner(f"every one of the {len(self.trials)} trials failed: there is no result to compare.")
-            )
+            blocks.append(Banner(all_failed_note(self.trials)))
         elif counts.get("failed", 0):
             blocks.append(
                 Banner(f"{counts['failed']} of {len(self.trials)} trials failed (listed in the summary).")
             )
+        if self.synthetic:
+            blocks.append(Banner(SYNTHETIC_WARNING))
         blocks += [Heading(2, "Key findings"), Bullets(tuple(self.findings()))]
         return blocks
 
@@ -551,7 +560,14 @@ def write_report(
         atomic_write_text(out / "report.html", to_html(blocks, title))
     except PermissionError as error:
         raise UserError(f"{out}: cannot write the report ({error.strerror})") from None
-    return ReportFiles(out / "report.md", out / "report.html", tuple(report.figures))
+    trials = results.trials
+    every_failed = not trials.empty and (trials["state"] == FAILED).all()
+    return ReportFiles(
+        out / "report.md",
+        out / "report.html",
+        tuple(report.figures),
+        all_failed_note(trials) if every_failed else None,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -573,6 +589,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = write_report(args.results_dir, args.out, args.delta_m_row)
     print(f"wrote {files.markdown}, {files.html} and {len(files.figures)} figure(s)")
+    if files.all_failed:
+        print(files.all_failed)
     return 0
 
 

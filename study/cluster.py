@@ -7,6 +7,11 @@ refuses it at once with one line instead. A cluster can grow when the driver run
 cluster started by ``ray up`` with an autoscaler, recognised by the ``~/ray_bootstrap_config.yaml`` that
 the launcher writes there (Ray Tune tells an autoscaling cluster the same way); any other Ray instance,
 a local one included, is fixed.
+
+A study that starts its own Ray (`connect` without an address) keeps every Ray process on 127.0.0.1
+(`study.compat.local_ray_on_loopback`) and gives it this machine's CPUs and GPUs (`local_capacity`), known
+before Ray starts, so a trial that cannot fit is refused before anything starts. A study that joins a
+cluster keeps the cluster's settings.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import torch
 
 import mtan
 from mtan.errors import UserError
+from study import compat
 
 AUTOSCALER_CONFIG = Path("~/ray_bootstrap_config.yaml")  # on the head of a `ray up` cluster
 SLACK = 1e-9  # fractional GPUs add up in floating point
@@ -38,12 +44,32 @@ def ray_address(flag: str | None) -> str | None:
     return None if os.environ.get("RAY_ADDRESS") else "local"
 
 
+def starts_local_ray(flag: str | None) -> bool:
+    """Whether `connect(flag)` would start a new Ray instance here (rather than join one, or find this
+    process connected already)."""
+    return not ray.is_initialized() and ray_address(flag) == "local"
+
+
+def local_capacity() -> dict[str, float]:
+    """The CPUs and GPUs of the Ray instance `connect` starts on this machine: the CPUs Ray itself
+    would count (a container's quota included) and the GPUs torch sees (CUDA_VISIBLE_DEVICES applied)."""
+    return {"CPU": compat.local_cpus(), "GPU": float(torch.cuda.device_count())}
+
+
 def connect(flag: str | None) -> bool:
     """Start or join Ray unless this process is connected already; True when this call connected it
-    (the caller then shuts it down)."""
+    (the caller then shuts it down). A Ray started here listens on 127.0.0.1 only, with `local_capacity`,
+    token authentication on (Ray's default for a local instance) and its notice of that left out."""
     if ray.is_initialized():
         return False
-    ray.init(address=ray_address(flag), include_dashboard=False, logging_level=logging.WARNING)
+    address = ray_address(flag)
+    options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
+    if address != "local":
+        ray.init(address=address, **options)
+        return True
+    capacity = local_capacity()
+    with compat.local_ray_on_loopback(), compat.no_token_notice():
+        ray.init(address="local", num_cpus=capacity["CPU"], num_gpus=capacity["GPU"], **options)
     return True
 
 
@@ -57,18 +83,28 @@ def _alive_node_resources() -> list[dict[str, Any]]:
 
 
 def check_trial_fits(
-    cpus: float, gpus: float, flags: tuple[str, str] = ("--cpus-per-trial", "--gpus-per-trial")
+    cpus: float,
+    gpus: float,
+    flags: tuple[str, str] = ("--cpus-per-trial", "--gpus-per-trial"),
+    local: dict[str, float] | None = None,
 ) -> None:
-    """Raise `UserError` naming the flag when no node of a fixed cluster has `cpus` CPUs and `gpus` GPUs."""
-    if cluster_can_grow():
+    """Raise `UserError` naming the flag when no node of a fixed cluster has `cpus` CPUs and `gpus` GPUs;
+    with `local` (`local_capacity`), when the Ray instance about to start on this machine would not."""
+    if local is None and cluster_can_grow():
         return
-    nodes = _alive_node_resources()
+    nodes = [local] if local is not None else _alive_node_resources()
     if any(r.get("CPU", 0.0) + SLACK >= cpus and r.get("GPU", 0.0) + SLACK >= gpus for r in nodes):
         return
     most = {kind: max((r.get(kind, 0.0) for r in nodes), default=0.0) for kind in ("CPU", "GPU")}
     for flag, kind, asked in ((flags[0], "CPU", cpus), (flags[1], "GPU", gpus)):
         if most[kind] + SLACK < asked:
             units = kind if asked == 1 else f"{kind}s"
+            if local is not None:
+                has = f"{most[kind]:g} {kind if most[kind] == 1 else f'{kind}s'}"
+                raise UserError(
+                    f"{flag} {asked:g}: this machine has {has} for the Ray instance the command starts "
+                    "(join a larger cluster with --address)"
+                )
             raise UserError(
                 f"{flag} {asked:g}: no node of this Ray cluster has {asked:g} {units} (the largest has "
                 f"{most[kind]:g}), and it has no autoscaler to add one"

@@ -3,13 +3,21 @@ seen end, study.json kept up to date while it runs, and the results written once
 
 The study's own record is the truth (docs/design.md, "Where each fact lives"): the Optuna journal (which
 trials exist and how each ended, `study.search.journal`) and the trial folders (each trial's newest
-checkpoint and history, written by `study.trainable`). Ray's own folders under ``ray/`` are never read.
+checkpoint and history, written by `study.trainable`; its restarts, written by `RestartRecorder`). Ray's
+own folders under ``ray/`` are never read.
+
+Tune runs quiet: the study prints its own header and lines (`study.observe.progress`), none of Tune's
+boxes and hints (its legacy output engine at verbosity 0, `RAY_AIR_NEW_OUTPUT=0`), and its callback
+telemetry, which would import MLflow at every fit, is skipped (`study.compat`); Ray's errors stay.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,17 +31,21 @@ from mtan.data import DataBundle, load_data
 from mtan.errors import UserError
 from mtan.evaluate import trivial_predictor_metrics
 from mtan.run_folder import CONFIG_FILE, METRICS_FILE, parse_config, parse_metrics
+from study import compat
 from study.cluster import check_trial_fits, hardware, trial_slots, versions
 from study.lock import StudyLock
 from study.observe.loggers import dashboard_hints, tune_callbacks
-from study.observe.progress import StudyHeader, StudyProgress
+from study.observe.progress import StudyHeader, StudyProgress, error_line
 from study.record import (
     ERROR_FILE,
     FINISHED,
     INTERRUPTED,
+    RESTARTS_FILE,
     RUNNING,
     STUDY_JSON,
     EndedTrial,
+    parse_restarts,
+    restart_line,
     trial_dirname,
     write_results,
 )
@@ -44,9 +56,10 @@ from study.search.searcher import RAY_TRIAL_ID, StudySearcher
 from study.settings import StudySettings
 from study.space import TRIAL_NUMBER
 from study.storage import StudyLocation, TrialStore
-from study.trainable import run_trial, trial_name
+from study.trainable import run_trial, trial_name, trial_number
 
 WALL_CLOCK_EVERY_S = 10.0  # study.json's wall time is written this often while the study runs
+LEGACY_OUTPUT = "RAY_AIR_NEW_OUTPUT"  # Ray's public switch of Tune's output engine (ray.air.constants)
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,50 @@ class WallTimeWriter(Callback):
         self._write()
 
 
+class RestartRecorder(Callback):
+    """Counts each trial's restarts in its own folder (``restarts.jsonl``, a line each, written before
+    the trial goes on, so a driver killed afterwards loses none): Tune retrying it after its worker or
+    node was lost or it raised (`on_trial_recover`), and a later driver run taking over a trial that an
+    earlier one left running (its first start in this run, for the trials in `continued`)."""
+
+    def __init__(self, store: TrialStore, run: int, continued: set[int]) -> None:
+        self._store = store
+        self._run = run
+        self._continued = set(continued)
+        self._counts: dict[int, tuple[int, str]] = {}
+
+    def count(self, trial: Any) -> tuple[int, str]:
+        """How many times the Tune trial `trial` was restarted, over every driver run, and the last why."""
+        number = trial_number(trial)
+        if number not in self._counts:
+            self._counts[number] = restarts_of(self._store, number)
+        return self._counts[number]
+
+    def _add(self, number: int, reason: str) -> None:
+        text = self._store.read_text(number, RESTARTS_FILE) or ""
+        line = restart_line(reason, self._run, len(read_history(self._store, number)))
+        self._store.write_text(number, RESTARTS_FILE, text + line)
+        self._counts[number] = restarts_of(self._store, number)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A trial starts: one that an earlier driver run left running is restarted."""
+        number = trial_number(trial)
+        if number in self._continued:
+            self._continued.discard(number)
+            self._add(number, f"the driver stopped while it ran; driver run {self._run} continued it")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """Tune retries a trial that failed."""
+        self._add(trial_number(trial), error_line(trial))
+
+
+def restarts_of(store: TrialStore, number: int) -> tuple[int, str]:
+    """Trial `number`'s restarts so far and the last one's reason (0 and "" when it has none)."""
+    where = f"{store.folder(number)}/{RESTARTS_FILE}"
+    restarts = parse_restarts(store.read_text(number, RESTARTS_FILE) or "", where)
+    return len(restarts), restarts[-1]["reason"] if restarts else ""
+
+
 def study_header(settings: StudySettings, location: StudyLocation, max_concurrent: int | None) -> StudyHeader:
     """What the study prints before its first trial: preset, data, size, budget, trials at once, where
     its files go, and how to open its dashboards."""
@@ -161,7 +218,8 @@ def build_tuner(
     run: int,
 ) -> tune.Tuner:
     """A fresh Tuner for what is left of the study: its trials, minus those the journal has as ended,
-    with ASHA's rungs holding the ended trials' values."""
+    with ASHA's rungs holding the ended trials' values; the trials the journal has as running are
+    continued, each counted as restarted."""
     max_concurrent = settings.max_concurrent or trial_slots(settings.cpus_per_trial, settings.gpus_per_trial)
     scheduler = StudyASHA(
         ended={
@@ -194,12 +252,19 @@ def build_tuner(
         trial_name_creator=trial_name,  # the name Ray and the loggers show: trial_003
         trial_dirname_creator=trial_name,
     )
+    continued = {
+        t.number
+        for t in study.get_trials(deepcopy=False)
+        if t.state == TrialState.RUNNING and store.files(t.number)
+    }
+    restarts = RestartRecorder(store, run, continued)
     run_config = tune.RunConfig(
         name=f"run_{run:03d}",
         storage_path=location.ray_uri,
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         callbacks=[
-            StudyProgress(study_header(settings, location, max_concurrent)),
+            restarts,  # before the progress, which says the count it keeps
+            StudyProgress(study_header(settings, location, max_concurrent), restarts=restarts.count),
             WallTimeWriter(study_json),
             *tune_callbacks(settings.logger, location.local_dir, settings.name, settings.mlflow_tracking_uri),
         ],
@@ -208,12 +273,25 @@ def build_tuner(
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
+def check_study_folder(settings: StudySettings, resume: bool) -> StudyLocation:
+    """The study's location, once checked without writing: a new study's folder free for it, a resumed
+    one holding a study (`UserError` naming it otherwise)."""
+    location = StudyLocation.of(settings.storage_path, settings.name)
+    if resume:
+        if location.folder.read_study() is None:
+            raise UserError(f"--resume: {location.experiment_uri} holds no study (no {STUDY_JSON})")
+    else:
+        location.check_new()
+    return location
+
+
 def run_study(
     settings: StudySettings,
     *,
     resume: bool = False,
     points: list[dict[str, Any]] | None = None,
     started: float | None = None,
+    data: DataBundle | None = None,
 ) -> StudyOutcome:
     """Run (or with `resume`, continue) a study on the Ray instance this process is connected to.
 
@@ -223,16 +301,13 @@ def run_study(
     the journal holds exactly `num_samples` trials that all ended. `settings` are checked ones
     (`study.settings.validate`: `study.run` checks them before Ray starts). `points` replaces the published
     configurations as the first points of a new study (tests use it); `started` is a
-    ``time.monotonic()`` stamp the wall time counts from (default: now).
+    ``time.monotonic()`` stamp the wall time counts from (default: now); `data` is the study's data set
+    when the caller has loaded it already (`study.run` does, to check it before Ray starts).
     """
     started = time.monotonic() if started is None else started
     check_trial_fits(settings.cpus_per_trial, settings.gpus_per_trial)  # else it would wait for ever
-    location = StudyLocation.of(settings.storage_path, settings.name)
-    if resume:
-        if location.folder.read_study() is None:
-            raise UserError(f"--resume: {location.experiment_uri} holds no study (no {STUDY_JSON})")
-    else:
-        location.check_new()
+    location = check_study_folder(settings, resume)
+    data = load_data(settings.base_config) if data is None else data
     location.local_dir.mkdir(parents=True, exist_ok=True)
     with StudyLock(location.local_dir):
         previous = location.folder.read_study()  # again, now that no other driver can write it
@@ -242,7 +317,6 @@ def run_study(
             )
         spent = float((previous or {}).get("wall_seconds") or 0.0)
         runs = int((previous or {}).get("runs") or 0) + 1
-        data = load_data(settings.base_config)
         summary = {**_summary(settings, data.source, None), "runs": runs}
         study_json = StudyJsonWriter(location, summary, spent, started)
         study_json.write(RUNNING)
@@ -264,6 +338,7 @@ def _run(
 ) -> StudyOutcome:
     """The body of `run_study`, under the study's lock."""
     published = settings.space.published_points() if points is None else points
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the study says what it does itself
     store = TrialStore(location.trials_uri)
     study = open_study(
         location.journal,
@@ -298,13 +373,8 @@ def _run(
             {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
         )
         tuner = build_tuner(settings, location, study, store, trainable, study_json, run)
-        tune_logger = logging.getLogger("ray.tune.tune")
-        level = tune_logger.level
-        tune_logger.setLevel(logging.CRITICAL)  # its lines about interrupts advise Tuner.restore
-        try:
+        with quiet_tune():
             tuner.fit()
-        finally:
-            tune_logger.setLevel(level)
 
     if not is_finished(study, settings.num_samples):
         study_json.write(INTERRUPTED)
@@ -322,6 +392,26 @@ def _run(
     )
     location.publish()
     return StudyOutcome(location, finished=True, table=table)
+
+
+@contextmanager
+def quiet_tune() -> Iterator[None]:
+    """While Tune runs inside: its legacy output engine, silent at the Tuner's verbosity 0 (the new one
+    prints its experiment box and results path whatever the verbosity); no callback telemetry; and
+    ``ray.tune.tune``'s log lines about interrupts, which advise Tuner.restore, left out."""
+    tune_logger = logging.getLogger("ray.tune.tune")
+    level, engine = tune_logger.level, os.environ.get(LEGACY_OUTPUT)
+    tune_logger.setLevel(logging.CRITICAL)
+    os.environ[LEGACY_OUTPUT] = "0"
+    try:
+        with compat.no_callback_telemetry():
+            yield
+    finally:
+        tune_logger.setLevel(level)
+        if engine is None:
+            os.environ.pop(LEGACY_OUTPUT, None)
+        else:
+            os.environ[LEGACY_OUTPUT] = engine
 
 
 NO_REASON = "the trial's process ended without a reason (see Ray's logs under STUDY/ray/)"
@@ -357,6 +447,7 @@ def ended_trials(study: optuna.Study, store: TrialStore, settings: StudySettings
         if trial.state == TrialState.FAIL:
             reason = (store.read_text(trial.number, ERROR_FILE) or "").strip()
             error = reason or (NOT_FINITE if trial.user_attrs.get("epoch") is not None else NO_REASON)
+        restarts, restart_reason = restarts_of(store, trial.number)
         ended.append(
             EndedTrial(
                 number=trial.number,
@@ -366,6 +457,8 @@ def ended_trials(study: optuna.Study, store: TrialStore, settings: StudySettings
                 history=tuple(read_history(store, trial.number)),
                 error=error,
                 point=point,
+                restarts=restarts,
+                restart_reason=restart_reason,
             )
         )
     return ended

@@ -1,16 +1,22 @@
 """A study's folder, ``STORAGE/NAME/`` (docs/results.md): every file name, the trial states, and one
-read/write pair per file. Pure (json, pandas; no Ray, no Optuna), so the analysis reads a study with the
-same code that wrote it.
+read/write pair per file. No Ray (json, pandas; Optuna only to read the journal, imported when asked),
+so the analysis reads a study with the same code that wrote it.
 
 Every JSON file holds NaN and infinity as null (`mtan.files.json_safe`); a file that cannot be read is a
 `UserError` with one line naming it (`mtan.files`). A trial folder is a run folder: its files are read and
-written by `mtan.run_folder`. A trial is keyed by its Optuna trial number n: results.csv's
-``trial`` column, its folder ``trials/trial_{n:03d}/`` and the seed offset.
+written by `mtan.run_folder`. Every file is checked whole: a CSV cut mid-row, a results.csv whose trials
+disagree with study.json or the journal, a trial history shorter than its row says, is refused with one
+line naming it. A trial is keyed by its Optuna trial number n: results.csv's ``trial`` column, its
+folder ``trials/trial_{n:03d}/`` and the seed offset.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from mtan.errors import UserError
-from mtan.files import atomic_write_json, atomic_write_text, read_json_object
+from mtan.files import atomic_write_json, atomic_write_text, json_line, read_json_object
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS, tail_mean
 from mtan.run_folder import (
     CONFIG_FILE,
@@ -39,6 +45,7 @@ JOURNAL = "optuna.journal"
 TRIALS_DIR = "trials"
 RAY_DIR = "ray"  # Ray's own experiment folders, one per driver run; nothing reads them back
 ERROR_FILE = "error.txt"  # in a trial folder: why its last attempt failed, one line
+RESTARTS_FILE = "restarts.jsonl"  # in a trial folder: a line per restart (worker lost, driver resumed)
 REPRODUCE_DIR = "reproduce"
 SEEDS_CSV = "seeds.csv"
 SUMMARY_CSV = "summary.csv"
@@ -53,6 +60,9 @@ STATES: tuple[str, ...] = (COMPLETED, STOPPED_EARLY, FAILED)
 # results.csv: these columns, the search space's config columns (study.json's space), then
 # last_<m>, best_<m> and tail_<m> for every metric.
 ID_COLUMNS: tuple[str, ...] = ("trial", "trial_id", "state", "epochs", "error")
+RESTART_COLUMNS: tuple[str, ...] = ("restarts", "restart_reason")  # absent from studies recorded before
+# How the Optuna journal names the states of ended trials (`study.search.searcher`), as results.csv does.
+JOURNAL_STATES: dict[str, str] = {"COMPLETE": COMPLETED, "PRUNED": STOPPED_EARLY, "FAIL": FAILED}
 
 
 def trial_dirname(number: int) -> str:
@@ -78,13 +88,31 @@ def metric_columns() -> list[str]:
 
 
 def read_csv(path: Path, dtype: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """A CSV file; `UserError` naming it when it cannot be read or parsed."""
+    """A CSV file as this module writes it, checked whole (a header, every row as many fields as the
+    header, the last one ended by its newline); `UserError` naming it otherwise."""
     try:
-        return pd.read_csv(path, dtype=dtype)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: not a readable CSV ({str(error).splitlines()[0]})") from None
+        text = Path(path).read_text()
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a readable CSV (not UTF-8 text)") from None
     except OSError as error:
         raise UserError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as error:
+        raise UserError(f"{path}: not a readable CSV ({error})") from None
+    if not rows:
+        raise UserError(f"{path}: empty, not even a header")
+    if not text.endswith("\n"):
+        raise UserError(f"{path}: cut off in its last row (row {len(rows) - 1} has no end of line)")
+    for number, row in enumerate(rows[1:], start=1):
+        if len(row) != len(rows[0]):
+            raise UserError(
+                f"{path}: row {number} has {len(row)} fields, the header {len(rows[0])}; the file is broken"
+            )
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=dtype)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
+        raise UserError(f"{path}: not a readable CSV ({str(error).splitlines()[0]})") from None
 
 
 def write_csv(path: Path, table: pd.DataFrame) -> None:
@@ -107,6 +135,8 @@ class EndedTrial:
     history: tuple[Mapping[str, Any], ...] = ()  # `metrics.jsonl` rows, in epoch order
     error: str | None = None
     point: Mapping[str, Any] = field(default_factory=dict)  # the searched values
+    restarts: int = 0  # times it was started again: its worker lost, a later driver run continuing it
+    restart_reason: str = ""  # why the last time, one line
 
 
 def trial_state(trial: EndedTrial, max_epochs: int) -> str:
@@ -131,6 +161,8 @@ def trial_row(trial: EndedTrial, max_epochs: int) -> dict[str, Any]:
         "state": trial_state(trial, max_epochs),
         "epochs": len(trial.history),
         "error": trial.error or "",
+        "restarts": trial.restarts,
+        "restart_reason": trial.restart_reason,
         **trial.columns,
     }
     last = trial.history[-1] if trial.history else {}
@@ -149,7 +181,7 @@ def results_table(trials: Iterable[EndedTrial], max_epochs: int, columns: Sequen
     """results.csv as a DataFrame: one row per trial in the order given, the config `columns` after the
     identifying ones."""
     rows = [trial_row(trial, max_epochs) for trial in trials]
-    return pd.DataFrame(rows, columns=[*ID_COLUMNS, *columns, *metric_columns()])
+    return pd.DataFrame(rows, columns=[*ID_COLUMNS, *RESTART_COLUMNS, *columns, *metric_columns()])
 
 
 def best_trial(table: pd.DataFrame, metric: str, mode: str) -> int | None:
@@ -169,6 +201,118 @@ def count_states(table: pd.DataFrame) -> dict[str, int]:
     """How many trials ended in each state (every state listed, 0 included)."""
     counts = table["state"].value_counts()
     return {state: int(counts.get(state, 0)) for state in STATES}
+
+
+def states_text(counts: Mapping[str, int]) -> str:
+    """``3 completed, 16 stopped early, 1 failed``."""
+    return ", ".join(f"{counts.get(state, 0)} {state.replace('_', ' ')}" for state in STATES)
+
+
+def most_common_error(table: pd.DataFrame) -> tuple[str, int] | None:
+    """The reason most failed trials of results.csv failed for, and how many did (None: none failed)."""
+    errors = table.loc[table["state"] == FAILED, "error"].fillna("").astype(str)
+    counted = Counter(reason or "no reason recorded" for reason in errors)
+    return counted.most_common(1)[0] if counted else None
+
+
+# ---------------------------------------------------------------- a trial's restarts
+
+
+def restart_line(reason: str, run: int, epoch: int) -> str:
+    """One line of a trial's ``restarts.jsonl``: why it restarted, in which driver run, after which
+    epoch it had reported."""
+    return json_line({"reason": " ".join(reason.split()), "run": run, "epoch": epoch})
+
+
+def parse_restarts(text: str, where: str) -> list[dict[str, Any]]:
+    """The restarts in the text of a ``restarts.jsonl`` (`where` names it); `UserError` for a broken line."""
+    restarts = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            restart = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserError(f"{where}: line {number} is not valid JSON ({error.msg})") from None
+        if not isinstance(restart, dict) or not isinstance(restart.get("reason"), str):
+            raise UserError(f"{where}: line {number} is not an object with a 'reason'")
+        restarts.append(restart)
+    return restarts
+
+
+# ---------------------------------------------------------------- results.csv against the study's record
+
+
+def load_optuna_study(journal: Path, name: str) -> Any:
+    """The Optuna study in a `JournalStorage` file, read only: the one named `name`, or the only one
+    there. A `UserError` when the journal cannot be read or names several other studies."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+        names = [s.study_name for s in storage.get_all_studies()]
+    except Exception as error:  # noqa: BLE001 - any storage failure is one line for the user
+        raise UserError(
+            f"{journal}: not a readable Optuna journal ({type(error).__name__}: {error})"
+        ) from None
+    if name not in names:
+        if len(names) != 1:
+            raise UserError(f"{journal}: no study named {name!r} (found: {', '.join(names) or 'none'})")
+        name = names[0]
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def journal_states(journal_study: Any) -> dict[int, str]:
+    """Each trial's number and state in an Optuna study read from the journal, as results.csv names the
+    states (a trial that has not ended: its Optuna state's name in lower case, e.g. ``running``)."""
+    return {
+        t.number: JOURNAL_STATES.get(t.state.name, t.state.name.lower())
+        for t in journal_study.get_trials(deepcopy=False)
+    }
+
+
+def check_results(
+    table: pd.DataFrame, study: Mapping[str, Any], path: Path, journal: Mapping[int, str] | None = None
+) -> None:
+    """Refuse a results.csv (`path`) whose trials are not the study's: trial numbers 0..num_samples-1
+    once each as study.json records num_samples, its count by state study.json's ``states``, and each
+    trial's state the `journal`'s (from `journal_states`) when there is one."""
+    numbers = list(table["trial"])
+    expected = study.get("num_samples")
+    if isinstance(expected, int) and sorted(numbers) != list(range(expected)):
+        raise UserError(
+            f"{path}: holds {len(numbers)} trial row(s), numbered {_numbers_text(numbers)}, but study.json "
+            f"records {expected} trials (0..{expected - 1}); the file is incomplete or not this study's"
+        )
+    recorded = study.get("states")
+    if isinstance(recorded, dict):
+        counts = count_states(table)
+        if any(counts[state] != recorded.get(state, 0) for state in STATES):
+            raise UserError(
+                f"{path}: its trials are {states_text(counts)}, but study.json records "
+                f"{states_text(recorded)}; the file is not this study's as it ended"
+            )
+    if journal is not None:
+        if sorted(journal) != sorted(numbers):
+            raise UserError(
+                f"{path}: holds trials {_numbers_text(numbers)}, but {JOURNAL} holds "
+                f"{_numbers_text(list(journal))}; the two do not belong together"
+            )
+        for number, state in zip(numbers, table["state"], strict=True):
+            if journal[number] != state:
+                raise UserError(
+                    f"{path}: trial {number} is {state} there but {journal[number]} in {JOURNAL}; the two "
+                    "do not belong together"
+                )
+
+
+def _numbers_text(numbers: Sequence[int]) -> str:
+    ordered = sorted(numbers)
+    if not ordered:
+        return "none"
+    consecutive = ordered == list(range(ordered[0], ordered[-1] + 1))
+    return f"{ordered[0]}..{ordered[-1]}" if consecutive else str(ordered)
 
 
 # ---------------------------------------------------------------- the study folder
@@ -229,22 +373,43 @@ class StudyFolder:
     def write_baselines(self, baselines: Mapping[str, float]) -> None:
         write_trivial_metrics(self.path, baselines)
 
-    def read_results(self) -> pd.DataFrame:
-        """results.csv: ``trial`` as int, ``trial_id``, ``state``, ``error`` and ``weighting`` as text."""
+    def read_results(self, journal: Mapping[int, str] | None = None) -> pd.DataFrame:
+        """results.csv, checked whole and against study.json (and the `journal`'s trial states, when
+        given: `journal_states`): ``trial`` as int, ``trial_id``, ``state``, ``error``,
+        ``restart_reason`` and ``weighting`` as text."""
         path = self.results_csv
-        text = {"trial_id": str, "state": str, "error": str, "weighting": str}
+        text = {"trial_id": str, "state": str, "error": str, "restart_reason": str, "weighting": str}
         frame = read_csv(path, dtype=text)
         missing = [c for c in (*ID_COLUMNS, "weighting") if c not in frame.columns]
+        study = {} if missing else self.read_study() or {}
+        objective = f"last_{study.get('metric', 'score')}"
+        missing += [] if objective in frame.columns else [objective]
         if missing:
             raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+        trial = pd.to_numeric(frame["trial"], errors="coerce")
+        if trial.isna().any() or (trial != trial.round()).any() or trial.duplicated().any():
+            raise UserError(f"{path}: the trial column must hold each trial's number once")
+        frame["trial"] = trial.astype(int)
+        unknown = sorted(set(frame["state"].fillna("(empty)")) - set(STATES))
+        if unknown:
+            raise UserError(f"{path}: unknown state {unknown[0]!r} (expected one of {', '.join(STATES)})")
+        check_results(frame, study, path, journal)
         return frame
 
     def write_results(self, table: pd.DataFrame) -> None:
         write_csv(self.results_csv, table)
 
-    def read_trial_metrics(self, number: int) -> list[dict[str, Any]] | None:
-        """Trial `number`'s metrics.jsonl rows, or None when it has none (a trial that never reported)."""
-        return read_metrics(self.trial_folder(number)) if self.trial_metrics(number).is_file() else None
+    def read_trial_metrics(self, number: int, epochs: int | None = None) -> list[dict[str, Any]] | None:
+        """Trial `number`'s metrics.jsonl rows, or None when it has none (a trial that never reported);
+        with `epochs` (its results.csv row), `UserError` unless it holds epochs 1..`epochs`."""
+        path = self.trial_metrics(number)
+        rows = read_metrics(self.trial_folder(number)) if path.is_file() else None
+        if epochs is not None and [row["epoch"] for row in rows or []] != list(range(1, epochs + 1)):
+            held = len(rows) if rows is not None else "no"
+            raise UserError(
+                f"{path}: holds {held} epoch row(s), results.csv says trial {number} trained {epochs}"
+            )
+        return rows
 
     def write_trial_metrics(self, number: int, rows: Sequence[Mapping[str, Any]]) -> None:
         write_metrics(self.trial_folder(number), rows)

@@ -3,6 +3,11 @@
 Each trial is one `mtan` training run (`study.trainable`) in its folder ``STORAGE/NAME/trials/trial_NNN/``;
 the study's files go to ``STORAGE/NAME/`` (docs/results.md). ``--resume`` continues an interrupted study
 with its recorded settings, from the study's own record (the Optuna journal and the trial folders).
+
+Every check comes before Ray starts and before anything is written: the flags, the storage path, the study
+folder, the data (loaded here, by `mtan.data`'s own checks) and, for the Ray instance the study starts on
+this machine, whether a trial fits (on a cluster: once joined). A finished study ends with the counts by
+state and the next commands; one whose every trial failed, with the most common reason.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shlex
 import signal
 import sys
 import time
@@ -23,10 +29,17 @@ import pandas as pd
 import ray
 
 from mtan.cli import command_parser
+from mtan.data import load_data
 from mtan.errors import UserError, run_cli
-from study.cluster import connect, default_gpus_per_trial
-from study.driver import StudyOutcome, run_study
-from study.record import FAILED
+from study.cluster import (
+    check_trial_fits,
+    connect,
+    default_gpus_per_trial,
+    local_capacity,
+    starts_local_ray,
+)
+from study.driver import StudyOutcome, check_study_folder, run_study
+from study.record import FAILED, count_states, most_common_error, states_text
 from study.settings import (
     PRESET_DEFAULTS,
     STUDY_FLAGS,
@@ -38,8 +51,9 @@ from study.settings import (
 from study.space import SearchSpace
 from study.storage import StudyLocation, check_storage_path
 
-RESULTS_LINE = "results: "  # the finished study's last line: where its results are
+RESULTS_LINE = "results: "  # a finished study says where its results are
 RESUME_HINT = "study interrupted; continue it with"  # the interrupted study's last line
+ALL_FAILED = "every trial failed"  # the last line of a study with no result
 
 
 def best_trials_table(table: pd.DataFrame, metric: str, mode: str, space: SearchSpace, top: int = 5) -> str:
@@ -102,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> StudySettings:
     """A new study's settings from the command line, with the defaults filled in and checked (one GPU per
-    trial when Ray sees a GPU is added by `main`, once Ray runs)."""
+    trial when the Ray instance has a GPU is added by `main`)."""
     given = {name: getattr(args, name) for name in ("name", "storage_path", *STUDY_FLAGS)}
     settings = new_settings({**given, "overrides": _parse_overrides(args.set)})
     validate(settings)
@@ -175,8 +189,33 @@ def said_its_last(output: str) -> bool:
     return RESULTS_LINE in output or RESUME_HINT in output
 
 
+def finished_lines(table: pd.DataFrame, settings: StudySettings, results: str) -> list[str]:
+    """What a finished study prints last: its best trials, where its results are, the count of trials by
+    state (and of restarts), then the next commands; when every trial failed, instead of the best trials
+    and the commands, one last line saying so with the most common reason."""
+    counts = count_states(table)
+    restarts = int(table["restarts"].sum())
+    restarted = f"; {restarts} restart{'s' if restarts != 1 else ''} (results.csv)" if restarts else ""
+    lines = []
+    if counts[FAILED] < len(table):
+        lines += [f"best trials by {settings.metric} ({settings.mode}):"]
+        lines += [best_trials_table(table, settings.metric, settings.mode, settings.space), ""]
+    lines += [f"{RESULTS_LINE}{results}", f"trials: {states_text(counts)}{restarted}"]
+    common = most_common_error(table)
+    if counts[FAILED] == len(table) and common is not None:
+        reason, count = common
+        return [*lines, f"{ALL_FAILED}; the most common reason ({count} of {len(table)}): {reason}"]
+    folder = shlex.quote(results)
+    return [
+        *lines,
+        f"next: python -m study.reproduce {folder} --top 2   (the best 2 and the published ones, new seeds)",
+        f"      python -m analysis.report {folder}   (the report)",
+    ]
+
+
 def _say_outcome(outcome: StudyOutcome | None, settings: StudySettings) -> int:
-    """Print the best trials of a finished study (0) or how to resume an interrupted one (130)."""
+    """Print how a finished study ended (0; 1 when every trial failed) or how to resume an interrupted
+    one (130)."""
     if outcome is None or not outcome.finished:
         print(
             f"{RESUME_HINT}: python -m study.run --resume --storage-path {settings.storage_path} "
@@ -186,10 +225,9 @@ def _say_outcome(outcome: StudyOutcome | None, settings: StudySettings) -> int:
         )
         return 130
     assert outcome.table is not None
-    print(f"\nbest trials by {settings.metric} ({settings.mode}):")
-    print(best_trials_table(outcome.table, settings.metric, settings.mode, settings.space))
-    print(f"\n{RESULTS_LINE}{outcome.location.experiment_uri}", flush=True)
-    return 0
+    lines = finished_lines(outcome.table, settings, outcome.location.experiment_uri)
+    print("\n" + "\n".join(lines), flush=True)
+    return 1 if lines[-1].startswith(ALL_FAILED) else 0
 
 
 def _shutdown_ray() -> None:
@@ -202,23 +240,37 @@ def _shutdown_ray() -> None:
     ray.shutdown()
 
 
+def _with_default_gpus(settings: StudySettings, args: argparse.Namespace, gpus: float) -> StudySettings:
+    """A new study without --gpus-per-trial: one GPU per trial when its Ray instance has `gpus` > 0."""
+    if args.resume or args.gpus_per_trial is not None:
+        return settings
+    return dataclasses.replace(settings, gpus_per_trial=default_gpus_per_trial(gpus))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: parse, start or join Ray, run the study, print the best trials (or how to
-    resume), then stop the Ray instance it started."""
+    """The command line: parse and check everything (the flags, the storage path, the study folder, the
+    data, and whether a trial fits the Ray instance it starts here), start or join Ray, run the study,
+    print how it ended (or how to resume), then stop the Ray instance it started."""
     started = _process_started()
     args = build_parser().parse_args(argv)
     settings = settings_for_resume(args) if args.resume else settings_from_args(args)  # before Ray starts
     check_storage_path(settings.storage_path)
+    local = starts_local_ray(args.address)
+    if local:  # known before Ray starts: this machine's CPUs and GPUs
+        capacity = local_capacity()
+        settings = _with_default_gpus(settings, args, capacity["GPU"])
+        check_trial_fits(settings.cpus_per_trial, settings.gpus_per_trial, local=capacity)
+    check_study_folder(settings, args.resume)
+    data = load_data(settings.base_config)
     signal.signal(signal.SIGTERM, _interrupt)
     owns_ray = False
     outcome = None
     try:
         try:
             owns_ray = _connect(args.address)
-            if not args.resume and args.gpus_per_trial is None:
-                gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
-                settings = dataclasses.replace(settings, gpus_per_trial=gpus)
-            outcome = run_study(settings, resume=args.resume, started=started)
+            if not local:
+                settings = _with_default_gpus(settings, args, ray.cluster_resources().get("GPU", 0.0))
+            outcome = run_study(settings, resume=args.resume, started=started, data=data)
         except KeyboardInterrupt:
             pass
         return _say_outcome(outcome, settings)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.fs
 
 from mtan.errors import UserError
-from mtan.files import check_writable_folder
+from mtan.files import atomic_write_text, check_writable_folder
 from mtan.run_folder import CHECKPOINT_FILE
 from study.lock import LOCK_FILE
 from study.record import ERROR_FILE, RAY_DIR, STUDY_JSON, TRIALS_DIR, StudyFolder, trial_dirname
@@ -155,6 +155,16 @@ class TrialStore:
             return None
         with self.filesystem.open_input_stream(path) as stream:
             return stream.read().decode("utf-8")
+
+    def write_text(self, number: int, name: str, text: str) -> None:
+        """Write a file of trial `number`'s folder whole (atomically on a local path; an object store
+        replaces an object whole)."""
+        if self.is_local:
+            atomic_write_text(Path(self.folder(number)) / name, text)
+            return
+        self.filesystem.create_dir(self.folder(number), recursive=True)
+        with self.filesystem.open_output_stream(f"{self.folder(number)}/{name}") as stream:
+            stream.write(text.encode("utf-8"))
 
     def end(self, number: int, failed: bool) -> None:
         """Remove what trial `number` no longer needs once it has ended: its checkpoint (model and

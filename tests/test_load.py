@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -200,3 +201,22 @@ def test_no_importance_when_completed_trials_miss_a_value(tmp_path: Path) -> Non
     assert importance.values is None and importance.complete == 4
     assert "do not cover every value of weighting at least 2 times" in importance.message
     assert "weighting: equal 0, dwa 4" in importance.message
+
+
+def test_a_results_csv_cut_like_head_c_is_refused_naming_it(tmp_path: Path) -> None:
+    study = write_fake_study(tmp_path)
+    (study / "results.csv").write_bytes((study / "results.csv").read_bytes()[:1500])  # `head -c 1500`
+    with pytest.raises(
+        UserError, match=r"results.csv: cut off in its last row \(row \d+ has no end of line\)"
+    ):
+        load_results(study)
+
+
+def test_a_journal_of_another_study_is_refused(tmp_path: Path) -> None:
+    study = write_fake_study(tmp_path, "a")
+    other = write_fake_study(tmp_path, "b", trials=default_trials(8, failed=3))  # same numbers, other fates
+    shutil.copy(other / "optuna.journal", study / "optuna.journal")
+    with pytest.raises(
+        UserError, match=r"results.csv: trial 5 is stopped_early there but failed in optuna.journal"
+    ):
+        load_results(study)

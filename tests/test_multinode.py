@@ -100,7 +100,12 @@ def test_a_trial_survives_the_loss_of_its_node(ray_cluster, tmp_path):
         kept = (study_dir / "trials" / ray_dir.name / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["epoch"] for line in kept] == list(range(1, EPOCHS + 1))  # nothing lost
     assert len(restarted) == 1, "exactly the trial of the killed node was restarted"
-    assert "retried from its last checkpoint" in output
+    number = int(restarted[0].removeprefix("trial_"))
+    rows = table.set_index("trial")
+    assert list(rows["restarts"]) == [int(n == number) for n in rows.index]  # counted in results.csv
+    reason = rows.loc[number, "restart_reason"]
+    assert reason.startswith(("ActorDiedError: ", "ActorUnavailableError: ")) and "\n" not in reason, reason
+    assert f"trial {number}  restart 1: {reason}; again from its last checkpoint" in output
     assert ray.cluster_resources().get("CPU") == 2 * WORKER_CPUS
 
 

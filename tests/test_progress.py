@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from study.observe.progress import StudyHeader, StudyProgress, config_text
+from study.observe.progress import StudyHeader, StudyProgress, config_text, failure_line
 
 HEADER = StudyHeader(
     preset="cpu",
@@ -96,3 +96,79 @@ def test_in_a_terminal_the_table_is_drawn_live_and_ends_are_still_lines(tmp_path
     assert "trial 3  epoch" not in text  # no per-epoch lines: the table shows them
     assert "trial 3  stopped early by ASHA after 3/24 epochs  score 0.375" in text
     assert "0 running, 2 of 6 ended" in text  # the final table
+
+
+# Ray 2.60's error file of a trial whose worker was SIGKILLed, as Tune wrote it (one failure).
+ACTOR_DIED = """Failure # 1 (occurred at 2026-12-04_07-36-25)
+The actor died unexpectedly before finishing this task.
+\tclass_name: ImplicitFunc
+\tactor_id: 6a10c2bba7153c897718359001000000
+\tpid: 4755
+\tnamespace: be2b587f-02dc-41c9-98df-74011de7cdba
+\tip: 127.0.0.1
+The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR Worker exit detail: \
+Worker unexpectedly exits with a connection error code 2. End of file. Some common causes include: (1) the \
+process was killed by the OOM killer due to high memory usage, (2) ray stop --force was called.
+"""
+# ... and of a trial that diverged, then lost its worker on the retry (two failures appended).
+DIVERGED = """Failure # 1 (occurred at 2026-12-04_07-40-19)
+\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=7506, ip=192.0.2.2, actor_id=32574028e12b3be9f9b227cc01000000)
+  File "/work/study/trainable.py", line 116, in run_trial
+    train(
+mtan.train.TrainingDiverged: segmentation loss became nan in epoch 1
+"""
+
+
+def test_a_failure_is_one_line_the_latest_one_and_a_lost_worker_is_rays_sentence_why():
+    lost = "ActorDiedError: the actor is dead because its worker process has died"
+    lost += " (worker exit type SYSTEM_ERROR)"
+    assert failure_line(ACTOR_DIED) == lost
+    assert failure_line(DIVERGED) == "TrainingDiverged: segmentation loss became nan in epoch 1"
+    assert failure_line(DIVERGED + ACTOR_DIED.replace("# 1", "# 2")) == lost  # the latest failure
+    assert failure_line(ACTOR_DIED.replace("# 1", "# 2") + DIVERGED) == failure_line(DIVERGED)
+    assert failure_line("") == "no error recorded"
+    unavailable = (  # Ray 2.60's text when the node of a trial was removed (tests/test_multinode.py)
+        "Failure # 1 (occurred at 2026-12-04_08-05-07)\nThe actor 8343193204b6907e6a95911d02000000 is "
+        "unavailable: The actor is temporarily unavailable: RpcError: RPC error: Socket closed "
+        "rpc_code: 14.\n"
+    )
+    assert failure_line(unavailable) == (
+        "ActorUnavailableError: The actor is temporarily unavailable: RpcError: RPC error: Socket closed "
+        "rpc_code: 14."
+    )
+
+
+def test_a_restart_is_one_line_with_its_count_and_reason(tmp_path):
+    error = tmp_path / "error.txt"
+    error.write_text(ACTOR_DIED)
+    lost = "ActorDiedError: the actor is dead because its worker process has died"
+    counts = {"b2": (1, "the driver stopped while it ran; driver run 2 continued it")}
+    out = io.StringIO()
+    progress = StudyProgress(
+        HEADER, console=Console(file=out, width=300), restarts=lambda t: counts.get(t.trial_id, (0, ""))
+    )
+    a = trial("a1", DWA, str(error))
+    progress.on_trial_start(0, [], a)
+    counts["a1"] = (1, lost)  # what the driver's recorder counted when Tune called it, before the progress
+    progress.on_trial_recover(0, [], a)
+    progress.on_trial_start(0, [], a)  # the retry starts: its restart was said already
+    progress.on_trial_start(0, [], trial("b2", EQUAL))  # a trial an earlier driver run left running
+    assert out.getvalue().splitlines()[-4:] == [
+        "trial 3  started  dwa T=2 wd=0.0001 step=0.25 gamma=0.5",
+        f"trial 3  restart 1: {lost}; again from its last checkpoint (the start if none)",
+        "trial 3  started  dwa T=2 wd=0.0001 step=0.25 gamma=0.5",
+        "trial 4  started  equal wd=0 step=0.5 gamma=0.5  (restart 1: the driver stopped while it ran; "
+        "driver run 2 continued it)",
+    ]
+
+
+def test_without_a_restart_count_a_retry_says_why_it_failed(tmp_path):
+    error = tmp_path / "error.txt"
+    error.write_text(DIVERGED)
+    out = io.StringIO()
+    progress = StudyProgress(HEADER, console=Console(file=out, width=300))
+    progress.on_trial_recover(0, [], trial("a1", DWA, str(error)))
+    assert out.getvalue().splitlines()[-1] == (
+        "trial 3  failed: TrainingDiverged: segmentation loss became nan in epoch 1; again from its last "
+        "checkpoint (the start if none)"
+    )

@@ -14,6 +14,7 @@ import pytest
 
 from analysis.render import Banner, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from analysis.report import FIGURE_FILES, main, write_report
+from mtan.errors import UserError
 from tests.fake_study import FakeTrial, default_trials, scalarization_trials, write_fake_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,14 +78,21 @@ def test_no_dwa_trial_says_so(tmp_path: Path) -> None:
     assert "only one weighting ran, so there is nothing to compare it with" in md
 
 
-def test_all_trials_failed(tmp_path: Path) -> None:
+def test_all_trials_failed(tmp_path: Path, capsys) -> None:
+    diverged = "TrainingDiverged: depth loss became nan in epoch 2"
     trials = [
         FakeTrial("equal", 1e-4, 0.0, 0.5, 0.5, epochs=0, state="failed", error="ValueError: bad config"),
-        FakeTrial("dwa", 1e-4, 0.0, 0.5, 0.5, temperature=2.0, epochs=0, state="failed"),
+        *[FakeTrial("dwa", 1e-4, 0.0, 0.5, 0.5, 2.0, epochs=0, state="failed", error=diverged)] * 2,
     ]
-    out, md, _ = _report(tmp_path, trials=trials)
-    assert "every one of the 2 trials failed" in md
-    assert "ValueError: bad config" in md and "RuntimeError: failed" in md  # each reason listed
+    study = write_fake_study(tmp_path, trials=trials)
+    out = tmp_path / "r"
+    assert main([str(study), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    note = f"every one of the 3 trials failed: there is no result to compare, and no figure. The most common reason (2 of 3): {diverged}"  # noqa: E501
+    assert capsys.readouterr().out.splitlines()[-1] == note  # the command's last line
+    banners = [line for line in md.splitlines() if line.startswith("> **Warning:**")]
+    assert banners[0] == f"> **Warning:** {note}"  # the report's first words after its title
+    assert "ValueError: bad config" in md  # each reason listed
     assert "| paper, MTAN equal |" in md
     assert not list(out.glob("*.png"))
 
@@ -94,6 +102,11 @@ def test_no_trial_at_all(tmp_path: Path) -> None:
     study = write_fake_study(tmp_path, trials=trials, journal=False)
     header = (study / "results.csv").read_text().splitlines()[0]
     (study / "results.csv").write_text(header + "\n")
+    with pytest.raises(UserError, match="holds 0 trial row.*but study.json records 1 trials"):
+        write_report(study)  # a results.csv emptied after the study wrote it
+    recorded = json.loads((study / "study.json").read_text())
+    del recorded["num_samples"], recorded["states"]  # a study.json that says nothing of its trials
+    (study / "study.json").write_text(json.dumps(recorded))
     md = write_report(study).markdown.read_text()
     assert "results.csv lists no trial" in md
     assert "No trial ran: nothing to compare." in md

@@ -21,7 +21,7 @@ import study.run
 from mtan.errors import UserError
 from study.driver import run_study
 from study.lock import LOCK_FILE, StudyLock
-from study.run import best_trials_table, build_parser, main, said_its_last, settings_from_args
+from study.run import best_trials_table, build_parser, finished_lines, main, said_its_last, settings_from_args
 from study.search.journal import journal_storage
 from study.settings import StudySettings
 from study.space import SearchSpace
@@ -347,3 +347,47 @@ def test_num_samples_and_per_weighting_are_exclusive(tmp_path):
     with pytest.raises(UserError, match="--num-samples and --per-weighting are exclusive"):
         main(["--num-samples", "4", "--per-weighting", "2", "--storage-path", str(tmp_path)])
     assert not any(tmp_path.iterdir())
+
+
+def test_the_study_prints_its_own_lines_only_imports_no_mlflow_and_ends_with_the_next_commands(
+    ray_cluster, tiny_root, tmp_path
+):
+    args = tiny_study_args(tiny_root, tmp_path, "quiet", "--num-samples", "1", "--max-epochs", "1")
+    command = [sys.executable, "-X", "importtime", "-m", "study.run", *args, "--address", ray_cluster.address]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("MTAN study: ")
+    for tune_says in ("Configuration for experiment", "View detailed results", "Trial status", "╭"):
+        assert tune_says not in done.stdout
+    folder = tmp_path / "quiet"
+    assert lines[-4:] == [
+        f"results: {folder}",
+        "trials: 1 completed, 0 stopped early, 0 failed",
+        f"next: python -m study.reproduce {folder} --top 2   (the best 2 and the published ones, new seeds)",
+        f"      python -m analysis.report {folder}   (the report)",
+    ]
+    imported = [
+        line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "import time:" in line
+    ]
+    assert "ray.tune" in imported  # -X importtime lists the driver's imports...
+    assert not [name for name in imported if name.split(".")[0] == "mlflow"]  # ... and MLflow is not one
+
+
+def test_a_study_whose_every_trial_failed_ends_with_one_line_and_the_most_common_reason():
+    settings = StudySettings(name="x")
+    table = pd.DataFrame(
+        {
+            "trial": [0, 1, 2],
+            "state": ["failed"] * 3,
+            "epochs": [0, 0, 1],
+            "error": ["A: nan", "B: oom", "A: nan"],
+            "restarts": [1, 0, 2],
+        }
+    )
+    assert finished_lines(table, settings, "/r/x") == [
+        "results: /r/x",
+        "trials: 0 completed, 0 stopped early, 3 failed; 3 restarts (results.csv)",
+        "every trial failed; the most common reason (2 of 3): A: nan",
+    ]

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,10 +17,12 @@ import mtan.files
 import study.cluster
 from mtan.errors import UserError
 from study import run as study_run
-from study.cluster import check_trial_fits
+from study.cluster import check_trial_fits, local_capacity
 from study.reproduce import cli as reproduce
 from tests.bad_input import refused, snapshot
 from tests.conftest import WORKER_CPUS, tiny_study_args
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -147,3 +155,53 @@ def test_reproduce_refuses_a_seed_no_node_can_hold(ray_cluster, finished_study, 
         "and it has no autoscaler to add one",
     )
     assert snapshot(finished_study) == before
+
+
+def _command(module: str, argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m module argv` as a user runs it: no Ray address in the environment, so it would start
+    its own Ray."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("RAY_ADDRESS", None)
+    command = [sys.executable, "-m", module, *argv]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("case", ["empty data root", "more CPUs than this machine"])
+def test_the_study_refuses_before_ray_starts_and_before_it_writes(tmp_path, case):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    storage = tmp_path / "results"
+    if case == "empty data root":
+        flags = ["--data-root", str(empty)]
+        line = f"error: {empty}/train: missing split folder (expected the MTAN layout root/train/...)"
+    else:
+        flags = ["--cpus-per-trial", "1000"]
+        line = (
+            f"error: --cpus-per-trial 1000: this machine has {local_capacity()['CPU']:g} CPUs for the Ray "
+            "instance the command starts (join a larger cluster with --address)"
+        )
+    done = _command("study.run", [*flags, "--storage-path", str(storage), "--name", "s"], tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", line + "\n")  # nothing of Ray's
+    assert not (storage / "s").exists()  # no study folder, no study.lock
+
+
+def test_reproduce_refuses_a_cut_results_csv_and_a_seed_larger_than_this_machine_before_ray(
+    finished_study, tmp_path
+):
+    study = Path(shutil.copytree(finished_study, tmp_path / finished_study.name))
+    before = snapshot(study)
+    cpus = f"{local_capacity()['CPU']:g}"
+    done = _command("study.reproduce", [str(study), "--cpus-per-task", "1000"], tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2,
+        "",
+        f"error: --cpus-per-task 1000: this machine has {cpus} CPUs for the Ray instance the command starts "
+        "(join a larger cluster with --address)\n",
+    )
+    (study / "results.csv").write_bytes((study / "results.csv").read_bytes()[:1500])  # `head -c 1500`
+    done = _command("study.reproduce", [str(study), "--top", "2"], tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    cut = r"results.csv: cut off in its last row \(row \d+ has no end of line\)\n"
+    assert re.fullmatch(f"error: {re.escape(str(study))}/{cut}", done.stderr)
+    before["results.csv"] = (study / "results.csv").read_bytes()
+    assert snapshot(study) == before

@@ -4,7 +4,8 @@
 (trial number, configuration in short names, epoch of the budget, latest objective, ETA) refreshed
 every `REFRESH_SECONDS`, drawn with `rich`; otherwise (output piped or logged) it prints one plain line
 per trial per epoch, ``trial 3  epoch 2/24  score 0.410``. In both, a trial that starts or ends gets a
-line: its configuration, or how it ended (completed, stopped early by ASHA, failed and why).
+line: its configuration, or how it ended (completed, stopped early by ASHA, failed and why); a trial
+restarted (its worker lost, or continued by a later driver run) gets one line with how many times and why.
 """
 
 from __future__ import annotations
@@ -81,13 +82,42 @@ def default_trial_number(trial: Any) -> int | str:
     return (trial.config or {}).get("trial_number", trial.trial_id)
 
 
+NO_ERROR = "no error recorded"
+# Ray's error file of a trial appends each failure under a header (`ray.tune.experiment.Trial.handle_error`).
+FAILURE_HEADER = re.compile(r"^Failure # \d+ \(occurred at [^)]*\)$", re.MULTILINE)
+# A lost worker or node: Ray's ActorDiedError, whose text holds one sentence why among many lines.
+ACTOR_DEAD = re.compile(r"The actor is dead because ([^.]*)\.")
+# A node lost while a call was under way: Ray's ActorUnavailableError, one line naming the actor by its id.
+ACTOR_UNAVAILABLE = re.compile(r"^The actor \w+ is unavailable: (.*)$")
+EXIT_TYPE = re.compile(r"Worker exit type: (\w+)")
+
+
+def failure_line(text: str) -> str:
+    """One line saying why the latest failure in the text of a trial's error file happened: the
+    exception's last line with its module path dropped, or for a lost actor Ray's sentence why it is
+    dead (and the worker's exit type) or unavailable, named by the exception's type."""
+    latest = FAILURE_HEADER.split(text)[-1]
+    lines = [line.strip() for line in latest.splitlines() if line.strip()]
+    if not lines:
+        return NO_ERROR
+    dead = ACTOR_DEAD.search(latest)
+    if dead:
+        exit_type = EXIT_TYPE.search(latest)
+        return f"ActorDiedError: the actor is dead because {dead.group(1)}" + (
+            f" (worker exit type {exit_type.group(1)})" if exit_type else ""
+        )
+    unavailable = ACTOR_UNAVAILABLE.match(lines[-1])
+    if unavailable:
+        return f"ActorUnavailableError: {unavailable.group(1)}"
+    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", lines[-1])
+
+
 def error_line(trial: Any) -> str:
-    """Why a trial failed: the last line of Ray's error file (the exception, its module path dropped)."""
+    """Why a Tune trial's latest attempt failed, in one line (`failure_line` of Ray's error file)."""
     path = getattr(trial, "error_file", None)
     if not path or not Path(path).is_file():
-        return "no error recorded"
-    lines = [line.strip() for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
-    return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", lines[-1]) if lines else "no error recorded"
+        return NO_ERROR
+    return failure_line(Path(path).read_text(errors="replace"))
 
 
 def duration_text(seconds: float) -> str:
@@ -118,6 +148,7 @@ class StudyProgress(Callback):
 
     header: StudyHeader
     trial_number: Callable[[Any], int | str] = default_trial_number
+    restarts: Callable[[Any], tuple[int, str]] | None = None  # a trial's restarts so far and the last why
     console: Console = field(default_factory=Console)
     live: bool | None = None
     _trials: dict[str, _TrialState] = field(default_factory=dict, init=False)
@@ -125,6 +156,7 @@ class StudyProgress(Callback):
     _start: float = field(default_factory=time.monotonic, init=False)
     _last_refresh: float = field(default=-math.inf, init=False)
     _display: Live | None = field(default=None, init=False)
+    _restarts_shown: dict[str, int] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if self.live is None:
@@ -150,7 +182,7 @@ class StudyProgress(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         state = self._state(trial)
         state.running = True
-        self._print(f"trial {state.number}  started  {state.config}")
+        self._print(f"trial {state.number}  started  {state.config}{self._new_restart(trial, '  (', ')')}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         state = self._state(trial)
@@ -178,7 +210,8 @@ class StudyProgress(Callback):
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A trial failed and is retried from its last checkpoint."""
         state = self._state(trial)
-        self._print(f"trial {state.number}  failed ({error_line(trial)}); retried from its last checkpoint")
+        said = self._new_restart(trial, "", "") or f"failed: {error_line(trial)}"
+        self._print(f"trial {state.number}  {said}; again from its last checkpoint (the start if none)")
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         """Redraw the live table every `REFRESH_SECONDS`."""
@@ -224,6 +257,17 @@ class StudyProgress(Callback):
                 self.trial_number(trial), config_text(trial.config or {})
             )
         return self._trials[trial.trial_id]
+
+    def _new_restart(self, trial: Any, before: str, after: str) -> str:
+        """``restart 2: why`` between `before` and `after` when `restarts` counts one more for the trial
+        than last said, else nothing."""
+        if self.restarts is None:
+            return ""
+        count, reason = self.restarts(trial)
+        if count <= self._restarts_shown.get(trial.trial_id, 0):
+            return ""
+        self._restarts_shown[trial.trial_id] = count
+        return f"{before}restart {count}: {reason}{after}"
 
     def _end(self, state: _TrialState, how: str) -> None:
         state.running = False

@@ -1,9 +1,16 @@
-"""``python -m study.reproduce RESULTS_DIR``: the command line of the confirmation (`study.reproduce`)."""
+"""``python -m study.reproduce RESULTS_DIR``: the command line of the confirmation (`study.reproduce`).
+
+Every check comes before Ray starts and before anything is written: the study's files, each checked whole
+(best_config.json, results.csv against study.json and the journal), the counts, the data (loaded here),
+and for the Ray instance it starts on this machine whether a seed's run fits (on a cluster: once
+joined). It ends with where its tables are and the report's command.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,8 +18,10 @@ import pandas as pd
 import ray
 
 from mtan.cli import command_parser
-from study.cluster import check_trial_fits, connect, default_gpus_per_trial
-from study.record import StudyFolder
+from mtan.config import config_from_flat
+from mtan.data import load_data
+from study.cluster import check_trial_fits, connect, default_gpus_per_trial, local_capacity, starts_local_ray
+from study.record import StudyFolder, journal_states, load_optuna_study
 from study.reproduce.plan import plan_confirmation
 from study.reproduce.progress import plan_text
 from study.reproduce.retrain import ReproduceSettings, reproduce
@@ -80,23 +89,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: parse, print the plan, start or join Ray, retrain, print the tables."""
+    """The command line: check everything and print the plan, start or join Ray, retrain, print the
+    tables, where they are and the report's command."""
     args = build_parser().parse_args(argv)
-    plan = plan_confirmation(args.results_dir, args.seeds, args.top, args.per_weighting_best)  # before Ray
-    print(plan_text(plan, StudyFolder(args.results_dir)), flush=True)
+    folder = StudyFolder(args.results_dir)
+    journal = folder.journal if folder.journal.is_file() else None
+    folder.read_results(
+        journal_states(load_optuna_study(journal, folder.path.resolve().name)) if journal else None
+    )
+    plan = plan_confirmation(args.results_dir, args.seeds, args.top, args.per_weighting_best)
+    flags = ("--cpus-per-task", "--gpus-per-task")
+    gpus = args.gpus_per_task
+    if starts_local_ray(args.address):  # known before Ray starts: this machine's CPUs and GPUs
+        capacity = local_capacity()
+        gpus = default_gpus_per_trial(capacity["GPU"]) if gpus is None else gpus
+        check_trial_fits(args.cpus_per_task, gpus, flags, local=capacity)
+    data = load_data(config_from_flat(plan.candidates[0].config))  # every trial's data is the study's
+    print(plan_text(plan, folder), flush=True)
     owns_ray = connect(args.address)
     try:
-        gpus = args.gpus_per_task
         if gpus is None:
             gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
-        check_trial_fits(args.cpus_per_task, gpus, ("--cpus-per-task", "--gpus-per-task"))
+        check_trial_fits(args.cpus_per_task, gpus, flags)
         settings = ReproduceSettings(
             args.results_dir, args.seeds, args.top, args.cpus_per_task, gpus, args.per_weighting_best
         )
-        summary, comparisons = reproduce(settings)
+        summary, comparisons = reproduce(settings, data)
     finally:
         if owns_ray:
             ray.shutdown()
     print(format_summary(summary, comparisons, plan.metric))
-    print(f"\nper-seed runs and tables: {StudyFolder(args.results_dir).reproduce}")
+    print(f"\nper-seed runs and tables (seeds.csv, summary.csv, comparisons.csv): {folder.reproduce}")
+    print(f"next: python -m analysis.report {shlex.quote(str(args.results_dir))}   (the report)")
     return 0

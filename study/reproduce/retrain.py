@@ -86,10 +86,12 @@ def wait_for_runs(
     return histories
 
 
-def reproduce(settings: ReproduceSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+def reproduce(
+    settings: ReproduceSettings, data: DataBundle | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Retrain the candidates on the seeds (Ray tasks on the connected Ray) showing their progress (the
-    command has printed the plan, `study.reproduce.progress.plan_text`), write the tables and return
-    (summary, comparisons)."""
+    command has printed the plan, `study.reproduce.progress.plan_text`), on `data` when the caller has
+    loaded the study's data set already; write the tables and return (summary, comparisons)."""
     plan = plan_confirmation(settings.results_dir, settings.seeds, settings.top, settings.per_weighting_best)
     folder = StudyFolder(Path(settings.results_dir))
     configs = {c.name: c.config for c in plan.candidates}
@@ -98,12 +100,13 @@ def reproduce(settings: ReproduceSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     progress = ConfirmationProgress(runs, plan.metric, slots)
     progress.start(f"runs at once: {at_once_text(slots, settings)}")
     try:
-        data = ray.put(load_data(seed_config(configs[runs[0].config], runs[0].seed, settings)))
+        first = seed_config(configs[runs[0].config], runs[0].seed, settings)
+        shared = ray.put(load_data(first) if data is None else data)
         task = ray.remote(_train_seed).options(
             num_cpus=settings.cpus_per_task, num_gpus=settings.gpus_per_task
         )
         futures = {
-            task.remote(seed_config(configs[run.config], run.seed, settings), run.folder, data): run
+            task.remote(seed_config(configs[run.config], run.seed, settings), run.folder, shared): run
             for run in runs
         }
         histories = wait_for_runs(futures, progress)
