@@ -18,6 +18,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from mtan.config import config_from_flat
+from mtan.files import atomic_write_json
 from mtan.metrics import METRIC_KEYS
 from study.record import (
     COMPARISONS_CSV,
@@ -31,7 +32,6 @@ from study.record import (
     StudyFolder,
     read_json_object,
     write_csv,
-    write_json,
     write_results,
 )
 from study.reproduce.plan import comparison_pairs, configs_table, confirmation_candidates
@@ -261,7 +261,7 @@ def write_fake_study(
         },
     }
     for trial in ended:  # what each trial writes into its own folder while it runs
-        write_json(folder.trial_config_json(trial.number), trial.config)
+        atomic_write_json(folder.trial_config_json(trial.number), trial.config)
         folder.write_trial_metrics(trial.number, trial.history)
     table = write_results(
         folder,

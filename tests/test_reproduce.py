@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from mtan.errors import UserError
+from mtan.files import atomic_write_json
 from mtan.metrics import METRIC_KEYS
 from mtan.run_folder import CHECKPOINT_FILE, read_metrics
-from study.record import StudyFolder, write_json
+from study.record import StudyFolder
 from study.reproduce.cli import main
 from study.reproduce.plan import (
     confirmation_candidates,
@@ -241,7 +242,7 @@ def test_each_configuration_is_the_one_its_trial_trained_with(tmp_path):
     for number, candidate in configs.items():
         assert candidate.config == json.loads(folder.trial_config_json(number).read_text())
     edited = {**configs[0].config, "batch_size": 3}  # a field no results.csv column holds
-    write_json(folder.trial_config_json(0), edited)
+    atomic_write_json(folder.trial_config_json(0), edited)
     assert {c.trial: c.config for c in candidates_of(folder, top=2)[0]}[0] == edited
 
 
@@ -258,9 +259,9 @@ def test_a_published_trial_without_its_config_is_left_out_and_a_top_one_refused(
 
 def test_the_fresh_seeds_start_above_the_recorded_seed_of_every_trial(tmp_path):
     folder = StudyFolder(write_fake_study(tmp_path, reproduce=False, journal=False))
-    write_json(folder.study_json, {**folder.read_study(), "settings": {"seed": 100}})
+    atomic_write_json(folder.study_json, {**folder.read_study(), "settings": {"seed": 100}})
     assert recorded_seed(folder) == 100
     assert first_fresh_seed(100, folder.read_results()) == 108  # 8 trials: seeds 100 to 107
-    write_json(folder.study_json, {"status": "finished"})
+    atomic_write_json(folder.study_json, {"status": "finished"})
     with pytest.raises(UserError, match=r"study.json: no study seed recorded"):
         recorded_seed(folder)
