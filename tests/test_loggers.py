@@ -195,7 +195,6 @@ def test_wandb_without_wandb_is_a_one_line_error(tmp_path):
         tune_callbacks("wandb", tmp_path, "s")
 
 
-@pytest.mark.skipif(not HAS_WANDB, reason="wandb is not installed")
 def wandb_history(run: Path) -> dict[str, set[str]]:
     """Each key a W&B offline run logged with its values as JSON text, read from its ``.wandb`` file: a
     history item is a protobuf message with the key as field 2 and the value's JSON as field 16."""
@@ -209,6 +208,7 @@ def wandb_history(run: Path) -> dict[str, set[str]]:
     return logged
 
 
+@pytest.mark.skipif(not HAS_WANDB, reason="wandb is not installed")
 def test_wandb_offline_run_per_trial_named_by_its_number(ray_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")  # set after Ray started: the callback passes it on
     study_dir = tmp_path / "wandb-study"

@@ -16,7 +16,7 @@ from mtan.errors import UserError
 from mtan.files import atomic_write_json
 from mtan.metrics import METRIC_KEYS
 from mtan.run_folder import CHECKPOINT_FILE, read_metrics
-from study.record import StudyFolder
+from study.record import StudyFolder, count_states
 from study.reproduce.cli import main
 from study.reproduce.plan import (
     confirmation_candidates,
@@ -209,6 +209,8 @@ def test_a_method_without_a_completed_trial_is_named_and_left_out(finished_study
     trials = pd.read_csv(study / "results.csv")
     trials.loc[trials["weighting"] != "equal", "state"] = "stopped_early"
     trials.to_csv(study / "results.csv", index=False)
+    recorded = json.loads((study / "study.json").read_text())  # its counts by state, as results.csv's
+    atomic_write_json(study / "study.json", {**recorded, "states": count_states(trials)})
     plan = plan_confirmation(study, seeds=2, per_weighting_best=1)
     assert plan.notes == tuple(
         f"{method}: no completed trial in the study, so none of its configurations is retrained"

@@ -92,12 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line: check everything and print the plan, start or join Ray, retrain, print the
     tables, where they are and the report's command."""
     args = build_parser().parse_args(argv)
-    folder = StudyFolder(args.results_dir)
-    journal = folder.journal if folder.journal.is_file() else None
-    folder.read_results(
-        journal_states(load_optuna_study(journal, folder.path.resolve().name)) if journal else None
-    )
     plan = plan_confirmation(args.results_dir, args.seeds, args.top, args.per_weighting_best)
+    folder = StudyFolder(args.results_dir)
+    if folder.journal.is_file():  # results.csv's states against the journal's, too
+        folder.read_results(journal_states(load_optuna_study(folder.journal, folder.path.resolve().name)))
     flags = ("--cpus-per-task", "--gpus-per-task")
     gpus = args.gpus_per_task
     if starts_local_ray(args.address):  # known before Ray starts: this machine's CPUs and GPUs
