@@ -263,7 +263,7 @@ def check_any_moment(chaos: Chaos, study: Study) -> None:
     _require(len(trials) <= total, f"{len(trials)} trials in the journal, more than {total}")
     finished = len(trials) == total and all(t.state in STATE_OF for t in trials)
     if record is not None:
-        check_points(chaos, study, trials, StudySettings.from_json(record["settings"]))
+        check_points(chaos, study, trials, StudySettings.from_study_json(record))
         status = record.get("status")
         allowed = {RUNNING, INTERRUPTED} if not finished else {RUNNING, INTERRUPTED, FINISHED}
         _require(status in allowed, f"study.json status {status!r} (journal finished: {finished})")

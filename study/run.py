@@ -139,7 +139,7 @@ def settings_for_resume(args: argparse.Namespace) -> StudySettings:
     if given:
         print(f"note: --resume uses the recorded settings; ignoring {' '.join(given)}")
     try:
-        settings = StudySettings.from_json(recorded["settings"])
+        settings = StudySettings.from_study_json(recorded)
         settings = dataclasses.replace(settings, storage_path=storage, name=name)
         validate(settings)
     except (UserError, TypeError, ValueError) as error:

@@ -201,6 +201,45 @@ def test_sigint_then_resume_keeps_finished_trials_and_duplicates_none(ray_cluste
     assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
 
 
+def test_a_study_recorded_before_a_weighting_was_registered_resumes_with_its_own(
+    ray_cluster, tiny_root, tmp_path
+):
+    # a study of equal and DWA only, as one started before scalarization was registered: its journal's
+    # weighting choices are those two, and its study.json holds them only in its space; left as an
+    # interrupt after two trials of three leaves it
+    overrides = tuple(sorted((k, json.loads(v)) for k, v in (item.split("=") for item in TINY_SET)))
+    two = StudySettings(
+        name="old",
+        storage_path=str(tmp_path),
+        num_samples=2,
+        data_root=str(tiny_root),
+        max_epochs=1,
+        grace_period=1,
+        weightings=("equal", "dwa"),
+        overrides=overrides,
+    )
+    assert run_study(two).finished
+    folder = tmp_path / "old"
+    recorded = json.loads((folder / "study.json").read_text())
+    assert recorded["space"]["columns"][0]["searched"] == ["equal", "dwa"]
+    older = {k: v for k, v in recorded["settings"].items() if k != "weightings"}
+    interrupted = {
+        **recorded,
+        "status": "interrupted",
+        "num_samples": 3,
+        "settings": {**older, "num_samples": 3},
+    }
+    (folder / "study.json").write_text(json.dumps(interrupted))
+    (folder / "results.csv").unlink()
+    (folder / "best_config.json").unlink()
+
+    assert main(["--resume", "--storage-path", str(tmp_path), "--name", "old"]) == 0
+    table = pd.read_csv(folder / "results.csv")
+    assert list(table["trial"]) == [0, 1, 2] and set(table["weighting"]) <= {"equal", "dwa"}
+    assert "depth_share" not in table.columns
+    assert json.loads((folder / "study.json").read_text())["settings"]["weightings"] == ["equal", "dwa"]
+
+
 @pytest.mark.parametrize("name", [".", "..", "a/b", ".hidden", "x" * 101, "two words", "x;y"])
 def test_a_name_must_be_a_plain_folder_name(tmp_path, name):
     with pytest.raises(UserError, match="--name must be a plain folder name"):
