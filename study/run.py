@@ -191,7 +191,8 @@ def said_its_last(output: str) -> bool:
 
 def finished_lines(table: pd.DataFrame, settings: StudySettings, results: str) -> list[str]:
     """What a finished study prints last: its best trials, where its results are, the count of trials by
-    state (and of restarts), then the next commands; when every trial failed, instead of the best trials
+    state (and of restarts), then the next commands (the confirmation of the best 2, of each weighting
+    method's best for a ``--per-weighting`` study); when every trial failed, instead of the best trials
     and the commands, one last line saying so with the most common reason."""
     counts = count_states(table)
     restarts = int(table["restarts"].sum())
@@ -206,9 +207,15 @@ def finished_lines(table: pd.DataFrame, settings: StudySettings, results: str) -
         reason, count = common
         return [*lines, f"{ALL_FAILED}; the most common reason ({count} of {len(table)}): {reason}"]
     folder = shlex.quote(results)
+    if settings.per_weighting is None:
+        confirm = "--top 2   (the best 2 and the published ones, new seeds)"
+    else:  # each method had its own trials: confirm each one's best against the others'
+        confirm = (
+            "--per-weighting-best 1   (the best of each weighting method and the published ones, new seeds)"
+        )
     return [
         *lines,
-        f"next: python -m study.reproduce {folder} --top 2   (the best 2 and the published ones, new seeds)",
+        f"next: python -m study.reproduce {folder} {confirm}",
         f"      python -m analysis.report {folder}   (the report)",
     ]
 

@@ -430,3 +430,16 @@ def test_a_study_whose_every_trial_failed_ends_with_one_line_and_the_most_common
         "trials: 0 completed, 0 stopped early, 3 failed; 3 restarts (results.csv)",
         "every trial failed; the most common reason (2 of 3): A: nan",
     ]
+
+
+def test_a_per_weighting_study_suggests_confirming_each_methods_best():
+    table = pd.DataFrame(
+        {"trial": [0, 1], "state": ["completed", "failed"], "epochs": [1, 0], "last_score": [0.5, None]}
+    )
+    table = table.assign(last_miou=0.4, last_abs_err=0.1, error=[None, "A: nan"], restarts=0)
+    table = table.assign(**SearchSpace().column_values({}, 1))
+    for per_weighting, confirm in ((None, "--top 2 "), (2, "--per-weighting-best 1 ")):
+        settings = StudySettings(name="x", per_weighting=per_weighting)
+        lines = finished_lines(table, settings, "/r/x")
+        assert lines[-2].startswith(f"next: python -m study.reproduce /r/x {confirm}")
+        assert sum("study.reproduce" in line for line in lines) == 1
