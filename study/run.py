@@ -5,9 +5,10 @@ the study's files go to ``STORAGE/NAME/`` (docs/results.md). ``--resume`` contin
 with its recorded settings, from the study's own record (the Optuna journal and the trial folders).
 
 Every check comes before Ray starts and before anything is written: the flags, the storage path, the study
-folder, the data (loaded here, by `mtan.data`'s own checks) and, for the Ray instance the study starts on
-this machine, whether a trial fits (on a cluster: once joined). A finished study ends with the counts by
-state and the next commands; one whose every trial failed, with the most common reason.
+folder (and that no other driver holds it: `study.lock.check_not_in_use`), the data (loaded here, by
+`mtan.data`'s own checks) and, for the Ray instance the study starts on this machine, whether a trial fits
+(on a cluster: once joined). A finished study ends with the counts by state and the next commands; one
+whose every trial failed, with the most common reason.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from study.cluster import (
     starts_local_ray,
 )
 from study.driver import StudyOutcome, check_study_folder, run_study
+from study.lock import check_not_in_use
 from study.record import FAILED, count_states, most_common_error, states_text
 from study.settings import (
     PRESET_DEFAULTS,
@@ -255,9 +257,10 @@ def _with_default_gpus(settings: StudySettings, args: argparse.Namespace, gpus: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: parse and check everything (the flags, the storage path, the study folder, the
-    data, and whether a trial fits the Ray instance it starts here), start or join Ray, run the study,
-    print how it ended (or how to resume), then stop the Ray instance it started."""
+    """The command line: parse and check everything (the flags, the storage path, the study folder and
+    that no driver holds it, the data, and whether a trial fits the Ray instance it starts here), start
+    or join Ray, run the study, print how it ended (or how to resume), then stop the Ray instance it
+    started."""
     started = _process_started()
     args = build_parser().parse_args(argv)
     settings = settings_for_resume(args) if args.resume else settings_from_args(args)  # before Ray starts
@@ -267,7 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         capacity = local_capacity()
         settings = _with_default_gpus(settings, args, capacity["GPU"])
         check_trial_fits(settings.cpus_per_trial, settings.gpus_per_trial, local=capacity)
-    check_study_folder(settings, args.resume)
+    location = check_study_folder(settings, args.resume)
+    check_not_in_use(location.local_dir)  # the driver takes the lock itself, for its life, once Ray runs
     data = load_data(settings.base_config)
     signal.signal(signal.SIGTERM, _interrupt)
     owns_ray = False

@@ -7,6 +7,7 @@ import os
 import pickle
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import pytest
 from optuna.trial import TrialState
 
 import study.run
-from mtan.errors import UserError
+from mtan.errors import UserError, run_cli
 from study.driver import run_study
 from study.lock import LOCK_FILE, StudyLock
 from study.run import best_trials_table, build_parser, finished_lines, main, said_its_last, settings_from_args
@@ -272,6 +273,28 @@ def test_a_study_in_use_by_another_driver_is_refused_untouched(finished_study):
             main(args)
     after = {p: p.read_bytes() for p in finished_study.rglob("*") if p.is_file() and p.name != LOCK_FILE}
     assert after == before
+
+
+def test_a_second_driver_is_refused_in_one_line_before_ray_starts(tiny_root, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "busy"
+    folder.mkdir()
+    settings = StudySettings(name="busy", storage_path=str(tmp_path), data_root=str(tiny_root))
+    (folder / "study.json").write_text(json.dumps({"status": "running", "settings": settings.to_json()}))
+    started = []
+    monkeypatch.setattr(study.run, "_connect", lambda address: started.append(address))  # Ray's start
+    argv = ["--resume", "--storage-path", str(tmp_path), "--name", "busy"]
+    with StudyLock(folder):  # what a running driver holds
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        holder = (folder / LOCK_FILE).read_text().strip()
+        with pytest.raises(SystemExit) as done:
+            run_cli(main, argv)
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert holder.startswith(f"pid {os.getpid()} on {socket.gethostname()} since ")
+    assert done.value.code == 2 and started == []
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {folder}: the study is in use by another driver ({holder}); nothing was changed; wait for "
+        "it to end or stop it first"
+    ]
 
 
 def test_ray_shuts_down_with_interrupts_ignored(monkeypatch):
