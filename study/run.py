@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 import ray
 
-from mtan.cli import command_parser
+from mtan.cli import command_parser, flag_type
 from mtan.data import load_data
 from mtan.errors import UserError, run_cli
 from study.cluster import (
@@ -46,7 +46,6 @@ from study.settings import (
     PRESET_DEFAULTS,
     STUDY_FLAGS,
     StudySettings,
-    flag_type,
     new_settings,
     validate,
 )
@@ -95,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         flag, kind, text = (
             f"--{setting.name.replace('_', '-')}",
-            flag_type(setting.name),
+            flag_type(StudySettings, setting.name),
             setting.metadata["help"],
         )
         if kind is bool:

@@ -17,7 +17,6 @@ import functools
 import math
 import re
 import time
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,7 +202,7 @@ class StudySettings:
             columns = [c for c in space.get("columns") or () if isinstance(c, Mapping)]
             searched = [c.get("searched") for c in columns if c.get("name") == WEIGHTING]
             if not searched or not isinstance(searched[0], list):
-                raise ValueError("it records no weighting methods (settings or the space's weighting column)")
+                raise ValueError("no weighting methods: neither settings.weightings nor the space's column")
             values["weightings"] = searched[0]
         return cls.from_json(values)
 
@@ -219,12 +218,6 @@ STUDY_FLAGS: tuple[str, ...] = tuple(
     for f in dataclasses.fields(StudySettings)
     if "help" in f.metadata and f.name not in ("name", "storage_path")
 )
-
-
-def flag_type(name: str) -> type:
-    """The Python type of a settings field (`int` for ``int | None``)."""
-    hint = typing.get_type_hints(StudySettings)[name]
-    return next(t for t in typing.get_args(hint) if t is not type(None)) if typing.get_args(hint) else hint
 
 
 def new_settings(given: Mapping[str, Any]) -> StudySettings:

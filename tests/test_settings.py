@@ -102,7 +102,7 @@ def test_a_resumed_study_searches_the_weightings_it_recorded_not_the_registrys()
     space = {"columns": [{"name": "weighting", "categorical": True, "searched": ["equal", "dwa"]}]}
     settings = StudySettings.from_study_json({"settings": older, "space": space})
     assert settings.weightings == ("equal", "dwa") and settings.design["weightings"] == ["equal", "dwa"]
-    with pytest.raises(ValueError, match="records no weighting methods"):
+    with pytest.raises(ValueError, match="no weighting methods"):
         StudySettings.from_study_json({"settings": older, "space": {"columns": []}})
 
 
