@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -36,6 +37,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def journal_trials(study_dir: Path) -> list[optuna.trial.FrozenTrial]:
     storage = journal_storage(study_dir / "optuna.journal")
     return optuna.load_study(study_name=study_dir.name, storage=storage).trials
+
+
+def tiny_settings(tiny_root: Path, storage: Path, name: str, **values: Any) -> StudySettings:
+    """The settings of a study on the tiny set (`TINY_SET` as its overrides), with `values` besides."""
+    overrides = tuple(sorted((k, json.loads(v)) for k, v in (item.split("=") for item in TINY_SET)))
+    return StudySettings(
+        name=name, storage_path=str(storage), data_root=str(tiny_root), overrides=overrides, **values
+    )
 
 
 def test_a_small_study_writes_every_trial_with_its_state(finished_study):
@@ -119,16 +128,8 @@ def test_an_existing_study_is_not_overwritten(finished_study):
 
 @pytest.mark.filterwarnings("ignore:Fixed parameter lr")
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(ray_cluster, tiny_root, tmp_path):
-    overrides = tuple(sorted((k, json.loads(v)) for k, v in (item.split("=") for item in TINY_SET)))
-    settings = StudySettings(
-        name="nan",
-        storage_path=str(tmp_path),
-        num_samples=3,
-        data_root=str(tiny_root),
-        max_epochs=2,
-        grace_period=2,
-        tune_lr=True,
-        overrides=overrides,
+    settings = tiny_settings(
+        tiny_root, tmp_path, "nan", num_samples=3, max_epochs=2, grace_period=2, tune_lr=True
     )
     paper, report = SearchSpace(tune_lr=True).published_points()
     outcome = run_study(settings, points=[{**paper, "lr": 1e12}, report])  # the first one diverges
@@ -208,16 +209,8 @@ def test_a_study_recorded_before_a_weighting_was_registered_resumes_with_its_own
     # a study of equal and DWA only, as one started before scalarization was registered: its journal's
     # weighting choices are those two, and its study.json holds them only in its space; left as an
     # interrupt after two trials of three leaves it
-    overrides = tuple(sorted((k, json.loads(v)) for k, v in (item.split("=") for item in TINY_SET)))
-    two = StudySettings(
-        name="old",
-        storage_path=str(tmp_path),
-        num_samples=2,
-        data_root=str(tiny_root),
-        max_epochs=1,
-        grace_period=1,
-        weightings=("equal", "dwa"),
-        overrides=overrides,
+    two = tiny_settings(
+        tiny_root, tmp_path, "old", num_samples=2, max_epochs=1, grace_period=1, weightings=("equal", "dwa")
     )
     assert run_study(two).finished
     folder = tmp_path / "old"
