@@ -200,10 +200,11 @@ class StudySettings:
         if "weightings" not in values:
             space = study.get("space") if isinstance(study.get("space"), Mapping) else {}
             columns = [c for c in space.get("columns") or () if isinstance(c, Mapping)]
-            searched = [c.get("searched") for c in columns if c.get("name") == WEIGHTING]
-            if not searched or not isinstance(searched[0], list):
-                raise ValueError("no weighting methods: neither settings.weightings nor the space's column")
-            values["weightings"] = searched[0]
+            values["weightings"] = next(
+                (c.get("searched") for c in columns if c.get("name") == WEIGHTING), None
+            )
+        if not values["weightings"]:  # none would be a new study's: today's registry
+            raise ValueError("no weighting methods: neither settings.weightings nor the space's column")
         return cls.from_json(values)
 
 

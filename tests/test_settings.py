@@ -102,8 +102,9 @@ def test_a_resumed_study_searches_the_weightings_it_recorded_not_the_registrys()
     space = {"columns": [{"name": "weighting", "categorical": True, "searched": ["equal", "dwa"]}]}
     settings = StudySettings.from_study_json({"settings": older, "space": space})
     assert settings.weightings == ("equal", "dwa") and settings.design["weightings"] == ["equal", "dwa"]
-    with pytest.raises(ValueError, match="no weighting methods"):
-        StudySettings.from_study_json({"settings": older, "space": {"columns": []}})
+    for nothing in ({"settings": older, "space": {"columns": []}}, {"settings": {**older, "weightings": []}}):
+        with pytest.raises(ValueError, match="no weighting methods"):
+            StudySettings.from_study_json(nothing)
 
 
 def test_a_new_study_records_the_registrys_weightings_and_an_unknown_one_is_refused():
