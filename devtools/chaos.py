@@ -28,7 +28,6 @@ left; study.json ``finished``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -50,10 +49,19 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from mtan.errors import UserError, run_cli
-from mtan.run_folder import CHECKPOINT_FILE, CONFIG_FILE, read_metrics
+from mtan.run_folder import CHECKPOINT_FILE, CONFIG_FILE, read_config, read_metrics
 from study.driver import WALL_CLOCK_EVERY_S
 from study.lock import StudyLock
-from study.record import FINISHED, INTERRUPTED, JOURNAL, RUNNING, STUDY_JSON, TRIALS_DIR, trial_dirname
+from study.record import (
+    FINISHED,
+    INTERRUPTED,
+    JOURNAL,
+    RUNNING,
+    STUDY_JSON,
+    TRIALS_DIR,
+    StudyFolder,
+    trial_dirname,
+)
 from study.run import RESUME_HINT, said_its_last
 from study.search.journal import JournalLock
 from study.settings import StudySettings
@@ -263,7 +271,7 @@ def check_any_moment(chaos: Chaos, study: Study) -> None:
     _require(len(trials) <= total, f"{len(trials)} trials in the journal, more than {total}")
     finished = len(trials) == total and all(t.state in STATE_OF for t in trials)
     if record is not None:
-        check_points(chaos, study, trials, StudySettings.from_json(record["settings"]))
+        check_points(chaos, study, trials, StudySettings.from_study_json(record))
         status = record.get("status")
         allowed = {RUNNING, INTERRUPTED} if not finished else {RUNNING, INTERRUPTED, FINISHED}
         _require(status in allowed, f"study.json status {status!r} (journal finished: {finished})")
@@ -312,7 +320,10 @@ def check_points(
         if not path.exists():
             continue
         _require(space.is_complete(trial.params), f"trial {trial.number} trained; its point {trial.params}")
-        trained = json.loads(path.read_text())
+        try:
+            trained = read_config(path.parent)
+        except UserError as error:  # a torn write: it is written atomically
+            raise Violation(str(error)) from None
         point = {**trial.params, TRIAL_NUMBER: trial.number}
         expected = trial_config(point, settings.base_config).to_flat()
         differ = {
@@ -369,13 +380,12 @@ def _check_wall(chaos: Chaos, study: Study, record: dict[str, Any]) -> None:
 
 
 def _study_json(study: Study) -> dict[str, Any] | None:
-    path = study.folder / STUDY_JSON
-    if not path.exists():
-        return None
+    """study.json (None before the first driver wrote it); one that `study.record` cannot read is a torn
+    write, a `Violation` (it is written atomically)."""
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise Violation(f"study.json is not valid JSON: {error}") from None
+        return StudyFolder(study.folder).read_study()
+    except UserError as error:
+        raise Violation(str(error)) from None
 
 
 def _require(condition: bool, message: str) -> None:

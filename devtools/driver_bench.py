@@ -23,10 +23,11 @@ from typing import Any
 from ray import tune
 
 from mtan.files import atomic_write_text
-from study.driver import (
+from study.driver import (  # the driver's own Tuner (the searcher, ASHA, the callbacks), run as it runs it
     StudyJsonWriter,
     build_tuner,
-)  # the driver's own Tuner: the searcher, ASHA, the callbacks
+    quiet_tune,
+)
 from study.search.journal import open_study
 from study.settings import StudySettings
 from study.space import TRIAL_NUMBER
@@ -89,7 +90,8 @@ def driver_run(num_trials: int, storage: Path, concurrent: int) -> dict[str, Any
     reset_peak_rss()
     wall, cpu = time.monotonic(), time.process_time()
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # a line per trial otherwise
-        grid = tuner.fit()
+        with quiet_tune():  # Tune's engine and telemetry as in a study
+            grid = tuner.fit()
     wall, cpu = time.monotonic() - wall, time.process_time() - cpu
     epochs = sum(int((result.metrics or {}).get(EPOCH_KEY, 0)) for result in grid)
     return {

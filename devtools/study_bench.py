@@ -53,7 +53,7 @@ from mtan.evaluate import trivial_predictor_metrics
 from mtan.files import atomic_write_json
 from mtan.train import Run
 from study.compat import raylet_pid
-from study.driver import run_study
+from study.driver import quiet_tune, run_study
 from study.record import RAY_DIR
 from study.run import build_parser as study_parser
 from study.run import settings_from_args
@@ -238,9 +238,8 @@ def concurrent_trials_memory(
     try:
         sampler = MemorySampler()
         baseline_kb = sampler.sample()
-        tuner = _trials_tuner(base, data, trials, seconds, storage)
         sampler.start()
-        tuner.fit()
+        run_trials(base, data, trials, seconds, storage)
         sampler.stop.set()
         sampler.join()
     finally:
@@ -255,11 +254,10 @@ def concurrent_trials_memory(
     }
 
 
-def _trials_tuner(
-    base: TrainConfig, data: DataBundle, trials: int, seconds: float, storage: Path
-) -> tune.Tuner:
-    """`trials` trials of the paper's configuration at once, one CPU each, for `seconds`; each trains in
-    its own folder (a trial number each)."""
+def run_trials(base: TrainConfig, data: DataBundle, trials: int, seconds: float, storage: Path) -> None:
+    """Run `trials` trials of the paper's configuration at once, one CPU each, for `seconds`, each in its
+    own folder (a trial number each), on the Ray instance this process is connected to; Tune as quiet as
+    in a study (`study.driver.quiet_tune`: none of its boxes)."""
     point = SearchSpace().published_points()[0]
     baselines = trivial_predictor_metrics(data, base.batch_size)
     trials_uri = str(storage / f"memory-{trials}" / "trials")
@@ -267,12 +265,14 @@ def _trials_tuner(
         tune.with_parameters(run_trial, base=base, data=data, baselines=baselines, trials_uri=trials_uri),
         {"cpu": 1},
     )
-    return tune.Tuner(
+    tuner = tune.Tuner(
         trainable,
         param_space={**point, TRIAL_NUMBER: tune.grid_search(list(range(trials)))},
         tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=trials, time_budget_s=seconds),
         run_config=tune.RunConfig(name=f"memory-{trials}", storage_path=str(storage), verbose=0),
     )
+    with quiet_tune():
+        tuner.fit()
 
 
 def node_memory_kb(pids: Sequence[int]) -> dict[str, Any]:
@@ -322,7 +322,7 @@ def multi_node_memory(
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        _trials_tuner(base, data, nodes * trials, seconds, storage).fit()
+        run_trials(base, data, nodes * trials, seconds, storage)
         stop.set()
         sampler.join()
     finally:

@@ -1,9 +1,11 @@
-"""What the project's command lines share: the parser with `--version`, and help texts that show each
-preset's default."""
+"""What the project's command lines share: the parser with `--version`, the type a dataclass field's flag
+parses, and help texts that show each preset's default."""
 
 from __future__ import annotations
 
 import argparse
+import types
+import typing
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -27,6 +29,15 @@ def command_parser(module: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     return parser
+
+
+def flag_type(owner: type, name: str) -> type:
+    """The type the flag of the dataclass `owner`'s field `name` parses: the field's type, the type beside
+    None for an optional one (`int` for ``int | None``)."""
+    hint = typing.get_type_hints(owner)[name]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return next(kind for kind in typing.get_args(hint) if kind is not type(None))
+    return hint
 
 
 def preset_defaults(value: Callable[[TrainConfig], Any] | str) -> str:

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mtan.errors import ConfigError
-from mtan.model import BACKBONES
+from mtan.model import BACKBONES, INITS
 from mtan.tasks import TASKS
 from mtan.weighting import WEIGHTINGS, hyperparameters
 
 LABELS = (7, 19)  # CityScapes' 7 categories or 19 classes
-INITS = ("xavier", "kaiming")
 DEVICES = ("auto", "cpu", "cuda")
+_HYPERPARAMETERS = hyperparameters()  # each weighting method's, with its default (`mtan.weighting`)
 
 
 def _flag(
@@ -47,9 +47,9 @@ def _flag(
 class TrainConfig:
     """Everything that defines one training run; flat, so it maps one to one onto a Tune config.
 
-    Each field is a flag of ``python -m mtan.train``; a weighting method's hyperparameter (`temperature`)
-    takes its help from `mtan.weighting`, and `preset`, `image_height` and `image_width` are set by
-    ``--preset`` and ``--size``.
+    Each field is a flag of ``python -m mtan.train``; a weighting method's hyperparameter (`temperature`,
+    `depth_share`) takes its default and help from `mtan.weighting`, and `preset`, `image_height` and
+    `image_width` are set by ``--preset`` and ``--size``.
     """
 
     preset: str = "cpu"  # the preset the other values started from
@@ -74,10 +74,10 @@ class TrainConfig:
         choices=tuple(BACKBONES),
     )
     width: float = _flag(0.25, "channel width multiplier, 1.0 = the paper's network")
-    init: str = _flag("xavier", "convolution weight init", choices=INITS)
+    init: str = _flag("xavier", "convolution weight init", choices=tuple(INITS))
     weighting: str = _flag("equal", "task loss weighting", choices=tuple(WEIGHTINGS))
-    temperature: float = 2.0  # DWA's
-    depth_share: float = 0.5  # linear scalarization's
+    temperature: float = _HYPERPARAMETERS["temperature"].default  # DWA's
+    depth_share: float = _HYPERPARAMETERS["depth_share"].default  # linear scalarization's
     lr: float = _flag(2e-3, "Adam learning rate")
     weight_decay: float = _flag(0.0, "Adam weight decay, 0 = none")
     step_size: int = _flag(4, "StepLR step size in epochs")

@@ -21,7 +21,8 @@ same SegNet with no attention and one head, for the single-task runs that Delta_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -261,18 +262,23 @@ class SingleTaskSegNet(SegNet):
         return {task: self.head(decoded)}
 
 
+# A convolution's weight init by name (`TrainConfig.init`): xavier-normal (the official code's) or
+# He-normal for ReLU (the seed report's).
+INITS: dict[str, Callable[[torch.Tensor], object]] = {
+    "xavier": nn.init.xavier_normal_,
+    "kaiming": functools.partial(nn.init.kaiming_normal_, nonlinearity="relu"),
+}
+
+
 def initialise(module: nn.Module, init: str) -> None:
-    """Conv weights xavier-normal (official) or He-normal (seed report), conv bias 0; BN weight 1, bias 0."""
-    if init not in ("xavier", "kaiming"):
-        raise ConfigError(f"unknown init {init!r}; choose xavier or kaiming")
+    """Conv weights by `INITS[init]`, conv bias 0; BN weight 1, bias 0."""
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, TaskConv2d)):
             # Each task's block of a stacked conv is initialised as the separate conv it stands for.
             for weight in m.weight.chunk(m.tasks) if isinstance(m, TaskConv2d) else (m.weight,):
-                if init == "xavier":
-                    nn.init.xavier_normal_(weight)
-                else:
-                    nn.init.kaiming_normal_(weight, nonlinearity="relu")
+                INITS[init](weight)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)

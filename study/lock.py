@@ -5,6 +5,9 @@ The lock is ``fcntl.flock`` on an open file, so the kernel releases it when the 
 a local disk, and across machines on NFSv4, where the server's lock manager implements it. It is not a
 lock on object storage (``s3://``): there the driver locks its local staging folder, which excludes a
 second driver on the same head, not one started on another machine (docs/study.md, "One writer").
+
+`check_not_in_use` probes the lock before the driver starts Ray, so that a second driver is refused at
+once; the driver's `StudyLock`, held for its life, is what keeps a second writer out.
 """
 
 from __future__ import annotations
@@ -36,10 +39,7 @@ class StudyLock:
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise UserError(
-                f"{self.path.parent}: the study is in use by another driver ({holder}); "
-                "nothing was changed; wait for it to end or stop it first"
-            ) from None
+            raise _in_use(self.path.parent, holder) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n".encode(), 0)
         self._fd = fd
@@ -59,6 +59,30 @@ class StudyLock:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.release()
+
+
+def check_not_in_use(folder: Path) -> None:
+    """Refuse, with `StudyLock.acquire`'s error, when a driver holds the lock of the study in `folder`:
+    a read-only probe that takes the lock without waiting and lets it go at once, and writes nothing (no
+    lock file: no driver has run there). A shared lock, so that it needs no write access (NFS) and
+    still meets a driver's exclusive one."""
+    try:
+        fd = os.open(Path(folder) / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _in_use(Path(folder), _read_holder(fd)) from None
+    finally:
+        os.close(fd)  # the last descriptor: the probe's lock goes with it
+
+
+def _in_use(folder: Path, holder: str) -> UserError:
+    return UserError(
+        f"{folder}: the study is in use by another driver ({holder}); nothing was changed; wait for it to "
+        "end or stop it first"
+    )
 
 
 def _read_holder(fd: int) -> str:

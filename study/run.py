@@ -5,9 +5,10 @@ the study's files go to ``STORAGE/NAME/`` (docs/results.md). ``--resume`` contin
 with its recorded settings, from the study's own record (the Optuna journal and the trial folders).
 
 Every check comes before Ray starts and before anything is written: the flags, the storage path, the study
-folder, the data (loaded here, by `mtan.data`'s own checks) and, for the Ray instance the study starts on
-this machine, whether a trial fits (on a cluster: once joined). A finished study ends with the counts by
-state and the next commands; one whose every trial failed, with the most common reason.
+folder (and that no other driver holds it: `study.lock.check_not_in_use`), the data (loaded here, by
+`mtan.data`'s own checks) and, for the Ray instance the study starts on this machine, whether a trial fits
+(on a cluster: once joined). A finished study ends with the counts by state and the next commands; one
+whose every trial failed, with the most common reason.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import pandas as pd
 import ray
 
-from mtan.cli import command_parser
+from mtan.cli import command_parser, flag_type
 from mtan.data import load_data
 from mtan.errors import UserError, run_cli
 from study.cluster import (
@@ -39,12 +40,12 @@ from study.cluster import (
     starts_local_ray,
 )
 from study.driver import StudyOutcome, check_study_folder, run_study
+from study.lock import check_not_in_use
 from study.record import FAILED, count_states, most_common_error, states_text
 from study.settings import (
     PRESET_DEFAULTS,
     STUDY_FLAGS,
     StudySettings,
-    flag_type,
     new_settings,
     validate,
 )
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         flag, kind, text = (
             f"--{setting.name.replace('_', '-')}",
-            flag_type(setting.name),
+            flag_type(StudySettings, setting.name),
             setting.metadata["help"],
         )
         if kind is bool:
@@ -139,7 +140,7 @@ def settings_for_resume(args: argparse.Namespace) -> StudySettings:
     if given:
         print(f"note: --resume uses the recorded settings; ignoring {' '.join(given)}")
     try:
-        settings = StudySettings.from_json(recorded["settings"])
+        settings = StudySettings.from_study_json(recorded)
         settings = dataclasses.replace(settings, storage_path=storage, name=name)
         validate(settings)
     except (UserError, TypeError, ValueError) as error:
@@ -191,7 +192,8 @@ def said_its_last(output: str) -> bool:
 
 def finished_lines(table: pd.DataFrame, settings: StudySettings, results: str) -> list[str]:
     """What a finished study prints last: its best trials, where its results are, the count of trials by
-    state (and of restarts), then the next commands; when every trial failed, instead of the best trials
+    state (and of restarts), then the next commands (the confirmation of the best 2, of each weighting
+    method's best for a ``--per-weighting`` study); when every trial failed, instead of the best trials
     and the commands, one last line saying so with the most common reason."""
     counts = count_states(table)
     restarts = int(table["restarts"].sum())
@@ -206,9 +208,15 @@ def finished_lines(table: pd.DataFrame, settings: StudySettings, results: str) -
         reason, count = common
         return [*lines, f"{ALL_FAILED}; the most common reason ({count} of {len(table)}): {reason}"]
     folder = shlex.quote(results)
+    if settings.per_weighting is None:
+        confirm = "--top 2   (the best 2 and the published ones, new seeds)"
+    else:  # each method had its own trials: confirm each one's best against the others'
+        confirm = (
+            "--per-weighting-best 1   (the best of each weighting method and the published ones, new seeds)"
+        )
     return [
         *lines,
-        f"next: python -m study.reproduce {folder} --top 2   (the best 2 and the published ones, new seeds)",
+        f"next: python -m study.reproduce {folder} {confirm}",
         f"      python -m analysis.report {folder}   (the report)",
     ]
 
@@ -248,9 +256,10 @@ def _with_default_gpus(settings: StudySettings, args: argparse.Namespace, gpus: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: parse and check everything (the flags, the storage path, the study folder, the
-    data, and whether a trial fits the Ray instance it starts here), start or join Ray, run the study,
-    print how it ended (or how to resume), then stop the Ray instance it started."""
+    """The command line: parse and check everything (the flags, the storage path, the study folder and
+    that no driver holds it, the data, and whether a trial fits the Ray instance it starts here), start
+    or join Ray, run the study, print how it ended (or how to resume), then stop the Ray instance it
+    started."""
     started = _process_started()
     args = build_parser().parse_args(argv)
     settings = settings_for_resume(args) if args.resume else settings_from_args(args)  # before Ray starts
@@ -260,7 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         capacity = local_capacity()
         settings = _with_default_gpus(settings, args, capacity["GPU"])
         check_trial_fits(settings.cpus_per_trial, settings.gpus_per_trial, local=capacity)
-    check_study_folder(settings, args.resume)
+    location = check_study_folder(settings, args.resume)
+    check_not_in_use(location.local_dir)  # the driver takes the lock itself, for its life, once Ray runs
     data = load_data(settings.base_config)
     signal.signal(signal.SIGTERM, _interrupt)
     owns_ray = False

@@ -4,8 +4,10 @@
 study.run``, `STUDY_FLAGS`) and the base training configuration of its trials, built once
 (`StudySettings.base_config`). `new_settings` fills in the defaults of a new study: the dataclass
 defaults, those by preset (`PRESET_DEFAULTS`, else the preset's own epochs), the grace period from the
-epochs and the reduction factor, the number of trials from ``--per-weighting`` (that many per weighting
-method), and one GPU per trial when Ray sees a GPU (`study.cluster.default_gpus_per_trial`).
+epochs and the reduction factor, the weighting methods searched (the registry's, the opt-in ones by their
+flag), the number of trials from ``--per-weighting`` (that many per weighting method), and one GPU per
+trial when Ray sees a GPU (`study.cluster.default_gpus_per_trial`). A resumed study's settings are those
+it recorded (`StudySettings.from_study_json`), its weighting methods included.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import functools
 import math
 import re
 import time
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +24,9 @@ from typing import Any
 from mtan.config import PRESETS, TrainConfig, check_field_types, make_config
 from mtan.errors import ConfigError, UserError
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
+from mtan.weighting import WEIGHTINGS
 from study.observe.loggers import DEFAULT_LOGGER, LOGGERS, check_logger
-from study.space import SearchSpace
+from study.space import OPT_IN_WEIGHTINGS, WEIGHTING, SearchSpace, new_study_weightings
 from study.trainable import DEFAULT_CHECKPOINT_EVERY
 
 # A study's name is its folder's: a plain name (no path, not hidden, not . or ..) that is safe in a shell,
@@ -123,6 +125,9 @@ class StudySettings:
     seed: int = _flag(0, "the sampler's seed; trial n trains with seed + n")
     uncertainty: bool = _flag(False, "also search uncertainty weighting (default: off)", False)
     tune_lr: bool = _flag(False, "also search the learning rate (default: off)", False)
+    # The weighting methods searched: a new study's (`study.space.new_study_weightings`, () fills them in
+    # from the opt-in flags), then the recorded ones, whatever the registry holds when the study resumes.
+    weightings: tuple[str, ...] = ()
     overrides: tuple[tuple[str, Any], ...] = ()  # further TrainConfig fields (`--set KEY=VALUE`)
     checkpoint_every: int = _flag(
         DEFAULT_CHECKPOINT_EVERY,
@@ -133,6 +138,11 @@ class StudySettings:
         None, "with --logger mlflow: your MLflow server (default sqlite:///STUDY/mlflow.db)", False
     )
 
+    def __post_init__(self) -> None:
+        if not self.weightings:
+            opted_in = [w for w in OPT_IN_WEIGHTINGS if getattr(self, w)]
+            object.__setattr__(self, "weightings", new_study_weightings(opted_in))
+
     @property
     def mode(self) -> str:
         """``max`` or ``min``, from the metric."""
@@ -141,13 +151,13 @@ class StudySettings:
     @property
     def space(self) -> SearchSpace:
         """The search space of this study."""
-        return SearchSpace(uncertainty=self.uncertainty, tune_lr=self.tune_lr)
+        return SearchSpace(self.weightings, tune_lr=self.tune_lr)
 
     @property
     def design(self) -> dict[str, Any]:
         """How the trials are shared among the weighting methods (study.json's ``design``):
         ``per_weighting`` trials each, or None where the sampler chooses each trial's method."""
-        return {"per_weighting": self.per_weighting, "weightings": list(self.space.weightings)}
+        return {"per_weighting": self.per_weighting, "weightings": list(self.weightings)}
 
     @functools.cached_property
     def base_config(self) -> TrainConfig:
@@ -164,9 +174,10 @@ class StudySettings:
         return make_config(self.preset, **values)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON object (overrides as an object)."""
+        """A JSON object (overrides as an object, weightings as a list)."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         values["overrides"] = dict(self.overrides)
+        values["weightings"] = list(self.weightings)
         return values
 
     @classmethod
@@ -175,7 +186,26 @@ class StudySettings:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in values.items() if k in known}
         kwargs["overrides"] = tuple(sorted(dict(values.get("overrides") or {}).items()))
+        if isinstance(kwargs.get("weightings"), list):
+            kwargs["weightings"] = tuple(kwargs["weightings"])
         return cls(**kwargs)
+
+    @classmethod
+    def from_study_json(cls, study: Mapping[str, Any]) -> StudySettings:
+        """The settings study.json records (its ``settings``). A study recorded before its settings held the
+        weightings it searches takes them from its recorded ``space``, whose weighting column lists the
+        choices (never from the registry of today: Optuna refuses a categorical whose choices changed);
+        `ValueError` when neither holds them."""
+        values = dict(study["settings"])
+        if "weightings" not in values:
+            space = study.get("space") if isinstance(study.get("space"), Mapping) else {}
+            columns = [c for c in space.get("columns") or () if isinstance(c, Mapping)]
+            values["weightings"] = next(
+                (c.get("searched") for c in columns if c.get("name") == WEIGHTING), None
+            )
+        if not values["weightings"]:  # none would be a new study's: today's registry
+            raise ValueError("no weighting methods: neither settings.weightings nor the space's column")
+        return cls.from_json(values)
 
 
 def as_flag(field: str) -> str:
@@ -191,25 +221,15 @@ STUDY_FLAGS: tuple[str, ...] = tuple(
 )
 
 
-def flag_type(name: str) -> type:
-    """The Python type of a settings field (`int` for ``int | None``)."""
-    hint = typing.get_type_hints(StudySettings)[name]
-    return next(t for t in typing.get_args(hint) if t is not type(None)) if typing.get_args(hint) else hint
-
-
 def new_settings(given: Mapping[str, Any]) -> StudySettings:
     """A new study's settings from the values given (field name -> value; None or absent: not given),
     every other one by its default. ``overrides`` given are laid over the preset's."""
     values = {k: v for k, v in given.items() if v is not None}
-    if "per_weighting" in values:
-        if "num_samples" in values:
-            raise UserError(
-                "--num-samples and --per-weighting are exclusive: --per-weighting N runs N trials for "
-                "each weighting method, and that is the total"
-            )
-        space = SearchSpace(uncertainty=bool(values.get("uncertainty")), tune_lr=bool(values.get("tune_lr")))
-        if isinstance(values["per_weighting"], int):  # `validate` names the flag otherwise
-            values["num_samples"] = values["per_weighting"] * len(space.weightings)
+    if "per_weighting" in values and "num_samples" in values:
+        raise UserError(
+            "--num-samples and --per-weighting are exclusive: --per-weighting N runs N trials for "
+            "each weighting method, and that is the total"
+        )
     preset = values.get("preset", StudySettings.preset)
     defaults = PRESET_DEFAULTS.get(preset)
     if "max_epochs" not in values:
@@ -223,7 +243,12 @@ def new_settings(given: Mapping[str, Any]) -> StudySettings:
         )  # `validate` checks it
         values["grace_period"] = min(epochs, max(MIN_GRACE_PERIOD, epochs // factor**2))
     values.setdefault("name", time.strftime("study-%Y%m%d-%H%M%S"))
-    return StudySettings(**values)
+    settings = StudySettings(**values)
+    if isinstance(settings.per_weighting, int):  # `validate` names the flag otherwise
+        settings = dataclasses.replace(
+            settings, num_samples=settings.per_weighting * len(settings.weightings)
+        )
+    return settings
 
 
 def validate(settings: StudySettings) -> None:
@@ -280,6 +305,12 @@ def validate(settings: StudySettings) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    unknown = [w for w in settings.weightings if w not in WEIGHTINGS]
+    if unknown:
+        raise UserError(
+            f"the weighting methods searched must be registered ones ({', '.join(WEIGHTINGS)}), got "
+            f"{', '.join(map(str, unknown))}"
+        )
     fixed = sorted(set(dict(settings.overrides)) & set(FLAG_FIELDS))
     if fixed:
         raise UserError(f"--set cannot change {', '.join(fixed)}: the study sets it (see --help)")

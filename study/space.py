@@ -2,8 +2,9 @@
 
 One `Dimension` per searched value, in the order Optuna suggests them (define-by-run):
 
-- ``weighting``: the registered weighting methods of `mtan.weighting` (uncertainty behind
-  ``--uncertainty``); each method's own hyperparameters (`mtan.weighting.Hyperparameter`, e.g. DWA's
+- ``weighting``: the study's weighting methods (`SearchSpace.weightings`: a new study's are the registered
+  ones of `mtan.weighting`, uncertainty behind ``--uncertainty``, `new_study_weightings`; a resumed study's
+  are those it recorded); each method's own hyperparameters (`mtan.weighting.Hyperparameter`, e.g. DWA's
   temperature T, log scale around the paper's T = 2) follow it, searched only for that method's trials,
   on the scale the method declares; a logit-scale one (scalarization's depth share w) is searched as
   Optuna's parameter ``<name>_logit`` = log(w / (1 - w)), uniform between the logits of its range, and
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +50,8 @@ PAPER, SEED_REPORT = "paper", "seed_report"
 # Liu et al. 2019: Adam lr 1e-4, no weight decay, StepLR(100, 0.5) over 200 epochs, equal weighting.
 # The seed report: DWA T = 2, weight decay 1e-4, StepLR(25, 0.5) over 100 epochs.
 PUBLISHED: tuple[str, ...] = (PAPER, SEED_REPORT)
-# Weighting methods searched only when their flag (a `SearchSpace` field) is set.
-OPT_IN_WEIGHTINGS: dict[str, str] = {"uncertainty": "uncertainty"}
+# Weighting methods a new study searches only when opted in (each by the study's flag of its name).
+OPT_IN_WEIGHTINGS: tuple[str, ...] = ("uncertainty",)
 
 
 def logit(p: float) -> float:
@@ -75,6 +76,13 @@ def exact_logit(p: float, search_ulps: int = 64) -> float:
                 return y
             y = math.nextafter(y, toward)
     return x
+
+
+def new_study_weightings(opted_in: Collection[str] = ()) -> tuple[str, ...]:
+    """The weighting methods a new study searches: the registered ones (`mtan.weighting.WEIGHTINGS`, in its
+    order), those of `OPT_IN_WEIGHTINGS` only when in `opted_in`. A study records its own (study.json's
+    ``settings``) and a resume searches those: Optuna refuses a categorical whose choices changed."""
+    return tuple(w for w in WEIGHTINGS if w not in OPT_IN_WEIGHTINGS or w in opted_in)
 
 
 def step_size(step_fraction: float, epochs: int) -> int:
@@ -188,15 +196,11 @@ DIMENSIONS: tuple[Dimension, ...] = (
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The search space; calling it on an Optuna trial suggests one point (define-by-run)."""
+    """The search space over the weighting methods `weightings` (registered ones; default: a new study's
+    without opt-ins); calling it on an Optuna trial suggests one point (define-by-run)."""
 
-    uncertainty: bool = False
+    weightings: tuple[str, ...] = new_study_weightings()
     tune_lr: bool = False
-
-    @property
-    def weightings(self) -> tuple[str, ...]:
-        """The weighting methods searched over."""
-        return tuple(w for w in WEIGHTINGS if getattr(self, OPT_IN_WEIGHTINGS.get(w, ""), True))
 
     @property
     def dimensions(self) -> tuple[Dimension, ...]:
@@ -285,10 +289,10 @@ class SearchSpace:
         return values
 
     def describe(self) -> dict[str, Any]:
-        """The space as JSON (study.json's ``space``): its flags, and per results.csv config column
-        its label, whether it is categorical, its scale (and whether that is log), the weightings it
-        applies to, its range. A logit-scale dimension's columns: Optuna's parameter, linear between the
-        logits, and the config field, on the logit scale over `low`..`high`."""
+        """The space as JSON (study.json's ``space``): its weightings and ``tune_lr``, and per results.csv
+        config column its label, whether it is categorical, its scale (and whether that is log), the
+        weightings it applies to, its range. A logit-scale dimension's columns: Optuna's parameter, linear
+        between the logits, and the config field, on the logit scale over `low`..`high`."""
         columns = []
         for d in self.dimensions:
             if d.field is None:
@@ -311,7 +315,7 @@ class SearchSpace:
                 columns.append(field)
         labels = {d.name: d.label for d in self.dimensions}
         return {
-            "uncertainty": self.uncertainty,
+            "weightings": list(self.weightings),
             "tune_lr": self.tune_lr,
             "columns": columns,
             "labels": labels,
@@ -328,7 +332,7 @@ def train_overrides(
 ) -> dict[str, Any]:
     """The `TrainConfig` field values of a point of the space, for a budget of `epochs` epochs (a field
     whose dimension does not apply to the point keeps the base config's value)."""
-    space = space or SearchSpace(uncertainty=True, tune_lr="lr" in point)
+    space = space or SearchSpace(tuple(WEIGHTINGS), tune_lr="lr" in point)
     overrides: dict[str, Any] = {}
     for d in space.dimensions:
         if d.field is None or (d.switch is None and not d.applies(point)):

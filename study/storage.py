@@ -149,12 +149,19 @@ class TrialStore:
         return sorted(info.base_name for info in infos if info.type == pyarrow.fs.FileType.File)
 
     def read_text(self, number: int, name: str) -> str | None:
-        """A file of trial `number`'s folder, or None when there is none."""
+        """A UTF-8 file of trial `number`'s folder, or None when there is none; `UserError` naming it when
+        it is not UTF-8 text."""
         path = f"{self.folder(number)}/{name}"
         if self.filesystem.get_file_info(path).type != pyarrow.fs.FileType.File:
             return None
         with self.filesystem.open_input_stream(path) as stream:
-            return stream.read().decode("utf-8")
+            data = stream.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(
+                f"{self.uri}/{trial_dirname(number)}/{name}: cannot read (not UTF-8 text)"
+            ) from None
 
     def write_text(self, number: int, name: str, text: str) -> None:
         """Write a file of trial `number`'s folder whole (atomically on a local path; an object store

@@ -160,6 +160,7 @@ def _write_optuna_journal(
     import optuna
 
     from study.search.journal import journal_storage
+    from study.search.searcher import RAY_TRIAL_ID  # imports Ray Tune: only where a journal is written
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=journal_storage(path), direction="maximize")
@@ -167,7 +168,7 @@ def _write_optuna_journal(
         study.enqueue_trial(dict(ended.point))
         trial = study.ask()
         space(trial)
-        trial.set_user_attr("ray_trial_id", ended.trial_id)
+        trial.set_user_attr(RAY_TRIAL_ID, ended.trial_id)
         for row in ended.history:
             trial.report(row["score"], int(row["epoch"]))
         if state == COMPLETED:

@@ -85,3 +85,20 @@ def test_the_point_checks_catch_a_changed_a_shared_and_a_mistrained_point(tmp_pa
     run, study, settings = fake_study(tmp_path / "per", [paper, report, sampled], per_weighting=1)
     with pytest.raises(chaos.Violation, match="trials per weighting"):
         check(run, study, settings)
+
+
+@pytest.mark.parametrize(
+    "written, why",
+    [(b'{"settings": {', "not valid JSON"), (b"[]", "expected a JSON object"), (b"\xff{}", "not UTF-8")],
+)
+def test_a_torn_or_foreign_study_json_or_config_json_is_a_violation_naming_it(tmp_path, written, why):
+    paper, report = SearchSpace().published_points()
+    run, study, settings = fake_study(tmp_path, [paper, report])
+    (study.folder / STUDY_JSON).write_bytes(written)
+    with pytest.raises(chaos.Violation, match=f"^{study.folder / STUDY_JSON}: .*{why}"):
+        chaos.check_any_moment(run, study)
+    folder = study.folder / "trials" / "trial_001"
+    folder.mkdir(parents=True)
+    (folder / CONFIG_FILE).write_bytes(written)
+    with pytest.raises(chaos.Violation, match=f"^{folder / CONFIG_FILE}: .*{why}"):
+        check(run, study, settings)

@@ -1,11 +1,15 @@
-"""What every command line shares: `--version`, and help texts that show each preset's default."""
+"""What every command line shares: `--version`, the type a field's flag parses, and help texts that show each
+preset's default."""
+
+from __future__ import annotations
 
 import dataclasses
 import importlib
+from typing import Optional
 
 import pytest
 
-from mtan.cli import installed_version, preset_defaults
+from mtan.cli import flag_type, installed_version, preset_defaults
 from mtan.config import PRESETS, TrainConfig, make_config
 from mtan.weighting import hyperparameters
 
@@ -93,3 +97,19 @@ def test_the_train_flags_set_the_fields_they_name():
     )
     assert config_from_args(build_parser().parse_args(argv)) == expected
     assert config_from_args(build_parser().parse_args([])) == make_config("cpu")
+
+
+@dataclasses.dataclass
+class _Fields:
+    count: int = 1
+    limit: int | None = None
+    share: Optional[float] = None  # noqa: UP045 - the older spelling of float | None
+    on: bool = False
+    name: str | None = None
+    names: tuple[str, ...] = ()
+
+
+def test_a_flag_parses_the_fields_type_and_an_optional_ones_other_type():
+    expected = {"count": int, "limit": int, "share": float, "on": bool, "name": str, "names": tuple[str, ...]}
+    assert {name: flag_type(_Fields, name) for name in expected} == expected
+    assert flag_type(TrainConfig, "num_threads") is int and flag_type(TrainConfig, "data_root") is str

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mtan.errors import UserError
-from study.lock import LOCK_FILE, StudyLock
+from study.lock import LOCK_FILE, StudyLock, check_not_in_use
 
 REPO = Path(__file__).resolve().parents[1]
 HOLD = (
@@ -44,3 +44,17 @@ def test_the_lock_goes_with_a_killed_process(tmp_path):
         holder.kill()
     with StudyLock(tmp_path):  # no stale lock
         assert (tmp_path / LOCK_FILE).read_text().startswith(f"pid {os.getpid()} ")
+
+
+def test_the_probe_refuses_a_held_lock_as_acquire_does_and_holds_nothing(tmp_path):
+    check_not_in_use(tmp_path)  # no driver ever ran here: nothing to meet, and nothing written
+    assert not (tmp_path / LOCK_FILE).exists()
+    with StudyLock(tmp_path):
+        with pytest.raises(UserError) as acquired:
+            StudyLock(tmp_path).acquire()
+        with pytest.raises(UserError) as probed:
+            check_not_in_use(tmp_path)
+        assert str(probed.value) == str(acquired.value)
+    check_not_in_use(tmp_path)  # released: free again
+    with StudyLock(tmp_path):  # the probe let its lock go
+        pass

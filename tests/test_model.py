@@ -1,14 +1,16 @@
 """The networks: parameter parity with the official SegNet-MTAN and single-task SegNet, shapes, backbones,
 width and init, and which one a config builds."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
 from mtan import MTAN
-from mtan.config import make_config
+from mtan.config import TrainConfig, make_config
 from mtan.errors import ConfigError
-from mtan.model import SingleTaskSegNet, make_model
+from mtan.model import INITS, SingleTaskSegNet, make_model
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -67,6 +69,13 @@ def test_init_sets_batch_norm_to_identity_and_conv_bias_to_zero(init):
     fan_in, fan_out = conv.in_channels * 9, conv.out_channels * 9
     expected = (2 / (fan_in + fan_out)) ** 0.5 if init == "xavier" else (2 / fan_in) ** 0.5
     assert conv.weight.std().item() == pytest.approx(expected, rel=0.05)
+
+
+def test_the_inits_a_config_accepts_are_the_networks_and_another_is_named():
+    (init,) = [f for f in dataclasses.fields(TrainConfig) if f.name == "init"]
+    assert init.metadata["choices"] == tuple(INITS) == ("xavier", "kaiming")
+    with pytest.raises(ConfigError, match=r"^unknown init 'orthogonal'; choose one of xavier, kaiming$"):
+        MTAN({"segmentation": 7}, width=0.0625, init="orthogonal")
 
 
 def test_unknown_backbone_is_a_config_error():

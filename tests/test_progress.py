@@ -1,6 +1,8 @@
 """The study's live progress: plain lines when not in a terminal, a rich table in one (fake trials)."""
 
+import dataclasses
 import io
+import math
 from types import SimpleNamespace
 
 from rich.console import Console
@@ -172,3 +174,23 @@ def test_without_a_restart_count_a_retry_says_why_it_failed(tmp_path):
         "trial 3  failed: TrainingDiverged: segmentation loss became nan in epoch 1; again from its last "
         "checkpoint (the start if none)"
     )
+
+
+def test_a_scalarization_trial_shows_its_depth_share_not_its_logit():
+    point = {"trial_number": 5, "weighting": "scalarization", "depth_share_logit": math.log(0.3 / 0.7)}
+    point.update(use_weight_decay=False, step_fraction=0.5, gamma=0.5)
+    assert config_text(point) == "scalarization w=0.3 wd=0 step=0.5 gamma=0.5"
+
+
+def test_the_tables_title_stays_on_one_line_when_wider_than_the_table():
+    out = io.StringIO()
+    header = dataclasses.replace(HEADER, num_samples=100_000)
+    progress = StudyProgress(header, console=Console(file=out, width=200), live=False)
+    progress._start -= 7200  # two hours in: "0 running, 0 of 100000 ended, 2.0 h elapsed"
+    table = progress.table()
+    min_width, table.min_width = table.min_width, None
+    natural = progress.console.measure(table).maximum
+    assert natural < len(table.title)  # no trial yet: the columns alone are narrower than the title
+    table.min_width = min_width
+    progress.console.print(table)
+    assert out.getvalue().splitlines()[0].strip() == table.title

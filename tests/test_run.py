@@ -7,10 +7,12 @@ import os
 import pickle
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -18,7 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 import study.run
-from mtan.errors import UserError
+from mtan.errors import UserError, run_cli
 from study.driver import run_study
 from study.lock import LOCK_FILE, StudyLock
 from study.run import best_trials_table, build_parser, finished_lines, main, said_its_last, settings_from_args
@@ -35,6 +37,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def journal_trials(study_dir: Path) -> list[optuna.trial.FrozenTrial]:
     storage = journal_storage(study_dir / "optuna.journal")
     return optuna.load_study(study_name=study_dir.name, storage=storage).trials
+
+
+def tiny_settings(tiny_root: Path, storage: Path, name: str, **values: Any) -> StudySettings:
+    """The settings of a study on the tiny set (`TINY_SET` as its overrides), with `values` besides."""
+    overrides = tuple(sorted((k, json.loads(v)) for k, v in (item.split("=") for item in TINY_SET)))
+    return StudySettings(
+        name=name, storage_path=str(storage), data_root=str(tiny_root), overrides=overrides, **values
+    )
 
 
 def test_a_small_study_writes_every_trial_with_its_state(finished_study):
@@ -118,16 +128,8 @@ def test_an_existing_study_is_not_overwritten(finished_study):
 
 @pytest.mark.filterwarnings("ignore:Fixed parameter lr")
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(ray_cluster, tiny_root, tmp_path):
-    overrides = tuple(sorted((k, json.loads(v)) for k, v in (item.split("=") for item in TINY_SET)))
-    settings = StudySettings(
-        name="nan",
-        storage_path=str(tmp_path),
-        num_samples=3,
-        data_root=str(tiny_root),
-        max_epochs=2,
-        grace_period=2,
-        tune_lr=True,
-        overrides=overrides,
+    settings = tiny_settings(
+        tiny_root, tmp_path, "nan", num_samples=3, max_epochs=2, grace_period=2, tune_lr=True
     )
     paper, report = SearchSpace(tune_lr=True).published_points()
     outcome = run_study(settings, points=[{**paper, "lr": 1e12}, report])  # the first one diverges
@@ -201,6 +203,37 @@ def test_sigint_then_resume_keeps_finished_trials_and_duplicates_none(ray_cluste
     assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
 
 
+def test_a_study_recorded_before_a_weighting_was_registered_resumes_with_its_own(
+    ray_cluster, tiny_root, tmp_path
+):
+    # a study of equal and DWA only, as one started before scalarization was registered: its journal's
+    # weighting choices are those two, and its study.json holds them only in its space; left as an
+    # interrupt after two trials of three leaves it
+    two = tiny_settings(
+        tiny_root, tmp_path, "old", num_samples=2, max_epochs=1, grace_period=1, weightings=("equal", "dwa")
+    )
+    assert run_study(two).finished
+    folder = tmp_path / "old"
+    recorded = json.loads((folder / "study.json").read_text())
+    assert recorded["space"]["columns"][0]["searched"] == ["equal", "dwa"]
+    older = {k: v for k, v in recorded["settings"].items() if k != "weightings"}
+    interrupted = {
+        **recorded,
+        "status": "interrupted",
+        "num_samples": 3,
+        "settings": {**older, "num_samples": 3},
+    }
+    (folder / "study.json").write_text(json.dumps(interrupted))
+    (folder / "results.csv").unlink()
+    (folder / "best_config.json").unlink()
+
+    assert main(["--resume", "--storage-path", str(tmp_path), "--name", "old"]) == 0
+    table = pd.read_csv(folder / "results.csv")
+    assert list(table["trial"]) == [0, 1, 2] and set(table["weighting"]) <= {"equal", "dwa"}
+    assert "depth_share" not in table.columns
+    assert json.loads((folder / "study.json").read_text())["settings"]["weightings"] == ["equal", "dwa"]
+
+
 @pytest.mark.parametrize("name", [".", "..", "a/b", ".hidden", "x" * 101, "two words", "x;y"])
 def test_a_name_must_be_a_plain_folder_name(tmp_path, name):
     with pytest.raises(UserError, match="--name must be a plain folder name"):
@@ -233,6 +266,28 @@ def test_a_study_in_use_by_another_driver_is_refused_untouched(finished_study):
             main(args)
     after = {p: p.read_bytes() for p in finished_study.rglob("*") if p.is_file() and p.name != LOCK_FILE}
     assert after == before
+
+
+def test_a_second_driver_is_refused_in_one_line_before_ray_starts(tiny_root, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "busy"
+    folder.mkdir()
+    settings = StudySettings(name="busy", storage_path=str(tmp_path), data_root=str(tiny_root))
+    (folder / "study.json").write_text(json.dumps({"status": "running", "settings": settings.to_json()}))
+    started = []
+    monkeypatch.setattr(study.run, "_connect", lambda address: started.append(address))  # Ray's start
+    argv = ["--resume", "--storage-path", str(tmp_path), "--name", "busy"]
+    with StudyLock(folder):  # what a running driver holds
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        holder = (folder / LOCK_FILE).read_text().strip()
+        with pytest.raises(SystemExit) as done:
+            run_cli(main, argv)
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert holder.startswith(f"pid {os.getpid()} on {socket.gethostname()} since ")
+    assert done.value.code == 2 and started == []
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {folder}: the study is in use by another driver ({holder}); nothing was changed; wait for "
+        "it to end or stop it first"
+    ]
 
 
 def test_ray_shuts_down_with_interrupts_ignored(monkeypatch):
@@ -391,3 +446,16 @@ def test_a_study_whose_every_trial_failed_ends_with_one_line_and_the_most_common
         "trials: 0 completed, 0 stopped early, 3 failed; 3 restarts (results.csv)",
         "every trial failed; the most common reason (2 of 3): A: nan",
     ]
+
+
+def test_a_per_weighting_study_suggests_confirming_each_methods_best():
+    table = pd.DataFrame(
+        {"trial": [0, 1], "state": ["completed", "failed"], "epochs": [1, 0], "last_score": [0.5, None]}
+    )
+    table = table.assign(last_miou=0.4, last_abs_err=0.1, error=[None, "A: nan"], restarts=0)
+    table = table.assign(**SearchSpace().column_values({}, 1))
+    for per_weighting, confirm in ((None, "--top 2 "), (2, "--per-weighting-best 1 ")):
+        settings = StudySettings(name="x", per_weighting=per_weighting)
+        lines = finished_lines(table, settings, "/r/x")
+        assert lines[-2].startswith(f"next: python -m study.reproduce /r/x {confirm}")
+        assert sum("study.reproduce" in line for line in lines) == 1

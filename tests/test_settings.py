@@ -74,7 +74,7 @@ def test_the_base_config_is_built_once_from_the_settings():
 
 
 def test_every_flag_is_a_setting():
-    assert set(STUDY_FLAGS) | {"name", "storage_path", "overrides"} == {
+    assert set(STUDY_FLAGS) | {"name", "storage_path", "overrides", "weightings"} == {
         f.name for f in dataclasses.fields(StudySettings)
     }
 
@@ -92,3 +92,23 @@ def test_per_weighting_sets_the_total_and_excludes_num_samples():
     assert new_settings({"num_samples": 7}).design == {"per_weighting": None, "weightings": list(WEIGHTINGS)}
     with pytest.raises(UserError, match="--num-samples and --per-weighting are exclusive"):
         new_settings({"per_weighting": 3, "num_samples": 6})
+
+
+def test_a_resumed_study_searches_the_weightings_it_recorded_not_the_registrys():
+    recorded = StudySettings(name="s", weightings=("equal", "dwa")).to_json()
+    assert StudySettings.from_study_json({"settings": recorded}).space.weightings == ("equal", "dwa")
+    # a study.json from before the settings held them: its space's weighting column lists the choices
+    older = {k: v for k, v in recorded.items() if k != "weightings"}
+    space = {"columns": [{"name": "weighting", "categorical": True, "searched": ["equal", "dwa"]}]}
+    settings = StudySettings.from_study_json({"settings": older, "space": space})
+    assert settings.weightings == ("equal", "dwa") and settings.design["weightings"] == ["equal", "dwa"]
+    for nothing in ({"settings": older, "space": {"columns": []}}, {"settings": {**older, "weightings": []}}):
+        with pytest.raises(ValueError, match="no weighting methods"):
+            StudySettings.from_study_json(nothing)
+
+
+def test_a_new_study_records_the_registrys_weightings_and_an_unknown_one_is_refused():
+    assert StudySettings(name="s").weightings == tuple(WEIGHTINGS)
+    assert StudySettings(name="s", uncertainty=True).weightings == tuple(REGISTERED)
+    with pytest.raises(UserError, match="must be registered ones .* got gradnorm"):
+        validate(StudySettings(name="s", weightings=("equal", "gradnorm")))

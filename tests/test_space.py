@@ -10,7 +10,16 @@ import pytest
 
 from mtan.config import PRESETS, make_config
 from mtan.weighting import WEIGHTINGS as MTAN_WEIGHTINGS
-from study.space import DIMENSIONS, SearchSpace, exact_logit, logit, sigmoid, step_size, train_overrides
+from study.space import (
+    DIMENSIONS,
+    SearchSpace,
+    exact_logit,
+    logit,
+    new_study_weightings,
+    sigmoid,
+    step_size,
+    train_overrides,
+)
 
 RANGES = {d.name: (d.low, d.high) for d in DIMENSIONS if not d.categorical}
 # The range of each Optuna parameter (the logit of the range on the logit scale).
@@ -55,8 +64,17 @@ def test_values_stay_in_their_ranges():
 
 def test_uncertainty_only_behind_its_flag_and_every_weighting_exists_in_mtan():
     assert "uncertainty" not in {p["weighting"] for p in sample(SearchSpace(), 100)}
-    assert "uncertainty" in {p["weighting"] for p in sample(SearchSpace(uncertainty=True), 100)}
-    assert set(SearchSpace(uncertainty=True).weightings) <= set(MTAN_WEIGHTINGS)
+    opted_in = SearchSpace(new_study_weightings(["uncertainty"]))
+    assert "uncertainty" in {p["weighting"] for p in sample(opted_in, 100)}
+    assert opted_in.weightings == tuple(MTAN_WEIGHTINGS)
+
+
+def test_a_space_of_two_weightings_searches_those_and_their_hyperparameters_only():
+    space = SearchSpace(("equal", "dwa"))
+    points = sample(space, 60)
+    assert {p["weighting"] for p in points} == {"equal", "dwa"}
+    assert "depth_share_logit" not in {k for p in points for k in p}
+    assert "depth_share" not in space.columns and space.describe()["weightings"] == ["equal", "dwa"]
 
 
 @pytest.mark.parametrize("tune_lr", [False, True])
@@ -144,7 +162,7 @@ def test_the_recorded_description_names_every_column_with_its_label_and_scale():
 @pytest.mark.parametrize("epochs", [1, 3, 4, 24, 200])
 def test_the_point_of_a_trials_config_trains_that_config(epochs):
     # what a trial folder's config.json says gives back a point that trains the same config
-    space = SearchSpace(uncertainty=True, tune_lr=True)
+    space = SearchSpace(tuple(MTAN_WEIGHTINGS), tune_lr=True)
     points = [*space.published_points(), *sample(space, 100, seed=2)]
     base = make_config("cpu", epochs=epochs).to_flat()
     for point in points:

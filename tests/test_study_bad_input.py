@@ -106,12 +106,17 @@ def test_a_read_only_storage_path_is_refused(tiny_root, tmp_path, capsys, monkey
     [
         ('{"settings": {"name": "s", "num_', "study.json: not valid JSON (Unterminated string"),
         (
-            json.dumps({"settings": {"name": "s", "num_samples": "many"}}),
+            json.dumps({"settings": {"name": "s", "num_samples": "many", "weightings": ["equal"]}}),
             "study.json: the recorded settings are refused (--num-samples must be an integer, got 'many')",
         ),
         (
-            json.dumps({"settings": {"name": "s", "overrides": {"lr": "fast"}}}),
+            json.dumps({"settings": {"name": "s", "overrides": {"lr": "fast"}, "weightings": ["equal"]}}),
             "study.json: the recorded settings are refused (--set lr=fast: lr must be a number, got 'fast')",
+        ),
+        (
+            json.dumps({"settings": {"name": "s"}}),  # neither its settings nor a space name the weightings
+            "study.json: the recorded settings are refused (no weighting methods: neither "
+            "settings.weightings nor the space's column",
         ),
     ],
 )

@@ -13,12 +13,14 @@ import pytest
 
 from devtools.driver_bench import EPOCHS, driver_figures, format_run, peak_rss_bytes, reset_peak_rss
 from devtools.study_bench import build_parser as bench_parser
-from devtools.study_bench import checkpoint_figures, descendants, memory_kb, tiled, trial_times
+from devtools.study_bench import checkpoint_figures, descendants, memory_kb, run_trials, tiled, trial_times
 from devtools.study_bench import main as bench_main
-from mtan.data import Split
+from mtan.config import make_config
+from mtan.data import Split, load_data
 from mtan.errors import UserError
 from study.record import JOURNAL
 from study.search.journal import journal_storage
+from tests.conftest import TINY_SET
 
 
 def test_a_trials_time_splits_into_work_and_overhead(finished_study):
@@ -131,3 +133,13 @@ def test_every_bench_that_measures_takes_json(tmp_path):
 def test_driver_bench_refuses_an_empty_study():
     with pytest.raises(UserError, match="--trials and --concurrent must be at least 1"):
         bench_main(["driver", "--trials", "0"])
+
+
+def test_the_memory_benchs_trials_run_without_tunes_boxes(ray_cluster, tiny_root, tmp_path, capfd):
+    overrides = {k: json.loads(v) for k, v in (item.split("=") for item in TINY_SET)}
+    base = make_config("cpu", data_root=str(tiny_root), epochs=1, **overrides)
+    run_trials(base, load_data(base), 1, 120.0, tmp_path)
+    assert (tmp_path / "memory-1" / "trials" / "trial_000" / "metrics.jsonl").is_file()  # it trained
+    output = "".join(capfd.readouterr())
+    for tune_says in ("Configuration for experiment", "View detailed results", "Trial status", "╭"):
+        assert tune_says not in output

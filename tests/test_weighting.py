@@ -1,6 +1,9 @@
 """Weighting methods against their formulas."""
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -140,3 +143,27 @@ def test_scalarization_at_an_even_share_trains_exactly_as_equal_weighting(tmp_pa
     assert torch.equal(tilted_losses[0]["depth"], equal_losses[0]["depth"])  # same init, same batch
     assert not torch.equal(tilted_losses[0]["total"], equal_losses[0]["total"])
     assert not all(torch.equal(equal_state[k], tilted_state[k]) for k in equal_state)
+
+
+# A registry whose DWA temperature and scalarization share default to other values, before mtan.config is
+# imported: the config's defaults must follow.
+OTHER_DEFAULTS = """
+import dataclasses
+import mtan.weighting as w
+for method, value in ((w.WEIGHTINGS["dwa"], 3.5), (w.WEIGHTINGS["scalarization"], 0.25)):
+    method.hyperparameters = (dataclasses.replace(method.hyperparameters[0], default=value),)
+from mtan.config import TrainConfig
+print(TrainConfig().temperature, TrainConfig().depth_share)
+"""
+
+
+def test_the_configs_hyperparameter_defaults_are_the_registrys():
+    done = subprocess.run(
+        [sys.executable, "-c", OTHER_DEFAULTS],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3.5", "0.25"]

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import typing
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mtan.cli import command_parser, preset_defaults
+from mtan.cli import command_parser, flag_type, preset_defaults
 from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config, parse_size
 from mtan.errors import ConfigError, UserError
 from mtan.files import read_json
@@ -31,13 +30,6 @@ from mtan.weighting import hyperparameters
 # The fields whose flags are written here, not derived: the preset is the base the other flags override,
 # and ``--size HxW`` sets both image fields.
 NOT_DERIVED = ("preset", "image_height", "image_width")
-
-
-def flag_type(config_field: dataclasses.Field[Any]) -> type:
-    """The type a field's flag parses (`int` for ``int | None``)."""
-    hint = typing.get_type_hints(TrainConfig)[config_field.name]
-    kinds = [kind for kind in typing.get_args(hint) if kind is not type(None)] or [hint]
-    return kinds[0]
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +48,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if meta.get("shown", True):
             text = f"{text} {preset_defaults(config_field.name)}"
         flag = "--" + (meta.get("flag") or config_field.name).replace("_", "-")
-        kind = flag_type(config_field)
+        kind = flag_type(TrainConfig, config_field.name)
         if kind is bool:
             parser.add_argument(flag, dest=config_field.name, action="store_true", default=None, help=text)
         else:

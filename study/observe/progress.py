@@ -23,17 +23,22 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from study.space import DIMENSIONS, TRIAL_NUMBER, WEIGHTING, sigmoid
+
 REFRESH_SECONDS = 2.0
 # A searched value's short name in trial lines and the table; keys not listed (e.g. trial_number,
 # use_weight_decay) are not shown, nor a value a trial does not have (an equal trial's temperature).
 SHORT_NAMES: dict[str, str] = {
     "temperature": "T",
+    "depth_share": "w",
     "weight_decay": "wd",
     "step_fraction": "step",
     "step_size": "step",
     "gamma": "gamma",
     "lr": "lr",
 }
+# A value searched on the logit scale is in a trial's point as its logit (Optuna's parameter), by field.
+LOGIT_PARAMETERS: dict[str, str] = {d.field: d.name for d in DIMENSIONS if d.scale == "logit" and d.field}
 
 
 @dataclass(frozen=True)
@@ -67,10 +72,13 @@ class StudyHeader:
 
 def config_text(config: Mapping[str, Any]) -> str:
     """A trial's point in short names: `dwa T=2 wd=1e-04 step=0.25 gamma=0.5` (`wd=0` when weight decay
-    is off); internal keys and values the trial does not have are left out."""
-    parts = [str(config["weighting"])] if "weighting" in config else []
+    is off; a value searched on the logit scale as the value, `w=0.3`, not its logit); internal keys and
+    values the trial does not have are left out."""
+    parts = [str(config[WEIGHTING])] if WEIGHTING in config else []
     for key, short in SHORT_NAMES.items():
         value = 0 if key == "weight_decay" and config.get("use_weight_decay") is False else config.get(key)
+        if value is None and isinstance(config.get(LOGIT_PARAMETERS.get(key, "")), (int, float)):
+            value = sigmoid(float(config[LOGIT_PARAMETERS[key]]))
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
         parts.append(f"{short}={value:.2g}" if isinstance(value, float) else f"{short}={value}")
@@ -79,7 +87,7 @@ def config_text(config: Mapping[str, Any]) -> str:
 
 def default_trial_number(trial: Any) -> int | str:
     """Optuna's number of the trial, carried in its config; Ray's trial id when it has none."""
-    return (trial.config or {}).get("trial_number", trial.trial_id)
+    return (trial.config or {}).get(TRIAL_NUMBER, trial.trial_id)
 
 
 NO_ERROR = "no error recorded"
@@ -234,7 +242,8 @@ class StudyProgress(Callback):
         running = [s for s in self._trials.values() if s.running]
         elapsed = duration_text(time.monotonic() - self._start)
         counts = f"{len(running)} running, {self._ended} of {self.header.num_samples} ended"
-        table = Table(title=f"{counts}, {elapsed} elapsed", title_justify="left")
+        title = f"{counts}, {elapsed} elapsed"
+        table = Table(title=title, title_justify="left", min_width=len(title))  # the title on one line
         for name, justify in (("trial", "right"), ("config", "left"), ("epoch", "right")):
             table.add_column(name, justify=justify)
         table.add_column(self.header.metric, justify="right")
