@@ -77,6 +77,7 @@ def single_task_text(summary: pd.DataFrame, plan: ConfirmationPlan) -> str:
     """The single-task baselines' metrics of Delta_m, each its mean over the seeds with its 95 % interval:
     `  stl_depth  abs_err 0.0123 [0.0101, 0.0145], rel_err ... (3)`."""
     values = summary.set_index(["config", "metric"])
+    width = max(len(candidate.name) for candidate in plan.single_task)
     lines = ["single-task baselines, mean of the last 10 epochs over seeds [95 % CI] (n):"]
     for candidate in plan.single_task:
         keys = [key for key in DELTA_M_KEYS if METRICS[key].task == candidate.single_task]
@@ -85,7 +86,7 @@ def single_task_text(summary: pd.DataFrame, plan: ConfirmationPlan) -> str:
             f"{key} {row['mean']:.4f} [{row['ci_low']:.4f}, {row['ci_high']:.4f}]"
             for key, row in zip(keys, cells, strict=True)
         )
-        lines.append(f"  {candidate.name}  {text} ({int(cells[0]['n'])})")
+        lines.append(f"  {candidate.name:<{width}}  {text} ({int(cells[0]['n'])})")
     return "\n".join(lines)
 
 
