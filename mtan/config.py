@@ -201,6 +201,11 @@ def validate(config: TrainConfig) -> None:
             f"unknown single task {config.single_task!r}; choose one of {', '.join(TASKS)}",
         ),
         (
+            config.single_task is None or config.weighting == "equal",
+            f"single task {config.single_task}: weighting must be equal (one task has one loss), "
+            f"got {config.weighting}",
+        ),
+        (
             config.backbone in BACKBONES,
             f"unknown backbone {config.backbone!r}; choose one of {', '.join(BACKBONES)}",
         ),

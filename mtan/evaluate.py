@@ -1,14 +1,15 @@
 """Validation of a model over a split, and of the trivial predictors the score measures against.
 
 ``python -m mtan.evaluate --checkpoint RUN_DIR/checkpoint.pt`` evaluates a trained run's checkpoint on
-its validation split (every metric, both conventions) and, with ``--figures OUT.png``, draws its
+its validation split (every metric of its tasks, both conventions: a single-task run's checkpoint rebuilds
+the One Task network and has its task's metrics, no score) and, with ``--figures OUT.png``, draws its
 predictions on a few fixed validation images (`mtan.figures`).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,19 +23,24 @@ from mtan.config import DEVICES, TrainConfig, config_from_flat
 from mtan.data import Batch, DataBundle, Split, iterate_batches, load_data
 from mtan.device import resolve_device
 from mtan.errors import UserError, run_cli
-from mtan.metrics import metric_text, multitask_score
+from mtan.metrics import metric, metric_text, multitask_score
 from mtan.model import make_model
-from mtan.tasks import metric_accumulators, task_targets
+from mtan.tasks import TASKS, metric_accumulators, task_targets
 
 Predictor = Callable[[Batch], dict[str, torch.Tensor]]
 
 
 def evaluate_predictor(
-    predict: Predictor, split: Split, num_classes: int, batch_size: int, device: torch.device
+    predict: Predictor,
+    split: Split,
+    num_classes: int,
+    batch_size: int,
+    device: torch.device,
+    tasks: Collection[str] = TASKS,
 ) -> dict[str, float]:
-    """All metrics of `predict` (batch -> {task: output}) over `split`, evaluated in batches of
-    `batch_size` (the batch of the per-batch means)."""
-    accumulators = metric_accumulators(num_classes)
+    """The metrics of `tasks` of `predict` (batch -> {task: output}, at least those tasks) over `split`,
+    evaluated in batches of `batch_size` (the batch of the per-batch means)."""
+    accumulators = {task: a for task, a in metric_accumulators(num_classes).items() if task in tasks}
     with torch.inference_mode():
         for batch in iterate_batches(split, batch_size, device):
             outputs, targets = predict(batch), task_targets(batch)
@@ -49,9 +55,12 @@ def evaluate_predictor(
 def evaluate_model(
     model: nn.Module, split: Split, num_classes: int, batch_size: int, device: torch.device
 ) -> dict[str, float]:
-    """All metrics of the model in eval mode over `split`."""
+    """The metrics of the model's tasks (``model.tasks``: every task for MTAN, one for the single-task
+    network), in eval mode, over `split`."""
     model.eval()
-    return evaluate_predictor(lambda batch: model(batch.images), split, num_classes, batch_size, device)
+    return evaluate_predictor(
+        lambda batch: model(batch.images), split, num_classes, batch_size, device, tuple(model.tasks)
+    )
 
 
 # Images per chunk of the statistics below: they run on the (possibly shared, read-only) training set
@@ -80,9 +89,12 @@ def mean_valid_depth(depth: np.ndarray) -> float:
 
 
 def trivial_predictor_metrics(
-    data: DataBundle, batch_size: int, device: torch.device | None = None
+    data: DataBundle,
+    batch_size: int,
+    device: torch.device | None = None,
+    tasks: Collection[str] = TASKS,
 ) -> dict[str, float]:
-    """Metrics on the validation split of the trivial predictors, the reference of the score
+    """Metrics of `tasks` on the validation split of the trivial predictors, the reference of the score
     (`mtan.metrics.multitask_score`): the training set's majority class everywhere, and its mean valid
     depth everywhere."""
     device = device or torch.device("cpu")
@@ -98,7 +110,7 @@ def trivial_predictor_metrics(
             "depth": torch.full((n, 1, h, w), mean_depth, device=batch.images.device),
         }
 
-    return evaluate_predictor(predict, data.val, data.num_classes, batch_size, device)
+    return evaluate_predictor(predict, data.val, data.num_classes, batch_size, device, tasks)
 
 
 @dataclass(frozen=True)
@@ -137,34 +149,60 @@ def load_trained_run(checkpoint: Path, num_classes: int | None = None) -> Traine
     return TrainedRun(config, model, int(state["epoch"]))
 
 
-def evaluation_text(metrics: dict[str, float]) -> str:
-    """All metrics in both conventions as a small table, in the report's units (percent for mIoU and
-    pixel accuracy)."""
-    rows = (
+# `evaluation_text`'s block of each task: its heading with the two columns' names, then its rows by
+# convention with the metric key of each column (None: no such metric in that convention).
+EVALUATION_BLOCKS: dict[str, tuple[tuple[str, str, str], tuple[tuple[str, str, str | None], ...]]] = {
+    "segmentation": (
         ("segmentation", "mIoU", "pix acc"),
-        ("  accumulated", "miou", "pixel_acc"),
-        ("  paper 2019", "miou_2019", "pixel_acc_2019"),
-        ("  void masked 2020", "miou_2020", None),
+        (
+            ("  accumulated", "miou", "pixel_acc"),
+            ("  paper 2019", "miou_2019", "pixel_acc_2019"),
+            ("  void masked 2020", "miou_2020", None),
+        ),
+    ),
+    "depth": (
         ("depth", "abs err", "rel err"),
-        ("  per-pixel mean", "abs_err", "rel_err"),
-        ("  per-batch mean", "abs_err_batch_mean", "rel_err_batch_mean"),
-    )
+        (
+            ("  per-pixel mean", "abs_err", "rel_err"),
+            ("  per-batch mean", "abs_err_batch_mean", "rel_err_batch_mean"),
+        ),
+    ),
+}
 
-    def cell(key: str | None) -> str:
-        if key is None:
-            return ""
-        return metric_text(key, metrics[key]) if key in metrics else key  # a heading
 
-    lines = [f"{name:<20}" + "".join(f"{cell(k):>10}" for k in keys) for name, *keys in rows]
-    return "\n".join(
-        [*lines, f"score {metric_text('score', metrics['score'])} (0 = the trivial predictors, 1 = perfect)"]
-    )
+def model_text(config: TrainConfig) -> str:
+    """`MTAN (segmentation, depth)` or `single-task depth (One Task network)`: what the run trained."""
+    if config.single_task is not None:
+        return f"single-task {config.single_task} (One Task network)"
+    return f"MTAN ({', '.join(TASKS)})"
+
+
+def evaluation_text(metrics: dict[str, float]) -> str:
+    """The metrics of the tasks `metrics` holds, in every convention, as a small table in the report's
+    units (percent for mIoU and pixel accuracy), and the score when there is one (a run of every task)."""
+
+    def line(name: str, cells: Sequence[str]) -> str:
+        return f"{name:<20}" + "".join(f"{cell:>10}" for cell in cells)
+
+    tasks = {metric(key).task for key in metrics}
+    lines = []
+    for task, ((heading, *columns), rows) in EVALUATION_BLOCKS.items():
+        if task not in tasks:
+            continue
+        lines.append(line(heading, columns))
+        for name, *keys in rows:
+            lines.append(line(name, ["" if key is None else metric_text(key, metrics[key]) for key in keys]))
+    if "score" in metrics:
+        lines.append(
+            f"score {metric_text('score', metrics['score'])} (0 = the trivial predictors, 1 = perfect)"
+        )
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "mtan.evaluate",
-        "Evaluate a trained run's checkpoint on its validation split (every metric, both "
+        "Evaluate a trained run's checkpoint on its validation split (every metric of its tasks, all "
         "conventions) and optionally draw its predictions on a few fixed validation images.",
     )
     parser.add_argument(
@@ -201,9 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = load_data(config)
     model = run.model.to(device)
     metrics = evaluate_model(model, data.val, data.num_classes, config.batch_size, device)
-    metrics["score"] = multitask_score(metrics, trivial_predictor_metrics(data, config.batch_size, device))
+    if config.single_task is None:  # the score needs every task
+        trivial = trivial_predictor_metrics(data, config.batch_size, device)
+        metrics["score"] = multitask_score(metrics, trivial)
     print(
         f"{args.checkpoint}: epoch {run.epoch} of {config.epochs}, {config.preset} preset, "
+        f"{model_text(config)}, "
         f"data {data.source}, {len(data.val)} validation images at {config.image_height}x{config.image_width}"
     )
     print(evaluation_text(metrics))

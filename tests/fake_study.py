@@ -4,7 +4,8 @@ The numbers are deterministic and made up (a trial's quality is a fixed function
 the files are written by `study.record` (results.csv, trials/trial_NNN/config.json and metrics.jsonl with
 `weight/<task>` (DWA weights computed from the losses by the DWA formula), best_config.json,
 study.json with the space of `study.space`, baselines.json), the Optuna journal by the study's search
-space (completed, pruned and failed trials), and optionally reproduce/seeds.csv and summary.csv.
+space (completed, pruned and failed trials), and optionally reproduce/'s tables with the confirmation's
+own plan and table writers.
 """
 
 from __future__ import annotations
@@ -19,23 +20,18 @@ from optuna.trial import TrialState
 
 from mtan.config import config_from_flat
 from mtan.files import atomic_write_json
-from mtan.metrics import METRIC_KEYS
+from mtan.metrics import METRIC_KEYS, metric
 from study.record import (
-    COMPARISONS_CSV,
     COMPLETED,
-    CONFIGS_CSV,
     FAILED,
-    SEEDS_CSV,
     STOPPED_EARLY,
-    SUMMARY_CSV,
     EndedTrial,
     StudyFolder,
-    read_json_object,
     write_csv,
     write_results,
 )
-from study.reproduce.plan import comparison_pairs, configs_table, confirmation_candidates
-from study.reproduce.stats import comparisons_table, summary_table
+from study.reproduce.plan import SINGLE_TASK_TRIAL, Candidate, plan_confirmation
+from study.reproduce.tables import confirmation_tables
 from study.space import TRIAL_NUMBER, SearchSpace, logit, train_overrides
 
 TASKS = ("segmentation", "depth")
@@ -177,26 +173,34 @@ def _write_optuna_journal(
             study.tell(trial, state=TrialState.PRUNED if state == STOPPED_EARLY else TrialState.FAIL)
 
 
-def write_fake_confirmation(folder: StudyFolder, best: dict, table: pd.DataFrame) -> None:
-    """reproduce/ as `study.reproduce --top 1 --seeds 3` writes it, by its own table functions: the best
-    trial and both published ones, each seed within 1 % (times the config's position) of its study value."""
-    candidates, _ = confirmation_candidates(
-        best, table, lambda number: read_json_object(folder.trial_config_json(number)), top=1
-    )
+def write_fake_confirmation(folder: StudyFolder, table: pd.DataFrame) -> None:
+    """reproduce/ as `study.reproduce --top 1 --seeds 3` writes it, by its own plan and table functions:
+    the best trial and both published ones, each seed within 1 % (times the config's position) of its
+    study value, and the single-task baselines 2 % better than the paper's trial on their task's metrics
+    (the other task's absent, NaN, as from a single-task run)."""
+    plan = plan_confirmation(folder.path, seeds=3, top=1)
     rows = table.set_index("trial")
+
+    # the trial each configuration's values come from: a single-task baseline's is the paper's
+    source = {c.name: SINGLE_TASK_TRIAL if c.trial is None else c.trial for c in plan.trained}
+
+    def values(candidate: Candidate, shift: float) -> dict[str, float]:
+        study = {m: float(rows.loc[source[candidate.name], f"last_{m}"]) for m in METRIC_KEYS}
+        if candidate.single_task is None:
+            return {m: value * (1 + shift) for m, value in study.items()}
+        better = {m: value * (1.02 if metric(m).higher_is_better else 0.98) for m, value in study.items()}
+        return {m: better[m] if metric(m).task == candidate.single_task else math.nan for m in METRIC_KEYS}
+
     seeds = pd.DataFrame(
         [
-            {"config": c.name, "seed": 100 + k, "epochs": int(rows.loc[c.trial, "epochs"]),
-             **{m: float(rows.loc[c.trial, f"last_{m}"]) * (1 + shift * (1 + i)) for m in METRIC_KEYS}}
-            for i, c in enumerate(candidates)
-            for k, shift in enumerate((-0.01, 0.0, 0.01))
+            {"config": c.name, "seed": seed, "epochs": int(rows.loc[source[c.name], "epochs"]),
+             **values(c, shift * (1 + i))}
+            for i, c in enumerate(plan.trained)
+            for seed, shift in zip(plan.seeds, (-0.01, 0.0, 0.01), strict=True)
         ]
     )  # fmt: skip
-    write_csv(folder.reproduce / CONFIGS_CSV, configs_table(candidates))
-    write_csv(folder.reproduce / SEEDS_CSV, seeds)
-    write_csv(folder.reproduce / SUMMARY_CSV, summary_table(seeds, METRIC_KEYS))
-    comparisons = comparisons_table(seeds, comparison_pairs(candidates), METRIC_KEYS)
-    write_csv(folder.reproduce / COMPARISONS_CSV, comparisons)
+    for name, written in confirmation_tables(plan, seeds).items():
+        write_csv(folder.reproduce / name, written)
 
 
 def write_fake_study(
@@ -278,5 +282,5 @@ def write_fake_study(
         _write_optuna_journal(folder.journal, name, SPACE, ended, list(table["state"]))
     best = folder.read_best_config()
     if reproduce and best is not None:
-        write_fake_confirmation(folder, best, table)
+        write_fake_confirmation(folder, table)
     return folder.path

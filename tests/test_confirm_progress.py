@@ -13,7 +13,14 @@ from rich.console import Console
 from mtan.run_folder import CHECKPOINT_FILE, write_metrics
 from study.record import StudyFolder
 from study.reproduce.plan import Candidate, ConfirmationPlan
-from study.reproduce.progress import ConfirmationProgress, SeedRun, plan_text, run_status, seed_runs
+from study.reproduce.progress import (
+    ConfirmationProgress,
+    SeedRun,
+    plan_text,
+    run_status,
+    seed_runs,
+    shown_metric,
+)
 
 
 def row(epoch: int, score: float, seconds: float) -> dict[str, float]:
@@ -153,26 +160,68 @@ def test_the_plan_names_configurations_seeds_runs_and_comparisons(tmp_path: Path
         seeds=(6, 7),
         pairs=(("best dwa (trial_004) vs best equal (paper)", "trial_004", "paper"),),
         notes=("uncertainty: no completed trial in the study, so none of its configurations is retrained",),
+        single_task=(
+            Candidate(
+                "stl_segmentation",
+                0,
+                "",
+                ("stl segmentation",),
+                "equal",
+                math.nan,
+                math.nan,
+                "",
+                {**equal, "single_task": "segmentation"},
+            ),
+        ),
     )
     folder = StudyFolder(tmp_path)
     runs = seed_runs(plan, folder)
-    assert [(r.label, r.folder, r.epochs) for r in runs] == [
-        (f"{c} seed {s}", tmp_path / "reproduce" / c / f"seed_{s}", 3)
-        for c in ("paper", "trial_004")
+    assert [(r.label, r.folder, r.epochs, r.single_task) for r in runs] == [
+        (f"{c} seed {s}", tmp_path / "reproduce" / c / f"seed_{s}", 3, task)
+        for c, task in (("paper", None), ("trial_004", None), ("stl_segmentation", "segmentation"))
         for s in (6, 7)
     ]
     write_metrics(runs[1].folder, [row(1, 0.2, 5.0)])
     (runs[1].folder / CHECKPOINT_FILE).write_bytes(b"")
+    write_metrics(runs[4].folder, [row(1, 0.2, 5.0)])  # stopped before its first checkpoint
     assert plan_text(plan, folder).splitlines() == [
-        "confirmation: 2 configurations x 2 seeds (6, 7) = 4 runs of 3 epochs; each counts with its mean of "
-        "the last 10 epochs of score (max)",
+        "confirmation: 2 configurations and 1 single-task baseline x 2 seeds (6, 7) = 6 runs of 3 epochs; "
+        "each counts with its mean of the last 10 epochs of score (max)",
         f"runs in {tmp_path / 'reproduce'}",
-        "  paper      equal wd=0 step=2 gamma=0.5  (best 1 of equal; paper)",  # no DWA temperature
-        "  trial_004  dwa T=2 wd=0.0001 step=1 gamma=0.5  (best 1 of dwa)",
+        "  paper             equal wd=0 step=2 gamma=0.5  (best 1 of equal; paper)",  # no DWA temperature
+        "  trial_004         dwa T=2 wd=0.0001 step=1 gamma=0.5  (best 1 of dwa)",
+        "single-task baselines (the paper's One Task network in the paper's configuration; Delta_m of each "
+        "configuration against them on the same seed):",
+        "  stl_segmentation  segmentation alone, wd=0 step=2 gamma=0.5  (stl segmentation)",
         "uncertainty: no completed trial in the study, so none of its configurations is retrained",
-        "runs: 3 new, 1 already in the folder",
+        "runs: 4 new, 2 already in the folder",
         "  paper seed 7: continues from its checkpoint (1/3 epochs on disk)",
+        "  stl_segmentation seed 6: trained again from the start (1/3 epochs on disk, no checkpoint)",
         "comparisons (paired t-tests over the seeds; Holm's adjustment over the 1 comparison of each metric; "
         "significant: Holm p < 0.05):",
         "  best dwa (trial_004) vs best equal (paper)",
     ]
+
+
+def test_a_single_task_run_shows_its_own_tasks_metric(tmp_path: Path):
+    assert [shown_metric("score", task) for task in (None, "segmentation", "depth")] == [
+        "score",
+        "miou",
+        "abs_err",
+    ]
+    assert shown_metric("pixel_acc", "segmentation") == "pixel_acc"  # the study's, where the run has it
+    assert shown_metric("pixel_acc", "depth") == "abs_err"
+    stl = SeedRun("stl_depth", 6, tmp_path / "stl_depth" / "seed_6", 2, "depth")
+    paper = SeedRun("paper", 6, tmp_path / "paper" / "seed_6", 2)
+    progress, out = plain([stl, paper])
+    progress.start("the plan")
+    write_metrics(stl.folder, [{"epoch": 1, "abs_err": 0.05, "seconds": 10.0}])
+    progress.poll()
+    assert (
+        out.getvalue().splitlines()[-1]
+        == "stl_depth seed 6  epoch 1/2  abs_err 0.050  (1 of 4 epochs, ETA 15 s)"
+    )
+    cells = [list(column.cells) for column in progress.table().columns]
+    assert [column[0] for column in cells] == ["stl_depth", "6", "1/2", "abs_err 0.050", "10 s"]
+    progress.ended(stl, [{"epoch": 1, "abs_err": 0.05}, {"epoch": 2, "abs_err": 0.03}])
+    assert "stl_depth seed 6  done: 2/2 epochs, abs_err 0.040 (mean of the last 2)" in out.getvalue()

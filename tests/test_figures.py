@@ -7,7 +7,7 @@ from PIL import Image
 
 from mtan.config import make_config
 from mtan.data import load_data
-from mtan.figures import COLUMNS, SYNTHETIC_NOTE, fixed_indices, label_colours, prediction_figure
+from mtan.figures import SYNTHETIC_NOTE, figure_columns, fixed_indices, label_colours, prediction_figure
 from mtan.model import make_model
 from tests.tiny_data import tiny_config, write_tiny_set
 
@@ -34,10 +34,21 @@ def render(tmp_path, data, indices):
     return figure, path
 
 
+COLUMNS = (
+    "image",
+    "segmentation: truth",
+    "segmentation: prediction",
+    "prediction over image",
+    "depth: truth",
+    "depth: prediction",
+)
+
+
 def test_a_panel_has_a_row_per_image_and_the_six_columns(tmp_path):
     root = write_tiny_set(tmp_path / "tiny", train=2, val=5)
     data = load_data(tiny_config(root))
     figure, path = render(tmp_path, data, [0, 2, 4])
+    assert figure_columns({"segmentation", "depth"}) == COLUMNS
     images = [ax for ax in figure.axes if ax.images]
     assert len(images) == 3 * len(COLUMNS) + 0  # the colour bar's axes hold no image
     assert [ax.get_title() for ax in images[: len(COLUMNS)]] == list(COLUMNS)

@@ -4,6 +4,7 @@ the same seeds, with intervals and comparisons; the plan and progress it prints.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -12,10 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mtan.data import load_data
 from mtan.errors import UserError
 from mtan.files import atomic_write_json
-from mtan.metrics import METRIC_KEYS
+from mtan.metrics import DELTA_M_KEYS, METRIC_KEYS, metric
 from mtan.run_folder import CHECKPOINT_FILE, read_metrics
+from mtan.train import train
 from study.record import StudyFolder, count_states
 from study.reproduce.cli import main
 from study.reproduce.plan import (
@@ -25,12 +28,15 @@ from study.reproduce.plan import (
     read_trial_config,
     recorded_seed,
 )
+from study.reproduce.retrain import _train_seed
 from tests.bad_input import refused, snapshot
 from tests.fake_study import write_fake_study
+from tests.tiny_data import tiny_config
 
 SUMMARY_COLUMNS = ["config", "metric", "mean", "std", "ci_low", "ci_high", "n"]
 COMPARISON_COLUMNS = ["comparison", "metric", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm", "n"]
 T_975_DF1 = 12.706205  # Student t, 1 degree of freedom: tan(pi * 0.475)
+STL = {"stl_segmentation": "segmentation", "stl_depth": "depth"}
 
 
 def varying(config: dict) -> dict:
@@ -46,12 +52,16 @@ def test_reproduce_writes_seed_runs_and_a_summary(finished_study, capsys):
     trials = pd.read_csv(finished_study / "results.csv")
     assert main([str(finished_study), "--seeds", "2"]) == 0
     out = finished_study / "reproduce"
-    seeds = pd.read_csv(out / "seeds.csv")
+    all_seeds = pd.read_csv(out / "seeds.csv")
     first = best["config"]["seed"] - best["trial"] + len(trials)  # after every seed the study used
-    assert list(seeds["seed"]) == [first, first + 1]
-    assert (seeds["epochs"] == best["config"]["epochs"]).all()  # the full epoch budget
-    [name] = seeds["config"].unique()
-    assert pd.read_csv(out / "configs.csv")["trial"].tolist() == [best["trial"]]
+    assert list(all_seeds["seed"]) == [first, first + 1] * 3  # the best configuration, then the two STL
+    assert (all_seeds["epochs"] == best["config"]["epochs"]).all()  # the full epoch budget
+    name, *single_task = all_seeds["config"].unique()
+    assert single_task == list(STL)
+    configs = pd.read_csv(out / "configs.csv")
+    assert configs["trial"].tolist()[0] == best["trial"] and configs["trial"][1:].isna().all()
+    assert configs["roles"].tolist() == ["top 1", "stl segmentation", "stl depth"]
+    seeds = all_seeds[all_seeds["config"] == name]
     for seed in seeds["seed"]:
         run = out / name / f"seed_{seed}"
         assert varying(json.loads((run / "config.json").read_text())) == varying(best["config"])
@@ -63,8 +73,8 @@ def test_reproduce_writes_seed_runs_and_a_summary(finished_study, capsys):
 
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary.columns) == SUMMARY_COLUMNS
-    summary = summary.set_index("metric")
-    for key in METRIC_KEYS:
+    summary = summary[summary["config"] == name].set_index("metric")
+    for key in (*METRIC_KEYS, "delta_m"):
         a, b = seeds[key]
         half = T_975_DF1 * abs(a - b) / math.sqrt(2) / math.sqrt(2)
         assert math.isclose(summary.loc[key, "mean"], (a + b) / 2)
@@ -74,6 +84,33 @@ def test_reproduce_writes_seed_runs_and_a_summary(finished_study, capsys):
     printed = capsys.readouterr().out
     metric = best["metric"]
     assert f"{summary.loc[metric, 'mean']:.4f} +/- {summary.loc[metric, 'std']:.4f}" in printed
+    assert f"{summary.loc['delta_m', 'mean']:.4f} +/- {summary.loc['delta_m', 'std']:.4f}" in printed
+    check_single_task_runs(out, all_seeds, finished_study)
+
+
+def check_single_task_runs(out, seeds: pd.DataFrame, study) -> None:
+    """The STL runs: the paper's configuration (trial 0's) on one task, on the configurations' seeds, with
+    their task's metrics alone; each configuration's Delta_m against them, seed by seed, by hand."""
+    paper = json.loads((study / "trials" / "trial_000" / "config.json").read_text())
+    by_config = seeds.set_index(["config", "seed"])
+    for name, task in STL.items():
+        for seed in sorted(set(seeds["seed"])):
+            run = out / name / f"seed_{seed}"
+            config = json.loads((run / "config.json").read_text())
+            assert varying(config) == varying({**paper, "single_task": task})
+            assert config["seed"] == seed
+            row = read_metrics(run)[-1]
+            assert "score" not in row and all((metric(k).task == task) == (k in row) for k in DELTA_M_KEYS)
+            assert math.isnan(by_config.loc[(name, seed), "delta_m"])
+    for (name, seed), row in by_config.iterrows():
+        if name in STL:
+            continue
+        terms = []
+        for key in DELTA_M_KEYS:  # (M_m - M_b) / M_b, minus where higher is better
+            baseline = by_config.loc[(f"stl_{metric(key).task}", seed), key]
+            sign = -1 if metric(key).higher_is_better else 1
+            terms.append(sign * (row[key] - baseline) / baseline)
+        assert row["delta_m"] == pytest.approx(100 * sum(terms) / 4, rel=1e-9)
 
 
 def test_top_configs_and_the_published_ones_paired_on_the_same_seeds(finished_study, capsys):
@@ -120,6 +157,9 @@ def test_top_configs_and_the_published_ones_paired_on_the_same_seeds(finished_st
         differences = wide[a] - wide[b]
         assert row["mean_diff"] == pytest.approx(differences.mean())
         assert row["n"] == 2
+        delta = comparisons[(comparisons["comparison"] == name) & (comparisons["metric"] == "delta_m")]
+        wide_delta = seeds.pivot(index="seed", columns="config", values="delta_m")
+        assert delta.iloc[0]["mean_diff"] == pytest.approx((wide_delta[a] - wide_delta[b]).mean())
     assert "paired over seeds" in capsys.readouterr().out
 
     # run again without --top: the best configuration's runs are there already and are kept
@@ -149,6 +189,8 @@ def test_the_best_of_each_weighting_method_against_tuned_equal(finished_study, t
     assert main([str(study), "--per-weighting-best", "1", "--seeds", "2"]) == 0
     out = study / "reproduce"
     configs = pd.read_csv(out / "configs.csv")
+    assert configs["roles"].tolist()[-2:] == ["stl segmentation", "stl depth"]
+    configs = configs[configs["trial"].notna()]  # the configurations of trials; then the STL runs
     roles = dict(zip(configs["trial"], configs["roles"].str.split("; "), strict=True))
     completed = trials[trials["state"] == "completed"]
     ascending = best["mode"] == "min"
@@ -187,8 +229,10 @@ def test_the_best_of_each_weighting_method_against_tuned_equal(finished_study, t
     assert comparisons["p_holm"].isna().equals(comparisons["p_value"].isna())
 
     printed = capsys.readouterr().out.splitlines()
-    runs = len(configs) * 2
-    assert printed[0].startswith(f"confirmation: {len(configs)} configurations x 2 seeds")
+    runs = (len(configs) + 2) * 2
+    assert printed[0].startswith(
+        f"confirmation: {len(configs)} configurations and 2 single-task baselines x 2"
+    )
     assert f"runs: {runs} new, 0 already in the folder" in printed
     epochs = best["config"]["epochs"]
     per_epoch = [line for line in printed if "  epoch " in line and "ETA" in line]
@@ -209,8 +253,8 @@ def test_a_method_without_a_completed_trial_is_named_and_left_out(finished_study
     trials = pd.read_csv(study / "results.csv")
     trials.loc[trials["weighting"] != "equal", "state"] = "stopped_early"
     trials.to_csv(study / "results.csv", index=False)
-    recorded = json.loads((study / "study.json").read_text())  # its counts by state, as results.csv's
-    atomic_write_json(study / "study.json", {**recorded, "states": count_states(trials)})
+    folder = StudyFolder(study)  # study.json's counts as the edited results.csv's, which are checked
+    atomic_write_json(folder.study_json, {**folder.read_study(), "states": count_states(trials)})
     plan = plan_confirmation(study, seeds=2, per_weighting_best=1)
     assert plan.notes == tuple(
         f"{method}: no completed trial in the study, so none of its configurations is retrained"
@@ -267,3 +311,40 @@ def test_the_fresh_seeds_start_above_the_recorded_seed_of_every_trial(tmp_path):
     atomic_write_json(folder.study_json, {"status": "finished"})
     with pytest.raises(UserError, match=r"study.json: no study seed recorded"):
         recorded_seed(folder)
+
+
+def test_without_the_papers_config_the_single_task_runs_are_left_out_with_a_note(tmp_path):
+    folder = StudyFolder(write_fake_study(tmp_path, reproduce=False, journal=False))
+    plan = plan_confirmation(folder.path, seeds=2, top=2)
+    assert [(c.name, c.trial, c.config["single_task"]) for c in plan.single_task] == [
+        ("stl_segmentation", None, "segmentation"),
+        ("stl_depth", None, "depth"),
+    ]
+    paper = json.loads(folder.trial_config_json(0).read_text())
+    assert plan.single_task[1].config == {**paper, "single_task": "depth"}  # the paper's is equal weighting
+    folder.trial_config_json(0).unlink()  # the paper's trial failed before it began training
+    plan = plan_confirmation(folder.path, seeds=2)  # the best alone: with --top 2 trial 0 is a top one
+    assert plan.single_task == ()
+    assert plan.notes[-1] == (
+        "single-task runs: not trained, trial 0 (paper) has no config.json (it failed), so there is no "
+        "Delta_m"
+    )
+
+
+def without_seconds(row: dict) -> dict:
+    return {key: value for key, value in row.items() if key != "seconds"}
+
+
+def test_a_seed_run_stopped_before_its_first_checkpoint_is_trained_again(tiny_root, tmp_path):
+    # the bug this guards against: the confirmation called train(resume=False) without a checkpoint, and
+    # mtan.train refuses a folder that already holds metrics rows
+    config = tiny_config(tiny_root, single_task="segmentation", epochs=2)
+    data = load_data(config)
+    straight = _train_seed(config, tmp_path / "straight", data)
+    stopped = tmp_path / "stopped"
+    first_epoch = dataclasses.replace(config, epochs=1)
+    train(first_epoch, stopped, checkpoint_every=2, final_checkpoint=False, progress=False)
+    assert read_metrics(stopped) and not (stopped / CHECKPOINT_FILE).exists()
+    resumed = _train_seed(config, stopped, data)
+    assert [without_seconds(row) for row in resumed] == [without_seconds(row) for row in straight]
+    assert [row["epoch"] for row in read_metrics(stopped)] == [1, 2]

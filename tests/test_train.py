@@ -109,6 +109,29 @@ def test_a_sparse_checkpoint_resumes_after_its_epoch_and_trains_the_later_rows_a
         assert [row[key] for row in resumed] == pytest.approx([row[key] for row in straight], rel=1e-4)
 
 
+def stopped_before_its_first_checkpoint(config, folder) -> None:
+    """What a run killed between its first epoch's metrics row and its first checkpoint leaves."""
+    train(config, folder, checkpoint_every=2, final_checkpoint=False, progress=False)
+    assert len(read_metrics(folder)) == 1 and not (folder / CHECKPOINT_FILE).exists()
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(tiny_root, tmp_path):
+    config = tiny_config(tiny_root, epochs=2)
+    straight = train(config, tmp_path / "straight", progress=False)
+    stopped = tmp_path / "stopped"
+    stopped_before_its_first_checkpoint(dataclasses.replace(config, epochs=1), stopped)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(config, stopped, progress=False)
+    resumed = train(config, stopped, resume=True, progress=False)  # epoch 0: the one row trained again
+    assert [row["epoch"] for row in read_metrics(stopped)] == [1, 2]
+    for key in ("loss/segmentation", "miou", "abs_err", "score"):  # the same seed from the same start
+        assert [row[key] for row in resumed] == [row[key] for row in straight]
+    # the command line keeps the same rule
+    stopped_before_its_first_checkpoint(dataclasses.replace(config, epochs=1), tmp_path / "cli")
+    assert main(["--out", str(tmp_path / "cli"), "--resume", "--epochs", "2", "--quiet"]) == 0
+    assert [row["miou"] for row in read_metrics(tmp_path / "cli")] == [row["miou"] for row in straight]
+
+
 def test_resume_refuses_other_threads_which_change_the_numbers(tiny_root, tmp_path):
     train(tiny_config(tiny_root, epochs=1), tmp_path, progress=False)
     with pytest.raises(ConfigError, match="num_threads: 1 -> 2"):

@@ -138,6 +138,10 @@ def test_a_damaged_run_is_refused_on_resume_and_left_as_it_was(finished_run, tmp
         (["--width", "inf"], "error: width must be a finite number, got inf"),
         (["--width", "1e9"], "error: width must be in (0, 4], got 1000000000.0"),
         (["--temperature=-inf"], "error: temperature must be a finite number, got -inf"),
+        (
+            ["--single-task", "depth", "--weighting", "dwa"],
+            "error: single task depth: weighting must be equal (one task has one loss), got dwa",
+        ),
     ],
 )
 def test_a_bad_flag_is_one_line_before_anything_is_written(tmp_path, capsys, flags, line):

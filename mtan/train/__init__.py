@@ -1,5 +1,8 @@
 """One training run of MTAN: Adam, StepLR stepped per epoch, validation every epoch and a checkpoint
-every `checkpoint_every` epochs.
+every `checkpoint_every` epochs. With ``config.single_task`` the run trains the paper's One Task network
+on that task's loss alone and evaluates that task's metrics only: the other task's keys and the score
+(which needs both tasks) are absent from its rows, not NaN, since NaN in a row means a value computed and
+undefined (docs/results.md).
 
 `train` is the library entry point (the study calls it with an epoch callback); ``python -m mtan.train``
 is its command line (`mtan.train.cli`). `mtan` never imports Ray: a run reports through
@@ -25,7 +28,7 @@ from mtan.errors import ConfigError, UserError
 from mtan.evaluate import evaluate_model, trivial_predictor_metrics
 from mtan.files import check_writable_folder
 from mtan.losses import TASK_LOSSES
-from mtan.metrics import metrics_text, multitask_score
+from mtan.metrics import metric, metrics_text, multitask_score
 from mtan.model import make_model
 from mtan.run_folder import (
     CHECKPOINT_FILE,
@@ -75,8 +78,10 @@ def make_adam(parameters: list[torch.nn.Parameter], lr: float, weight_decay: flo
 
 
 def task_losses(outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
-    """Each task's unweighted training loss on `batch`."""
-    return {task: TASK_LOSSES[task](outputs[task], target) for task, target in task_targets(batch).items()}
+    """The unweighted training loss on `batch` of each task the network outputs (every task for MTAN,
+    its one task for the single-task network)."""
+    targets = task_targets(batch)
+    return {task: TASK_LOSSES[task](output, targets[task]) for task, output in outputs.items()}
 
 
 class Run:
@@ -215,8 +220,10 @@ def train(
     the reference of the score, when the caller has them (a study computes them once for all its trials);
     computed here otherwise.
     A checkpoint is saved after every `checkpoint_every`-th epoch and, with `final_checkpoint`, after the
-    last one; a resumed run continues after its checkpoint's epoch (later rows of ``metrics.jsonl`` are
-    trained again).
+    last one. One rule for `resume`: the run continues after its checkpoint's epoch, and the rows of
+    ``metrics.jsonl`` after it are trained again; a folder without a checkpoint (a run stopped before its
+    first, or an empty folder) is at epoch 0, so all its rows are trained again. Without `resume` a
+    folder that holds a run (a checkpoint or metrics rows) is refused.
     """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / CHECKPOINT_FILE
@@ -237,7 +244,8 @@ def train(
         done, rows = restore_checkpoint(run, out_dir, config)
     write_config(out_dir, config)
     if trivial_metrics is None:
-        trivial_metrics = trivial_predictor_metrics(data, config.batch_size, device)
+        trivial_metrics = trivial_predictor_metrics(data, config.batch_size, device, tuple(run.tasks))
+    trivial_metrics = {key: value for key, value in trivial_metrics.items() if metric(key).task in run.tasks}
     write_trivial_metrics(out_dir, trivial_metrics)
 
     for epoch in range(done + 1, config.epochs + 1):
@@ -252,7 +260,8 @@ def train(
         row.update({f"loss/{task}": value for task, value in losses.items()})
         row.update({f"weight/{task}": value for task, value in weights.items()})
         row.update(metrics)
-        row["score"] = multitask_score(metrics, trivial_metrics)
+        if config.single_task is None:
+            row["score"] = multitask_score(metrics, trivial_metrics)
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
         write_metrics(out_dir, rows)
@@ -276,5 +285,5 @@ def epoch_text(row: Row) -> str:
     """An epoch's row as one line: training loss and learning rate, then the validation metrics in the
     units of the report (mIoU and pixel accuracy in percent; the row itself keeps fractions)."""
     losses = {key.removeprefix("loss/"): value for key, value in row.items() if key.startswith("loss/")}
-    metrics = metrics_text(row, ("miou", "pixel_acc", "abs_err", "rel_err", "score"))
+    metrics = metrics_text(row, [k for k in ("miou", "pixel_acc", "abs_err", "rel_err", "score") if k in row])
     return f"{loss_text(losses)}  lr {row['lr']:.2g}  |  val {metrics}  ({row['seconds']:.1f} s)"

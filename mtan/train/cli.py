@@ -21,6 +21,7 @@ from typing import Any
 from mtan.cli import command_parser, flag_type, preset_defaults
 from mtan.config import PRESETS, TrainConfig, config_from_flat, make_config, parse_size
 from mtan.errors import ConfigError, UserError
+from mtan.evaluate import model_text
 from mtan.files import read_json
 from mtan.metrics import TAIL_EPOCHS, metrics_text, tail_mean
 from mtan.run_folder import CHECKPOINT_FILE, CONFIG_FILE, check_config, read_config
@@ -59,7 +60,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "mtan.train",
-        "Train MTAN (segmentation + depth) once. A preset (or --config FILE) sets every value; flags "
+        "Train MTAN (segmentation + depth) once, or with --single-task TASK the paper's One Task network "
+        "on that task alone. A preset (or --config FILE) sets every value; flags "
         "override it (each flag's help lists the presets' values). Without --data-root the run uses the "
         "synthetic default set (generated and cached on first use).",
     )
@@ -87,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out from its checkpoint; its config.json is the base",
+        help="continue the run in --out after its checkpoint's epoch (from the start when it stopped "
+        "before its first checkpoint); its config.json is the base",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     return parser
@@ -146,11 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError(f"--resume: {args.out} holds no run to continue (no {CONFIG_FILE})")
     config = config_from_args(args)
     out = args.out or new_run_folder(Path("runs"), f"{config.preset}-{datetime.now():%Y%m%d-%H%M%S}")
-    print(f"training into {out} ({config.preset} preset, data: {config.data_root or 'synthetic'})")
+    data = config.data_root or "synthetic"
+    print(f"training {model_text(config)} into {out} ({config.preset} preset, data: {data})")
     rows = train(config, out, resume=args.resume, progress=not args.quiet)
     if rows:
         last, tail = rows[-1], tail_mean(rows)
-        keys = ("miou", "abs_err", "score")
+        keys = [key for key in ("miou", "abs_err", "score") if key in last]  # a single task's alone
         print(
             f"done: epoch {int(last['epoch'])}  {metrics_text(last, keys)}; mean of the last "
             f"{min(TAIL_EPOCHS, len(rows))} epochs: {metrics_text(tail, keys)}; results in {out}"

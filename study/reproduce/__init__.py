@@ -9,12 +9,17 @@ and say what is known and what is noise.
   configurations; each method's best is compared with the best equal (and scalarization) trial, the
   p-values adjusted by Holm's method over the comparisons of each metric.
 
+In every mode it also trains the single-task baselines on the same seeds, `stl_segmentation` and
+`stl_depth` (the paper's One Task network in the paper's configuration, the study's trial 0, on one task
+each), and gives each configuration's Delta_m against them seed by seed (`study.reproduce.tables`).
+
 It prints its plan before Ray starts, then the runs' progress (`study.reproduce.progress`).
 
 The best trial was picked because its seed did well, so only fresh seeds estimate how good a
 configuration is: the seeds start above every seed the study used. Each run counts with its mean over
 its last 10 epochs (the paper's protocol, `mtan.metrics.tail_mean`). Runs already in the folder are
-continued from their checkpoints, finished ones are kept. Writes into ``RESULTS_DIR/reproduce/``:
-``<config>/seed_<s>/`` (one `mtan` run each; config = ``trial_NNN`` or `paper` / `seed_report`),
+continued from their checkpoints (one stopped before its first checkpoint is trained again from the
+start), finished ones are kept. Writes into ``RESULTS_DIR/reproduce/``: ``<config>/seed_<s>/`` (one
+`mtan` run each; config = ``trial_NNN``, `paper` / `seed_report`, or `stl_segmentation` / `stl_depth`),
 ``configs.csv``, ``seeds.csv``, ``summary.csv`` and ``comparisons.csv`` (docs/results.md).
 """

@@ -20,24 +20,39 @@ import ray
 from mtan.cli import command_parser
 from mtan.config import config_from_flat
 from mtan.data import load_data
+from mtan.metrics import DELTA_M_KEYS, METRICS
 from study.cluster import check_trial_fits, connect, default_gpus_per_trial, local_capacity, starts_local_ray
 from study.record import StudyFolder, journal_states, load_optuna_study
-from study.reproduce.plan import plan_confirmation
+from study.reproduce.plan import ConfirmationPlan, plan_confirmation
 from study.reproduce.progress import plan_text
 from study.reproduce.retrain import ReproduceSettings, reproduce
 from study.reproduce.stats import SIGNIFICANCE, family_note
+from study.reproduce.tables import DELTA_M
 
 
 def _signed(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:+.4f}"
 
 
-def format_summary(summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str) -> str:
-    """The study metric's mean, std and 95 % interval per configuration, then its paired comparisons with
-    their raw and Holm-adjusted p-values; "significant" goes by the adjusted one."""
-    rows = summary[summary["metric"] == metric]
+DELTA_M_HEADING = (
+    f"{DELTA_M}: Delta_m in % against the single-task runs of the same seed (lower is better, 0 = parity), "
+    "over seeds"
+)
+
+
+def format_summary(
+    summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str, heading: str | None = None
+) -> str:
+    """`metric`'s mean, std and 95 % interval per configuration that has a value of it (a single-task
+    run has no score, no Delta_m), then its paired comparisons with their raw and Holm-adjusted p-values;
+    "significant" goes by the adjusted one. `heading` says what the metric is (default: a run's metric,
+    the mean of its last 10 epochs)."""
+    rows = summary[(summary["metric"] == metric) & (summary["n"] > 0)]
+    heading = heading or f"{metric}, mean of the last 10 epochs, over seeds"
+    if rows.empty:
+        return f"{heading}: no values"
     width = max(len(str(c)) for c in rows["config"])
-    lines = [f"{metric}, mean of the last 10 epochs, over seeds: mean +/- std [95 % CI] (n)"]
+    lines = [f"{heading}: mean +/- std [95 % CI] (n)"]
     for row in rows.itertuples():
         std = "-" if pd.isna(row.std) else f"{row.std:.4f}"
         interval = f"[{row.ci_low:.4f}, {row.ci_high:.4f}]"
@@ -55,6 +70,23 @@ def format_summary(summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str
                 verdict = "significant" if row.p_holm < SIGNIFICANCE else "not significant"
             p_values = f"p = {row.p_value:.3f}, Holm p = {row.p_holm:.3f}, {verdict}"
             lines.append(f"  {row.comparison}: {_signed(row.mean_diff)} {interval}, {p_values} (n = {row.n})")
+    return "\n".join(lines)
+
+
+def single_task_text(summary: pd.DataFrame, plan: ConfirmationPlan) -> str:
+    """The single-task baselines' metrics of Delta_m, each its mean over the seeds with its 95 % interval:
+    `  stl_depth  abs_err 0.0123 [0.0101, 0.0145], rel_err ... (3)`."""
+    values = summary.set_index(["config", "metric"])
+    width = max(len(candidate.name) for candidate in plan.single_task)
+    lines = ["single-task baselines, mean of the last 10 epochs over seeds [95 % CI] (n):"]
+    for candidate in plan.single_task:
+        keys = [key for key in DELTA_M_KEYS if METRICS[key].task == candidate.single_task]
+        cells = [values.loc[(candidate.name, key)] for key in keys]
+        text = ", ".join(
+            f"{key} {row['mean']:.4f} [{row['ci_low']:.4f}, {row['ci_high']:.4f}]"
+            for key, row in zip(keys, cells, strict=True)
+        )
+        lines.append(f"  {candidate.name:<{width}}  {text} ({int(cells[0]['n'])})")
     return "\n".join(lines)
 
 
@@ -117,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if owns_ray:
             ray.shutdown()
     print(format_summary(summary, comparisons, plan.metric))
+    if plan.single_task:
+        print(format_summary(summary, comparisons, DELTA_M, DELTA_M_HEADING))
+        print(single_task_text(summary, plan))
     print(f"\nper-seed runs and tables (seeds.csv, summary.csv, comparisons.csv): {folder.reproduce}")
     print(f"next: python -m analysis.report {shlex.quote(str(args.results_dir))}   (the report)")
     return 0

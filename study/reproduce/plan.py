@@ -1,13 +1,15 @@
 """What a confirmation retrains and compares: the candidate configurations of a finished study (its best;
 its top K; or the K best of each weighting method; the last two with both published configurations),
-with the configuration each trial trained with (its ``trials/trial_NNN/config.json``), their paired
-comparisons, the fresh seeds after the study's recorded seed, and configs.csv. No Ray."""
+with the configuration each trial trained with (its ``trials/trial_NNN/config.json``), the single-task
+baselines that Delta_m measures them against (one per task, in every mode), their paired comparisons, the
+fresh seeds after the study's recorded seed, and configs.csv. No Ray."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,9 @@ import pandas as pd
 
 from mtan.errors import UserError
 from mtan.run_folder import CONFIG_FILE, check_config, read_config
+from mtan.tasks import TASKS
 from study.record import COMPLETED, StudyFolder, trial_dirname
-from study.space import PUBLISHED
+from study.space import PAPER, PUBLISHED
 
 # The study's trials 0 and 1 are the published configurations (`study.space.PUBLISHED`, in that order).
 CONFIG_TABLE_COLUMNS = (
@@ -26,16 +29,31 @@ CONFIG_TABLE_COLUMNS = (
 # weighting, then linear scalarization (fixed task weights) where the study searched it (Kurin et al.
 # 2022, arXiv 2201.04122; Xin et al. 2022, arXiv 2209.11379).
 REFERENCE_WEIGHTINGS: tuple[str, ...] = ("equal", "scalarization")
+# The trial whose configuration the single-task baselines train on one task each: the paper's (MTAN's
+# "One Task" row was trained with MTAN's own protocol); its config.json is the study's base config with
+# the paper's point (no weight decay, StepLR at half the budget, gamma 0.5).
+SINGLE_TASK_TRIAL = PUBLISHED.index(PAPER)
+
+
+def single_task_name(task: str) -> str:
+    """The configuration name (and folder under reproduce/) of `task`'s single-task runs: `stl_depth`."""
+    return f"stl_{task}"
+
+
+def single_task_role(task: str) -> str:
+    """The role of `task`'s single-task runs in configs.csv: `stl depth`."""
+    return f"stl {task}"
 
 
 @dataclass(frozen=True)
 class Candidate:
     """A configuration to retrain: its name (``trial_NNN``, or `paper` / `seed_report`), the study trial
     it comes from, why it is retrained, and the flat `TrainConfig` that trial trained with, its
-    config.json (the seed is set per run)."""
+    config.json (the seed is set per run). A single-task baseline (`stl_depth`) was no trial of the
+    study: no trial, no values in the study, no state, its config that of `SINGLE_TASK_TRIAL` on one task."""
 
     name: str
-    trial: int
+    trial: int | None
     trial_id: str
     roles: tuple[str, ...]
     weighting: str
@@ -43,6 +61,11 @@ class Candidate:
     study_tail: float
     state: str
     config: Mapping[str, Any]
+
+    @property
+    def single_task(self) -> str | None:
+        """The task of a single-task baseline, None for a multi-task configuration."""
+        return self.config.get("single_task")
 
 
 def read_best_config(results_dir: Path) -> dict[str, Any]:
@@ -181,6 +204,37 @@ def confirmation_candidates(
     return candidates, notes
 
 
+def single_task_candidates(
+    table: pd.DataFrame, config_of: Callable[[int], Mapping[str, Any] | None]
+) -> tuple[list[Candidate], list[str]]:
+    """The single-task baselines, one per task of `mtan.tasks.TASKS` (`stl_segmentation`, `stl_depth`):
+    the configuration of trial `SINGLE_TASK_TRIAL` (the paper's) with ``single_task`` set, and equal
+    weighting, the only one a single task has. None, with a note, when that trial wrote no configuration
+    (it failed before training began)."""
+    config = config_of(SINGLE_TASK_TRIAL) if SINGLE_TASK_TRIAL in set(table["trial"]) else None
+    if config is None:
+        note = (
+            f"single-task runs: not trained, trial {SINGLE_TASK_TRIAL} ({PAPER}) has no {CONFIG_FILE} (it "
+            "failed), so there is no Delta_m"
+        )
+        return [], [note]
+    candidates = [
+        Candidate(
+            name=single_task_name(task),
+            trial=None,
+            trial_id="",
+            roles=(single_task_role(task),),
+            weighting="equal",
+            study_last=math.nan,
+            study_tail=math.nan,
+            state="",
+            config={**config, "single_task": task, "weighting": "equal"},
+        )
+        for task in TASKS
+    ]
+    return candidates, []
+
+
 def best_of_each_weighting(candidates: Sequence[Candidate]) -> dict[str, str]:
     """Weighting method -> the name of its best candidate: the one ranked `best 1 of` it when the
     candidates are the best of each method; otherwise the first of it in `candidates`' order (the top
@@ -230,19 +284,21 @@ def check_counts(seeds: int, top: int | None, per_weighting_best: int | None = N
 
 
 def configs_table(candidates: Sequence[Candidate]) -> pd.DataFrame:
-    """configs.csv: each retrained configuration, the trial it comes from and its values in the study."""
+    """configs.csv: each retrained configuration, the trial it comes from (none for a single-task
+    baseline) and its values in the study."""
     rows = [
         (c.name, c.trial, c.trial_id, "; ".join(c.roles), c.weighting, c.study_last, c.study_tail, c.state)
         for c in candidates
     ]
-    return pd.DataFrame(rows, columns=list(CONFIG_TABLE_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(CONFIG_TABLE_COLUMNS))
+    return table.astype({"trial": "Int64"})  # an integer column with empty cells
 
 
 @dataclass(frozen=True)
 class ConfirmationPlan:
-    """What a confirmation will do: the study's metric and its direction, the candidates, the fresh seeds
-    every candidate trains on, the paired comparisons, and a line per weighting method left out (no
-    completed trial)."""
+    """What a confirmation will do: the study's metric and its direction, the candidates, the single-task
+    baselines, the fresh seeds every one of them trains on, the paired comparisons (of candidates), and a
+    line per weighting method left out (no completed trial) or baseline missing."""
 
     metric: str
     mode: str
@@ -250,6 +306,12 @@ class ConfirmationPlan:
     seeds: tuple[int, ...]
     pairs: tuple[tuple[str, str, str], ...]
     notes: tuple[str, ...]
+    single_task: tuple[Candidate, ...] = ()
+
+    @property
+    def trained(self) -> tuple[Candidate, ...]:
+        """Every configuration trained: the candidates, then the single-task baselines."""
+        return (*self.candidates, *self.single_task)
 
 
 def plan_confirmation(
@@ -262,14 +324,20 @@ def plan_confirmation(
     folder = StudyFolder(Path(results_dir))
     table = folder.read_results()
     weightings = study_weightings(folder) if per_weighting_best is not None else ()
+    config_of = partial(read_trial_config, folder)
     candidates, left_out = confirmation_candidates(
-        best, table, lambda n: read_trial_config(folder, n), top, per_weighting_best, weightings
+        best, table, config_of, top, per_weighting_best, weightings
     )
+    single_task, no_single_task = single_task_candidates(table, config_of)
     ranked = {c.weighting for c in candidates if best_role(1, c.weighting) in c.roles}
-    notes = tuple(left_out) + tuple(
-        f"{weighting}: no completed trial in the study, so none of its configurations is retrained"
-        for weighting in weightings
-        if weighting not in ranked
+    notes = (
+        tuple(left_out)
+        + tuple(
+            f"{weighting}: no completed trial in the study, so none of its configurations is retrained"
+            for weighting in weightings
+            if weighting not in ranked
+        )
+        + tuple(no_single_task)
     )
     first = first_fresh_seed(recorded_seed(folder), table)
     return ConfirmationPlan(
@@ -279,4 +347,5 @@ def plan_confirmation(
         seeds=tuple(range(first, first + seeds)),
         pairs=tuple(comparison_pairs(candidates)),
         notes=notes,
+        single_task=tuple(single_task),
     )

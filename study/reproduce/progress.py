@@ -5,7 +5,8 @@ rewrites its ``metrics.jsonl`` atomically after every epoch (`mtan.train`), so t
 by reading those files between two `ray.wait`s (`ConfirmationProgress.poll`). In a terminal it keeps a
 table of the runs (`rich`, as the study's `study.observe.progress` does for trials); otherwise it prints
 a line per run and epoch, ``paper seed 6  epoch 2/24  score 0.410  (9 of 96 epochs, ETA 12 min)``.
-Each run that ends gets a line with its value, the mean of its last 10 epochs (the paper's protocol).
+Each run that ends gets a line with its value, the mean of its last 10 epochs (the paper's protocol). A
+single-task run, which has no score, shows its own task's metric instead of the study's (`shown_metric`).
 """
 
 from __future__ import annotations
@@ -21,26 +22,36 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from mtan.metrics import TAIL_EPOCHS, tail_mean
+from mtan.metrics import DELTA_M_KEYS, TAIL_EPOCHS, metric, tail_mean
 from mtan.run_folder import CHECKPOINT_FILE, read_metrics
 from mtan.weighting import WEIGHTINGS, hyperparameters
 from study.observe.progress import REFRESH_SECONDS, config_text, duration_text
 from study.record import StudyFolder
-from study.reproduce.plan import ConfirmationPlan
+from study.reproduce.plan import Candidate, ConfirmationPlan
 from study.reproduce.stats import family_note
 
 # How long the driver waits on its Ray tasks between two reads of the run folders.
 POLL_SECONDS = REFRESH_SECONDS
 
 
+def shown_metric(study_metric: str, single_task: str | None) -> str:
+    """The metric a run's lines show: the study's, or for a single-task run whose task it does not
+    measure, the first metric of that task in Delta_m (`miou`, `abs_err`)."""
+    if single_task is None or metric(study_metric).task == single_task:
+        return study_metric
+    return next(key for key in DELTA_M_KEYS if metric(key).task == single_task)
+
+
 @dataclass(frozen=True)
 class SeedRun:
-    """One run of a confirmation: a candidate configuration (by name) on a seed, in its folder."""
+    """One run of a confirmation: a candidate configuration or single-task baseline (by name) on a seed,
+    in its folder."""
 
     config: str
     seed: int
     folder: Path
     epochs: int  # the run's budget
+    single_task: str | None = None  # the task of a single-task baseline
 
     @property
     def label(self) -> str:
@@ -49,20 +60,23 @@ class SeedRun:
 
 
 def seed_runs(plan: ConfirmationPlan, folder: StudyFolder) -> list[SeedRun]:
-    """Every run of `plan`, candidate by candidate, seed by seed, in its folder of the study's reproduce/."""
+    """Every run of `plan`, candidate by candidate then the single-task baselines, seed by seed, in its
+    folder of the study's reproduce/."""
     return [
-        SeedRun(c.name, seed, folder.seed_run(c.name, seed), int(c.config["epochs"]))
-        for c in plan.candidates
+        SeedRun(c.name, seed, folder.seed_run(c.name, seed), int(c.config["epochs"]), c.single_task)
+        for c in plan.trained
         for seed in plan.seeds
     ]
 
 
 def run_status(run: SeedRun) -> str:
-    """What the folder holds before the confirmation starts: nothing (`new`), a run it continues from its
-    checkpoint, or a finished run it keeps."""
-    if not (run.folder / CHECKPOINT_FILE).exists():
-        return "new"
+    """What the folder holds before the confirmation starts: nothing (`new`), a run stopped before its
+    first checkpoint that it trains again from the start, a run it continues from its checkpoint, or a
+    finished run it keeps."""
     epochs = len(read_metrics(run.folder))
+    if not (run.folder / CHECKPOINT_FILE).exists():
+        on_disk = f"{epochs}/{run.epochs} epochs on disk, no checkpoint"
+        return f"trained again from the start ({on_disk})" if epochs else "new"
     if epochs >= run.epochs:
         return f"done ({epochs}/{run.epochs} epochs), kept"
     return f"continues from its checkpoint ({epochs}/{run.epochs} epochs on disk)"
@@ -70,30 +84,45 @@ def run_status(run: SeedRun) -> str:
 
 def method_config_text(config: Mapping[str, Any]) -> str:
     """A candidate's configuration in short names, without the hyperparameters of other weighting
-    methods (every flat config has a temperature; only a DWA run uses it)."""
+    methods (every flat config has a temperature; only a DWA run uses it); a single-task baseline's says
+    its task instead of its weighting."""
     own = {h.name for h in WEIGHTINGS[str(config["weighting"])].hyperparameters}
     others = set(hyperparameters()) - own
-    return config_text({k: v for k, v in config.items() if k not in others})
+    text = config_text({k: v for k, v in config.items() if k not in others})
+    if config.get("single_task") is not None:
+        return f"{config['single_task']} alone, " + text.removeprefix(f"{config['weighting']} ")
+    return text
+
+
+def candidate_line(candidate: Candidate, width: int) -> str:
+    """`  trial_004  dwa T=2 wd=0 step=12 gamma=0.5  (best 1 of dwa)`."""
+    return (
+        f"  {candidate.name:<{width}}  {method_config_text(candidate.config)}  ({'; '.join(candidate.roles)})"
+    )
 
 
 def plan_text(plan: ConfirmationPlan, folder: StudyFolder) -> str:
     """The plan, before Ray starts: what is trained on which seeds and where, each candidate with its
-    configuration and why it is retrained, the methods left out, the runs already in the folder, and the
-    comparisons."""
+    configuration and why it is retrained, the single-task baselines of Delta_m, the methods left out, the
+    runs already in the folder, and the comparisons."""
     runs = seed_runs(plan, folder)
-    width = max(len(c.name) for c in plan.candidates)
+    width = max(len(c.name) for c in plan.trained)
     seeds = ", ".join(map(str, plan.seeds))
+    count = len(plan.single_task)
+    baselines = f" and {count} single-task baseline{'s' if count != 1 else ''}" if count else ""
     lines = [
-        f"confirmation: {len(plan.candidates)} configurations x {len(plan.seeds)} seeds ({seeds}) = "
-        f"{len(runs)} runs of {runs[0].epochs} epochs; each counts with its mean of the last "
+        f"confirmation: {len(plan.candidates)} configurations{baselines} x {len(plan.seeds)} seeds ({seeds}) "
+        f"= {len(runs)} runs of {runs[0].epochs} epochs; each counts with its mean of the last "
         f"{TAIL_EPOCHS} epochs of {plan.metric} ({plan.mode})",
         f"runs in {folder.reproduce}",
     ]
-    for candidate in plan.candidates:
+    lines += [candidate_line(candidate, width) for candidate in plan.candidates]
+    if plan.single_task:
         lines.append(
-            f"  {candidate.name:<{width}}  {method_config_text(candidate.config)}  "
-            f"({'; '.join(candidate.roles)})"
+            "single-task baselines (the paper's One Task network in the paper's configuration; Delta_m of "
+            "each configuration against them on the same seed):"
         )
+        lines += [candidate_line(candidate, width) for candidate in plan.single_task]
     lines += list(plan.notes)
     statuses = {run: run_status(run) for run in runs}
     new = sum(status == "new" for status in statuses.values())
@@ -108,7 +137,7 @@ def plan_text(plan: ConfirmationPlan, folder: StudyFolder) -> str:
 @dataclass
 class _RunState:
     run: SeedRun
-    start_epoch: int  # epochs on disk when the confirmation started
+    start_epoch: int  # epochs it keeps from before the confirmation started (0 without a checkpoint)
     epoch: int  # the newest epoch seen
     value: float | None = None
     seconds: list[float] = field(default_factory=list)  # epoch times seen since the start
@@ -145,7 +174,8 @@ class ConfirmationProgress:
         self._print(text)
         for run in self.runs:
             epochs = max((int(row["epoch"]) for row in read_metrics(run.folder)), default=0)
-            self._states[run] = _RunState(run, start_epoch=epochs, epoch=epochs)
+            kept = epochs if (run.folder / CHECKPOINT_FILE).exists() else 0
+            self._states[run] = _RunState(run, start_epoch=kept, epoch=epochs)
         self._start = self.clock()
         if self.live:
             self._display = Live(self.table(), console=self.console, auto_refresh=False)
@@ -160,13 +190,14 @@ class ConfirmationProgress:
                 if int(row["epoch"]) <= state.epoch:
                     continue  # seen, or an epoch after the checkpoint that is being trained again
                 state.epoch = int(row["epoch"])
-                value = row.get(self.metric)
+                shown = shown_metric(self.metric, state.run.single_task)
+                value = row.get(shown)
                 state.value = float(value) if isinstance(value, (int, float)) else None
                 state.seconds.append(float(row.get("seconds", math.nan)))
                 if not self.live:
                     self._print(
                         f"{state.run.label}  epoch {state.epoch}/{state.run.epochs}  "
-                        f"{self.metric} {_number(state.value)}  ({self._totals_text()})"
+                        f"{shown} {_number(state.value)}  ({self._totals_text()})"
                     )
         self._refresh()
 
@@ -176,11 +207,12 @@ class ConfirmationProgress:
         state.ended = True
         state.epoch = len(history)
         how = "kept (trained before)" if state.start_epoch >= run.epochs else "done"
-        value = tail_mean(history).get(self.metric)
+        shown = shown_metric(self.metric, run.single_task)
+        value = tail_mean(history).get(shown)
         tail = min(TAIL_EPOCHS, len(history))
         done = sum(s.ended for s in self._states.values())
         self._print(
-            f"{run.label}  {how}: {len(history)}/{run.epochs} epochs, {self.metric} {_number(value)} "
+            f"{run.label}  {how}: {len(history)}/{run.epochs} epochs, {shown} {_number(value)} "
             f"(mean of the last {tail})  [{done} of {len(self.runs)} runs ended]"
         )
         self._refresh()
@@ -208,7 +240,8 @@ class ConfirmationProgress:
         return sum(seconds) / len(seconds) * left / at_once
 
     def table(self) -> Table:
-        """Every run: configuration, seed, epoch of its budget, latest value, its own ETA or `done`."""
+        """Every run: configuration, seed, epoch of its budget, latest value (of its own metric, named, for
+        a single-task run that lacks the study's), its own ETA or `done`."""
         done = sum(s.ended for s in self._states.values())
         elapsed = duration_text(self.clock() - self._start)
         title = f"{done} of {len(self.runs)} runs ended, {self._totals_text()}, {elapsed} elapsed"
@@ -222,7 +255,7 @@ class ConfirmationProgress:
                 state.run.config,
                 str(state.run.seed),
                 f"{state.epoch}/{state.run.epochs}",
-                _number(state.value),
+                self._value_text(state),
                 "done" if state.ended else self._run_eta(state),
             )
         return table
@@ -234,6 +267,10 @@ class ConfirmationProgress:
         total = sum(run.epochs for run in self.runs)
         eta = self.eta_seconds()
         return f"{epochs} of {total} epochs, ETA {'-' if eta is None else duration_text(eta)}"
+
+    def _value_text(self, state: _RunState) -> str:
+        shown = shown_metric(self.metric, state.run.single_task)
+        return _number(state.value) if shown == self.metric else f"{shown} {_number(state.value)}"
 
     def _run_eta(self, state: _RunState) -> str:
         """The run's epochs left at its mean epoch time so far (`-` before its first epoch)."""

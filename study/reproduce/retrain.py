@@ -1,12 +1,13 @@
-"""Retraining the candidates of a confirmation on fresh seeds, as Ray tasks followed through their run
-folders (`study.reproduce.progress`), and the tables it writes (seeds.csv, summary.csv, comparisons.csv,
-configs.csv under ``RESULTS_DIR/reproduce/``)."""
+"""Retraining the candidates of a confirmation and its single-task baselines on fresh seeds, as Ray tasks
+followed through their run folders (`study.reproduce.progress`), and writing its tables
+(`study.reproduce.tables`: seeds.csv, summary.csv, comparisons.csv, configs.csv under
+``RESULTS_DIR/reproduce/``)."""
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,12 @@ import ray
 
 from mtan.config import TrainConfig, config_from_flat
 from mtan.data import DataBundle, load_data
-from mtan.metrics import METRIC_KEYS, tail_mean
-from mtan.run_folder import CHECKPOINT_FILE
 from mtan.train import train
 from study.cluster import trial_slots
-from study.record import COMPARISONS_CSV, CONFIGS_CSV, SEEDS_CSV, SUMMARY_CSV, StudyFolder, write_csv
-from study.reproduce.plan import configs_table, plan_confirmation
+from study.record import COMPARISONS_CSV, SUMMARY_CSV, StudyFolder, write_csv
+from study.reproduce.plan import plan_confirmation
 from study.reproduce.progress import POLL_SECONDS, ConfirmationProgress, SeedRun, seed_runs
-from study.reproduce.stats import comparisons_table, summary_table
+from study.reproduce.tables import confirmation_tables, seeds_row
 
 
 @dataclass(frozen=True)
@@ -48,20 +47,10 @@ def seed_config(flat: Mapping[str, Any], seed: int, settings: ReproduceSettings)
 
 
 def _train_seed(config: TrainConfig, out_dir: Path, data: DataBundle) -> list[dict[str, float]]:
-    """One seed's run (a Ray task); continues a run already in `out_dir`."""
+    """One seed's run (a Ray task): `mtan.train`'s resume continues a run already in `out_dir` after its
+    checkpoint's epoch, and trains one stopped before its first checkpoint (or a new one) from the start."""
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")  # zero-copy data
-    return train(config, out_dir, resume=(out_dir / CHECKPOINT_FILE).exists(), data=data, progress=False)
-
-
-def seeds_row(name: str, seed: int, history: Sequence[dict[str, float]]) -> dict[str, Any]:
-    """A seeds.csv row: the run's epochs and each metric's mean over its last 10 epochs."""
-    tail = tail_mean(history)
-    return {
-        "config": name,
-        "seed": seed,
-        "epochs": len(history),
-        **{k: tail.get(k, math.nan) for k in METRIC_KEYS},
-    }
+    return train(config, out_dir, resume=True, data=data, progress=False)
 
 
 def at_once_text(slots: int | None, settings: ReproduceSettings) -> str:
@@ -89,12 +78,13 @@ def wait_for_runs(
 def reproduce(
     settings: ReproduceSettings, data: DataBundle | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Retrain the candidates on the seeds (Ray tasks on the connected Ray) showing their progress (the
-    command has printed the plan, `study.reproduce.progress.plan_text`), on `data` when the caller has
-    loaded the study's data set already; write the tables and return (summary, comparisons)."""
+    """Retrain the candidates and the single-task baselines on the seeds (Ray tasks on the connected Ray)
+    showing their progress (the command has printed the plan, `study.reproduce.progress.plan_text`), on
+    `data` when the caller has loaded the study's data set already; write the tables and return (summary,
+    comparisons)."""
     plan = plan_confirmation(settings.results_dir, settings.seeds, settings.top, settings.per_weighting_best)
     folder = StudyFolder(Path(settings.results_dir))
-    configs = {c.name: c.config for c in plan.candidates}
+    configs = {c.name: c.config for c in plan.trained}
     runs = seed_runs(plan, folder)
     slots = trial_slots(settings.cpus_per_task, settings.gpus_per_task)  # the connected cluster's now
     progress = ConfirmationProgress(runs, plan.metric, slots)
@@ -113,11 +103,7 @@ def reproduce(
     finally:
         progress.stop()
     per_seed = pd.DataFrame([seeds_row(run.config, run.seed, histories[run]) for run in runs])
-    summary = summary_table(per_seed, METRIC_KEYS)
-    comparisons = comparisons_table(per_seed, plan.pairs, METRIC_KEYS)
-    out_root = folder.reproduce
-    write_csv(out_root / CONFIGS_CSV, configs_table(plan.candidates))
-    write_csv(out_root / SEEDS_CSV, per_seed)
-    write_csv(out_root / SUMMARY_CSV, summary)
-    write_csv(out_root / COMPARISONS_CSV, comparisons)
-    return summary, comparisons
+    tables = confirmation_tables(plan, per_seed)
+    for name, table in tables.items():
+        write_csv(folder.reproduce / name, table)
+    return tables[SUMMARY_CSV], tables[COMPARISONS_CSV]

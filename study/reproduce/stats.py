@@ -88,9 +88,10 @@ def summary_table(seeds: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
 
 
 def paired_values(seeds: pd.DataFrame, a: str, b: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """`metric` of configurations `a` and `b` on the seeds both have a value for, in seed order."""
-    wide = seeds.pivot_table(index="seed", columns="config", values=metric, aggfunc="first")
-    pairs = wide[[a, b]].dropna().sort_index()
+    """`metric` of configurations `a` and `b` on the seeds both have a value for, in seed order (none when
+    either has no value on any seed, e.g. a Delta_m without its single-task runs)."""
+    wide = seeds.pivot_table(index="seed", columns="config", values=metric, aggfunc="first", dropna=False)
+    pairs = wide.reindex(columns=[a, b]).dropna().sort_index()
     return pairs[a].to_numpy(), pairs[b].to_numpy()
 
 
