@@ -17,9 +17,10 @@ from pathlib import Path
 import pandas as pd
 from optuna.trial import TrialState
 
+from analysis.answer import DELTA_M
 from mtan.config import config_from_flat
 from mtan.files import atomic_write_json
-from mtan.metrics import METRIC_KEYS
+from mtan.metrics import METRIC_KEYS, METRICS, delta_m
 from study.record import (
     COMPARISONS_CSV,
     COMPLETED,
@@ -176,25 +177,96 @@ def _write_optuna_journal(
             study.tell(trial, state=TrialState.PRUNED if state == STOPPED_EARLY else TrialState.FAIL)
 
 
-def write_fake_confirmation(folder: StudyFolder, best: dict, table: pd.DataFrame) -> None:
-    """reproduce/ as `study.reproduce --top 1 --seeds 3` writes it, by its own table functions: the best
-    trial and both published ones, each seed within 1 % (times the config's position) of its study value."""
+def single_task_metrics(table: pd.DataFrame, task: str, seed_shift: float) -> dict[str, float]:
+    """A single-task network's metrics of `task` on one seed: 2 % better than the study's best value of
+    each (higher or lower as the metric's direction), shifted by `seed_shift`; the other task's NaN."""
+    values = {}
+    for m in METRIC_KEYS:
+        column = table[f"last_{m}"].dropna()
+        if METRICS[m].task != task or column.empty:
+            values[m] = math.nan
+        elif METRICS[m].higher_is_better:
+            values[m] = float(column.max()) * 1.02 * (1 + seed_shift)
+        else:
+            values[m] = float(column.min()) * 0.98 * (1 + seed_shift)
+    return values
+
+
+def write_fake_confirmation(
+    folder: StudyFolder,
+    best: dict,
+    table: pd.DataFrame,
+    *,
+    per_weighting_best: int | None = None,
+    single_task: bool = False,
+) -> None:
+    """reproduce/ as `study.reproduce --top 1 --seeds 3` (or `--per-weighting-best K`) writes it, by its
+    own table functions: the chosen trials and both published ones, each seed within 1 % (times the
+    config's position) of its study value. `single_task`: with the confirmation's single-task networks and
+    Delta_m, in the format study.reproduce writes them: configurations stl_segmentation and stl_depth
+    (roles `stl segmentation`, `stl depth`; their own task's metrics, the other's NaN, no score), a
+    `delta_m` column in seeds.csv (`mtan.metrics.delta_m` of each multi-task run against the single-task
+    runs of its seed), `delta_m` rows in summary.csv for every multi-task configuration and in
+    comparisons.csv for every pair."""
+    weightings = tuple(dict.fromkeys(table["weighting"])) if per_weighting_best else ()
     candidates, _ = confirmation_candidates(
-        best, table, lambda number: read_json_object(folder.trial_config_json(number)), top=1
+        best,
+        table,
+        lambda number: read_json_object(folder.trial_config_json(number)),
+        top=None if per_weighting_best else 1,
+        per_weighting_best=per_weighting_best,
+        weightings=weightings,
     )
     rows = table.set_index("trial")
+    shifts = (-0.01, 0.0, 0.01)
     seeds = pd.DataFrame(
         [
             {"config": c.name, "seed": 100 + k, "epochs": int(rows.loc[c.trial, "epochs"]),
              **{m: float(rows.loc[c.trial, f"last_{m}"]) * (1 + shift * (1 + i)) for m in METRIC_KEYS}}
             for i, c in enumerate(candidates)
-            for k, shift in enumerate((-0.01, 0.0, 0.01))
+            for k, shift in enumerate(shifts)
         ]
     )  # fmt: skip
-    write_csv(folder.reproduce / CONFIGS_CSV, configs_table(candidates))
+    configs = configs_table(candidates)
+    metrics: tuple[str, ...] = METRIC_KEYS
+    if single_task:
+        single = {
+            task: [single_task_metrics(table, task, shift) for shift in shifts] for task in TASKS
+        }  # per task, per seed
+        both = [{m: v for task in TASKS for m, v in single[task][k].items() if not math.isnan(v)}
+                for k in range(len(shifts))]  # fmt: skip
+        seeds[DELTA_M] = [delta_m(row, both[int(row["seed"]) - 100]) for row in seeds.to_dict("records")]
+        seeds = pd.concat(
+            [seeds]
+            + [
+                pd.DataFrame(
+                    [
+                        {
+                            "config": f"stl_{task}",
+                            "seed": 100 + k,
+                            "epochs": int(rows["epochs"].max()),
+                            **values,
+                            DELTA_M: math.nan,
+                        }
+                        for k, values in enumerate(single[task])
+                    ]
+                )  # fmt: skip
+                for task in TASKS
+            ],
+            ignore_index=True,
+        )
+        stl = pd.DataFrame(
+            [(f"stl_{task}", math.nan, "", f"stl {task}", "equal", math.nan, math.nan, COMPLETED)
+             for task in TASKS],
+            columns=configs.columns,
+        )  # fmt: skip
+        configs = pd.concat([configs, stl], ignore_index=True)
+        metrics = (*METRIC_KEYS, DELTA_M)
+    summary = summary_table(seeds, metrics)
+    write_csv(folder.reproduce / CONFIGS_CSV, configs)
     write_csv(folder.reproduce / SEEDS_CSV, seeds)
-    write_csv(folder.reproduce / SUMMARY_CSV, summary_table(seeds, METRIC_KEYS))
-    comparisons = comparisons_table(seeds, comparison_pairs(candidates), METRIC_KEYS)
+    write_csv(folder.reproduce / SUMMARY_CSV, summary[summary["n"] > 0])
+    comparisons = comparisons_table(seeds, comparison_pairs(candidates), metrics)
     write_csv(folder.reproduce / COMPARISONS_CSV, comparisons)
 
 
@@ -207,8 +279,13 @@ def write_fake_study(
     journal: bool = True,
     data: str = "synthetic",
     max_epochs: int = 9,
+    per_weighting: int | None = None,
+    per_weighting_best: int | None = None,
+    single_task: bool = False,
 ) -> Path:
-    """Write `root/name` as a study results directory with the study's own writers; return its path."""
+    """Write `root/name` as a study results directory with the study's own writers; return its path.
+    `per_weighting`: study.json's design says N trials per method (the trials given must be so);
+    `per_weighting_best`, `single_task`: the confirmation's (`write_fake_confirmation`)."""
     trials = list(default_trials() if trials is None else trials)
     folder = StudyFolder(root / name)
     ended = []
@@ -249,6 +326,7 @@ def write_fake_study(
         "data": data,
         "data_source": data,
         "space": SPACE.describe(),
+        "design": {"per_weighting": per_weighting, "weightings": list(SPACE.weightings)},
         "settings": {"seed": 0},  # the part of the study's settings a confirmation reads
         "wall_seconds": 754.2,
         "hardware": {"cpus": 2, "gpus": 0, "gpu_name": None},
@@ -277,5 +355,7 @@ def write_fake_study(
         _write_optuna_journal(folder.journal, name, SPACE, ended, list(table["state"]))
     best = folder.read_best_config()
     if reproduce and best is not None:
-        write_fake_confirmation(folder, best, table)
+        write_fake_confirmation(
+            folder, best, table, per_weighting_best=per_weighting_best, single_task=single_task
+        )
     return folder.path
