@@ -155,7 +155,7 @@ def answer_table(
         if name is None:
             empty = {short_label(key): "-" for key in DELTA_M_KEYS}
             rows.append({"source": "this study", "method": weighting,
-                         "configuration": "none retrained (no completed trial)", **empty,
+                         "configuration": "none retrained", **empty,
                          "depth errors": "-", "Delta_m %": "-", "seeds": "-"})  # fmt: skip
             continue
         roles = ", ".join(roles_of(configs.loc[name])).replace("_", " ")

@@ -38,8 +38,8 @@ from analysis.tables import pareto_front, trial_names  # noqa: E402
 from mtan.weighting import WEIGHTINGS  # noqa: E402
 
 DPI = 90
-# matplotlib's tab10 colours; the tasks take two, the weighting methods the others.
-TAB10 = ("#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+# matplotlib's tab10 colours, those far apart first; the tasks take two, the weighting methods the others.
+TAB10 = ("#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
 TASK_COLORS = {"segmentation": "#2ca02c", "depth": "#9467bd"}
 PALETTE = tuple(color for color in TAB10 if color not in TASK_COLORS.values())
 # One colour per registered weighting method, in the registry's order (equal, dwa, uncertainty, ...).

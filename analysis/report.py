@@ -54,7 +54,7 @@ from analysis.space import RecordedSpace
 from mtan.cli import command_parser
 from mtan.errors import UserError, run_cli
 from mtan.files import atomic_write_text
-from study.record import FAILED, StudyFolder, most_common_error
+from study.record import COMPLETED, FAILED, StudyFolder, most_common_error
 from study.reproduce.stats import SIGNIFICANCE
 
 FIGURE_FILES: dict[str, str] = {
@@ -294,9 +294,15 @@ class _Report:
         notes = []
         if not has_delta_m(self.confirmation):
             notes.append(f"{NEEDS_SINGLE_TASK}: the Delta_m column is empty ('-').")
-        missing = not_retrained(self.confirmation, self.weightings)
-        if missing:
-            notes.append(f"No configuration of {' or '.join(missing)} was retrained (no completed trial).")
+        completed = set(self.trials.loc[self.trials["state"] == COMPLETED, "weighting"].astype(str))
+        for weighting in not_retrained(self.confirmation, self.weightings):
+            why = (
+                "it is not among the configurations retrained: `--per-weighting-best 1` retrains the best of "
+                "every method"
+                if weighting in completed
+                else "it has no completed trial"
+            )
+            notes.append(f"No configuration of {weighting} was retrained: {why}.")
         return blocks + [Paragraph(" ".join(notes))] if notes else blocks
 
     def weightings_at_common_epoch(self) -> str:

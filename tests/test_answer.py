@@ -154,7 +154,7 @@ def test_the_table_stl_first_then_each_methods_best_then_the_published_rows(tmp_
     assert dwa["depth errors"] == "per-pixel mean" and dwa["seeds"] == "3"
     assert dwa["Delta_m %"] == "+3.30 [+2.10, +4.50]"
     assert table.loc["equal", "configuration"] == "paper (best 1 of equal, paper)"  # not an STL network
-    assert table.loc["uncertainty", "configuration"] == "none retrained (no completed trial)"
+    assert table.loc["uncertainty", "configuration"] == "none retrained"
     nash_ls = table.loc["Nash-MTL table, MTAN LS (equal)"]
     assert (nash_ls["mIoU %"], nash_ls["abs err"], nash_ls["rel err"]) == ("75.18", "0.0155", "46.77")
     assert nash_ls["depth errors"] == "per-batch mean"

@@ -63,6 +63,8 @@ def test_full_report(tmp_path: Path) -> None:
     for published in ("| 53.04 |", "| 33.63 |", "| 68.09 ? |", "| 74.01 |", "| +19.30 |"):
         assert published in md
     assert "mean ± std of 3 seeds" in md
+    # --top 1: the completed scalarization trials were not among those retrained, and the answer says so
+    assert "No configuration of scalarization was retrained: it is not among the configurations" in md
     assert "synthetic data set (generated, not CityScapes)" in md
     assert "### Protocol differences" in md
     assert "PedAnovaImportanceEvaluator" in md and "pruned" in md
@@ -206,6 +208,7 @@ def test_unequal_budgets_compare_no_bests_and_say_the_answer_is_not_the_fields(t
     )
     assert "Delta_m needs the study's own single-task networks" in first  # a --top confirmation, no STL
     assert "so this does not answer the field's question" in first
+    assert "No configuration of scalarization was retrained: it has no completed trial." in md
     weighting = _section(md, "Weighting methods compared in the study")
     assert "Trials per method: equal 3, dwa 2." in weighting
     assert "only medians are shown, not bests" in weighting
@@ -277,7 +280,7 @@ def test_render_escapes_and_embeds(tmp_path: Path) -> None:
     blocks = [
         Heading(1, "T <1>"),
         Banner("careful"),
-        Paragraph("a < b"),
+        Paragraph("a < b, then `python -m x --flag <N>`"),
         Table(pd.DataFrame({"a|b": ["x|y"], "c": ["<z>"]}), "cap"),
         Figure(png, "caption", "alt"),
     ]
@@ -285,4 +288,5 @@ def test_render_escapes_and_embeds(tmp_path: Path) -> None:
     assert "| a\\|b | c |" in md and "| x\\|y | <z> |" in md and "![alt](f.png)" in md
     html = to_html(blocks, "title")
     assert "<h1>T &lt;1&gt;</h1>" in html and "<td>&lt;z&gt;</td>" in html and "a &lt; b" in html
+    assert "then <code>python -m x --flag &lt;N&gt;</code></p>" in html  # a command as markdown shows it
     assert 'src="data:image/png;base64,iVBORw0KGgo' in html
