@@ -15,7 +15,6 @@ from analysis.published import REFERENCES, ReferenceRow, reference, reference_fr
 from analysis.tables import (
     best_metrics,
     comparison_table,
-    delta_m,
     delta_m_column,
     format_comparison,
     pareto_front,
@@ -31,7 +30,6 @@ __all__ = [
     "StudyResults",
     "best_metrics",
     "comparison_table",
-    "delta_m",
     "delta_m_column",
     "format_comparison",
     "load_optuna_study",

@@ -2,12 +2,13 @@
 
 ASHA stops trials at different epochs, so a trial's last value mixes its configuration with its budget
 (an equal trial stopped at epoch 3 beside a DWA trial that trained 24). Here every trial that did not
-fail counts with its value at the same epoch: the last one all of them reached.
+fail counts with its value at the same epoch: the last one all of them reached. The best of more trials
+is better by selection alone, so the methods' bests are compared only when each has as many trials.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -24,6 +25,35 @@ def common_epoch(trials: pd.DataFrame) -> int | None:
     """The last epoch every compared trial reached; None when no trial qualifies."""
     compared = compared_trials(trials)
     return int(compared["epochs"].min()) if len(compared) else None
+
+
+def trials_at_epoch(trials: pd.DataFrame, curves: pd.DataFrame, epoch: int) -> pd.DataFrame:
+    """`trials` with each ``last_<metric>`` column the trial's value at `epoch` (from `curves`; NaN for a
+    trial not compared, `compared_trials`) and ``epochs`` that epoch: the final-metric tables and figures,
+    at one budget for every trial."""
+    at = curves[curves["epoch"] == epoch].set_index("trial")
+    compared = set(compared_trials(trials)["trial"].astype(int))
+    numbers = trials["trial"].astype(int)
+    numbers = numbers.where(numbers.isin(compared))
+    shown = trials.copy()
+    for column in [c for c in trials.columns if str(c).startswith("last_")]:
+        metric = column.removeprefix("last_")
+        values = at[metric] if metric in at.columns else pd.Series(dtype=float)
+        shown[column] = numbers.map(values).astype(float)
+    shown["epochs"] = shown["epochs"].where(numbers.isna(), epoch)
+    return shown
+
+
+def trials_per_weighting(trials: pd.DataFrame) -> dict[str, int]:
+    """How many trials each weighting method ran (failed ones too: each was a try), in order of appearance."""
+    counts = trials["weighting"].dropna().astype(str).value_counts(sort=False)
+    return {str(weighting): int(n) for weighting, n in counts.items()}
+
+
+def same_number_of_trials(trials: pd.DataFrame) -> bool:
+    """Whether every weighting method ran as many trials (`--per-weighting N`), so that their bests
+    compare."""
+    return len(set(trials_per_weighting(trials).values())) <= 1
 
 
 def weightings_at_epoch(trials: pd.DataFrame, curves: pd.DataFrame, metric: str, epoch: int) -> pd.DataFrame:
@@ -53,17 +83,29 @@ def weightings_at_epoch(trials: pd.DataFrame, curves: pd.DataFrame, metric: str,
 
 
 def common_epoch_sentence(
-    table: pd.DataFrame, metric: str, epoch: int, total: int, names: Mapping[int, str] | None = None
+    table: pd.DataFrame,
+    metric: str,
+    epoch: int,
+    total: int,
+    names: Mapping[int, str] | None = None,
+    same: bool = True,
 ) -> str:
-    """'At epoch 3, which all 20 trials that did not fail reached: equal best 0.310 (trial 4), median
-    0.200, n = 6; dwa best ...'; `names` may name a trial otherwise than by its number."""
+    """'At epoch 3, which all 20 trials that did not fail reached (score): equal best 0.310 (trial 4),
+    median 0.200, n = 6; dwa best ...'; when the methods ran unequal numbers of trials (not `same`) only
+    the medians and n, and a word on why. `names` may name a trial otherwise than by its number."""
     names = names or {}
-    parts: Sequence[str] = [
-        f"{row['weighting']} best {format_metric(metric, row['best'])} "
-        f"(trial {names.get(row['best trial'], row['best trial'])}), median "
-        f"{format_metric(metric, row['median'])}, n = {row['n']}"
-        for _, row in table.iterrows()
-    ]
-    return f"At epoch {epoch}, which all {total} trials that did not fail reached ({metric}): " + "; ".join(
-        parts
-    )
+    parts: list[str] = []
+    for _, row in table.iterrows():
+        best = names.get(row["best trial"], row["best trial"])
+        part = f"{row['weighting']} "
+        if same:
+            part += f"best {format_metric(metric, row['best'])} (trial {best}), "
+        parts.append(part + f"median {format_metric(metric, row['median'])}, n = {row['n']}")
+    sentence = f"At epoch {epoch}, which all {total} trials that did not fail reached ({metric}): "
+    sentence += "; ".join(parts)
+    if not same:
+        sentence += (
+            " (unequal numbers of trials, so their bests are not compared: the best of more tries is "
+            "higher by selection alone)"
+        )
+    return sentence

@@ -1,5 +1,7 @@
-"""The confirmation on fresh seeds (`python -m study.reproduce --top K`) for the report: the confirmed
-ranking with 95 % intervals, the paired comparisons in words, and the winner's curse in one line.
+"""The confirmation on fresh seeds (`python -m study.reproduce --top K` or `--per-weighting-best K`) for
+the report: the confirmed ranking with 95 % intervals, the best confirmed configuration of each weighting
+method, the paired comparisons in words (significant by Holm's adjusted p-value) and the winner's curse in
+one line.
 
 Pure functions of the reproduce folder's tables (docs/results.md): configs.csv, summary.csv,
 comparisons.csv. Values are shown in display units (percent for mIoU and pixel accuracy).
@@ -8,16 +10,18 @@ comparisons.csv. Values are shown in display units (percent for mIoU and pixel a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from analysis.columns import label, metric_info
 from analysis.tables import format_metric
+from mtan.tasks import TASKS
 from study.record import StudyFolder, trial_dirname
+from study.reproduce.plan import Candidate, best_of_each_weighting, comparison_pairs, single_task_role
+from study.reproduce.stats import SIGNIFICANCE, holm
 
-SIGNIFICANCE = 0.05
 RANKING_METRICS: tuple[str, ...] = ("score", "miou", "abs_err")
 
 
@@ -32,13 +36,79 @@ class Confirmation:
 
 
 def read_confirmation(folder: StudyFolder) -> Confirmation | None:
-    """The confirmation in a study's reproduce folder, or None when it holds none."""
+    """The confirmation in a study's reproduce folder, or None when it holds none. A comparisons.csv
+    written before it had ``p_holm`` gets it as `study.reproduce` computes it: Holm's adjustment over
+    the comparisons of each metric."""
     configs = folder.read_reproduce_configs()
     summary = folder.read_reproduce_summary()
     comparisons = folder.read_reproduce_comparisons()
     if configs is None or summary is None or comparisons is None:
         return None
+    if "p_holm" not in comparisons.columns:
+        family = comparisons.groupby("metric", sort=False)["p_value"]
+        comparisons = comparisons.assign(p_holm=family.transform(lambda p: holm(p.to_numpy())))
     return Confirmation(configs, summary, comparisons)
+
+
+def roles_of(config: pd.Series) -> tuple[str, ...]:
+    """A configs.csv row's roles (`best 1 of dwa; paper` -> ('best 1 of dwa', 'paper'))."""
+    return tuple(role for role in str(config["roles"]).split("; ") if role)
+
+
+def single_task_configs(confirmation: Confirmation) -> dict[str, str]:
+    """Task -> the configuration of its single-task network (role `stl <task>`), in `mtan.tasks`' order;
+    {} when the confirmation trained none."""
+    found = {}
+    for _, config in confirmation.configs.iterrows():
+        for task in TASKS:
+            if single_task_role(task) in roles_of(config):
+                found[task] = str(config["config"])
+    return {task: found[task] for task in TASKS if task in found}
+
+
+def multitask_configs(confirmation: Confirmation) -> pd.DataFrame:
+    """configs.csv without the single-task networks: the configurations of the study's trials."""
+    single = set(single_task_configs(confirmation).values())
+    return confirmation.configs[~confirmation.configs["config"].astype(str).isin(single)]
+
+
+def candidates(confirmation: Confirmation) -> list[Candidate]:
+    """The multi-task configurations as `study.reproduce.plan` saw them (without their config), in
+    configs.csv's order, so that the best of each method and the pairs compared are its own."""
+    return [
+        Candidate(
+            name=str(row["config"]),
+            trial=int(row["trial"]),
+            trial_id=str(row.get("trial_id", "")),
+            roles=roles_of(row),
+            weighting=str(row["weighting"]),
+            study_last=float(row.get("study_last", math.nan)),
+            study_tail=float(row.get("study_tail", math.nan)),
+            state=str(row.get("state", "")),
+            config={},
+        )
+        for _, row in multitask_configs(confirmation).iterrows()
+    ]
+
+
+def best_of_each_method(confirmation: Confirmation) -> dict[str, str]:
+    """Weighting method -> its best confirmed configuration: the one ranked `best 1 of` it with
+    `--per-weighting-best`, with `--top` the best of that weighting among the candidates
+    (`study.reproduce.plan.best_of_each_weighting`)."""
+    return best_of_each_weighting(candidates(confirmation))
+
+
+def method_comparisons(confirmation: Confirmation) -> list[tuple[str, str, str]]:
+    """(comparison, method a, method b) of the comparisons between two methods' best configurations
+    (`study.reproduce.plan.comparison_pairs`), in its order: every method against tuned equal weighting,
+    then against tuned scalarization; not the top trials against the paper's configuration."""
+    best = best_of_each_method(confirmation)
+    method = {name: weighting for weighting, name in best.items()}
+    return [
+        (name, method[a], method[b])
+        for name, a, b in comparison_pairs(candidates(confirmation))
+        if a in method and b in method and method[a] != method[b]
+    ]
 
 
 def short_label(metric: str) -> str:
@@ -46,7 +116,8 @@ def short_label(metric: str) -> str:
     return label(metric).split(" (")[0].split(",")[0]
 
 
-def _signed(metric: str, value: float) -> str:
+def signed(metric: str, value: float) -> str:
+    """A difference of `metric` in display units with its sign: '+0.80', '-0.0020'."""
     text = format_metric(metric, value)
     return text if text == "-" or text.startswith("-") else f"+{text}"
 
@@ -58,15 +129,33 @@ def interval_text(metric: str, mean: float, low: float, high: float) -> str:
     return f"{format_metric(metric, mean)} [{format_metric(metric, low)}, {format_metric(metric, high)}]"
 
 
+def study_value_text(
+    metric: str, value: float, epochs: float | None = None, max_epochs: float | None = None
+) -> str:
+    """A configuration's value in the study, with the epochs it had when ASHA stopped it short of the
+    budget ('0.138 after 3 of 24 epochs'), so that it is not read against a full-budget value."""
+    text = format_metric(metric, value)
+    if text == "-" or epochs is None or max_epochs is None or pd.isna(epochs) or epochs >= max_epochs:
+        return text
+    return f"{text} after {epochs:.0f} of {max_epochs:.0f} epochs"
+
+
 def ranking_table(
-    confirmation: Confirmation, metric: str, mode: str, metrics: Sequence[str] = RANKING_METRICS
+    confirmation: Confirmation,
+    metric: str,
+    mode: str,
+    metrics: Sequence[str] = RANKING_METRICS,
+    study_epochs: Mapping[int, float] | None = None,
+    max_epochs: float | None = None,
 ) -> pd.DataFrame:
-    """The retrained configurations ranked by their confirmed mean of `metric`: name, why retrained,
-    weighting, the study's value and each metric's mean with its 95 % interval over the seeds."""
-    summary = confirmation.summary
+    """The retrained multi-task configurations ranked by their confirmed mean of `metric`: name, why
+    retrained, weighting, the study's value (with the epochs it had, `study_epochs` by trial number, when
+    fewer than `max_epochs`) and each metric's mean with its 95 % interval over the seeds."""
+    configs = multitask_configs(confirmation).set_index("config")
+    summary = confirmation.summary[confirmation.summary["config"].isin(configs.index)]
     wide = summary.pivot_table(index="config", columns="metric", values=["mean", "ci_low", "ci_high", "n"])
     order = wide["mean"][metric].sort_values(ascending=(mode == "min"), kind="stable").index
-    configs = confirmation.configs.set_index("config")
+    epochs = study_epochs or {}
     columns = [m for m in dict.fromkeys((metric, *metrics)) if m in wide["mean"].columns]
     rows = []
     for rank, name in enumerate(order, start=1):
@@ -77,8 +166,11 @@ def ranking_table(
             "trial": "" if info is None else _trial_text(info),
             "retrained as": "" if info is None else info["roles"].replace("_", " "),
             "weighting": "" if info is None else info["weighting"],
-            f"{short_label(metric)} in the study": format_metric(
-                metric, math.nan if info is None else info["study_last"]
+            f"{short_label(metric)} in the study": study_value_text(
+                metric,
+                math.nan if info is None else info["study_last"],
+                None if info is None or pd.isna(info["trial"]) else epochs.get(int(info["trial"])),
+                max_epochs,
             ),
         }
         for m in columns:
@@ -90,23 +182,30 @@ def ranking_table(
     return pd.DataFrame(rows)
 
 
+def verdict(row: pd.Series, higher_is_better: bool, over: str = "") -> str:
+    """A comparison's verdict from its Holm-adjusted p-value against `study.reproduce.stats.SIGNIFICANCE`:
+    'significant (Holm p = 0.012; better)', 'not significant (Holm p = 0.41)', or 'not testable' without
+    a p-value (one seed, or differences that do not vary); `over` ('over 3 seeds') after the word."""
+    p = float(row["p_holm"])
+    over = f" {over}" if over else ""
+    if math.isnan(p):
+        return f"not testable{over}"
+    if p < SIGNIFICANCE:
+        better = (row["mean_diff"] > 0) == higher_is_better
+        p_text = "Holm p < 0.001" if p < 0.001 else f"Holm p = {p:.3f}"
+        return f"significant{over} ({p_text}; {'better' if better else 'worse'})"
+    return f"not significant{over} (Holm p = {p:.2f})"
+
+
 def comparison_sentence(row: pd.Series) -> str:
     """One paired comparison in words: 'best dwa (t3) vs best equal (paper): +0.80 mIoU %, 95 % CI -1.20
-    to +2.80, not significant over 3 seeds (p = 0.41)'."""
+    to +2.80, not significant over 3 seeds (Holm p = 0.41)'."""
     metric, n = str(row["metric"]), int(row["n"])
-    text = f"{row['comparison']}: {_signed(metric, row['mean_diff'])} {short_label(metric)}"
+    text = f"{row['comparison']}: {signed(metric, row['mean_diff'])} {short_label(metric)}"
     if not math.isnan(row["ci_low"]):
-        text += f", 95 % CI {_signed(metric, row['ci_low'])} to {_signed(metric, row['ci_high'])}"
-    p = float(row["p_value"])
-    if math.isnan(p):
-        verdict = f"not testable over {n} seed{'s' if n != 1 else ''}"
-    elif p < SIGNIFICANCE:
-        better = (row["mean_diff"] > 0) == metric_info(metric).higher_is_better
-        p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-        verdict = f"significant over {n} seeds ({p_text}; {'better' if better else 'worse'})"
-    else:
-        verdict = f"not significant over {n} seeds (p = {p:.2f})"
-    return f"{text}, {verdict}"
+        text += f", 95 % CI {signed(metric, row['ci_low'])} to {signed(metric, row['ci_high'])}"
+    seeds = f"over {n} seed{'s' if n != 1 else ''}"
+    return f"{text}, {verdict(row, metric_info(metric).higher_is_better, seeds)}"
 
 
 def comparison_sentences(confirmation: Confirmation, metrics: Sequence[str] = RANKING_METRICS) -> list[str]:
@@ -118,17 +217,17 @@ def comparison_sentences(confirmation: Confirmation, metrics: Sequence[str] = RA
     return [comparison_sentence(row) for _, row in rows.iterrows()]
 
 
-def winners_curse(confirmation: Confirmation, metric: str) -> str | None:
-    """The study's best trial ('top 1') in the study against its confirmed mean, in one line."""
-    configs = confirmation.configs
-    best = configs[configs["roles"].str.split("; ").map(lambda roles: "top 1" in roles)]
+def winners_curse(confirmation: Confirmation, metric: str, best_trial: int | None) -> str | None:
+    """The study's best trial (`best_trial`, best_config.json's) in the study against its confirmed mean,
+    in one line, whichever mode retrained it; None when the confirmation did not retrain it."""
+    configs = multitask_configs(confirmation)
+    best = configs[pd.to_numeric(configs["trial"], errors="coerce") == best_trial]
     summary = confirmation.summary
-    if best.empty:
+    if best_trial is None or best.empty:
         return None
-    name = best.iloc[0]["config"]
-    trial = _trial_text(best.iloc[0])
-    if trial and name != trial_dirname(int(trial)):
-        name = f"{name} (trial {trial})"
+    name = str(best.iloc[0]["config"])
+    if name != trial_dirname(best_trial):
+        name = f"{name} (trial {best_trial})"
     row = summary[(summary["config"] == best.iloc[0]["config"]) & (summary["metric"] == metric)]
     if row.empty:
         return None

@@ -74,13 +74,15 @@ def read_curves(folder: StudyFolder, trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_config_name(folder: StudyFolder) -> str | None:
-    """The name of the study's best configuration among the retrained ones (role "top 1" in
-    reproduce/configs.csv), or None when there is no such table."""
+    """The name of the study's best configuration (best_config.json's trial) among the retrained ones in
+    reproduce/configs.csv, whichever mode retrained it (`top 1`, `best 1 of <method>`); None when there is
+    no such table or it does not hold that trial."""
     configs = folder.read_reproduce_configs()
-    if configs is None:
+    best = folder.read_best_config()
+    if configs is None or best is None or best.get("trial") is None:
         return None
-    best = configs.loc[configs["roles"].str.split("; ").map(lambda roles: "top 1" in roles), "config"]
-    return str(best.iloc[0]) if len(best) else None
+    rows = configs.loc[pd.to_numeric(configs["trial"], errors="coerce") == int(best["trial"]), "config"]
+    return str(rows.iloc[0]) if len(rows) else None
 
 
 def read_reproduce(folder: StudyFolder) -> pd.DataFrame | None:

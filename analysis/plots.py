@@ -23,7 +23,14 @@ import seaborn as sns  # noqa: E402
 from matplotlib import MatplotlibDeprecationWarning  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FixedLocator,
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    NullLocator,
+)
 
 from analysis.columns import FIGURE_METRICS, TASKS, display_value, label  # noqa: E402
 from analysis.space import RecordedSpace  # noqa: E402
@@ -31,12 +38,16 @@ from analysis.tables import pareto_front, trial_names  # noqa: E402
 from mtan.weighting import WEIGHTINGS  # noqa: E402
 
 DPI = 90
-PALETTE = ("#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+# matplotlib's tab10 colours, those far apart first; the tasks take two, the weighting methods the others.
+TAB10 = ("#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
+TASK_COLORS = {"segmentation": "#2ca02c", "depth": "#9467bd"}
+PALETTE = tuple(color for color in TAB10 if color not in TASK_COLORS.values())
 # One colour per registered weighting method, in the registry's order (equal, dwa, uncertainty, ...).
 WEIGHTING_COLORS = dict(zip(WEIGHTINGS, PALETTE, strict=False))
+# The ticks of a logit axis: symmetric about 1/2, closer together towards 0 and 1.
+LOGIT_TICKS = (0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99)
 STATE_MARKERS = {"completed": "o", "stopped_early": "X", "failed": "s"}
 STATE_LABELS = {"completed": "completed (full budget)", "stopped_early": "stopped early by ASHA"}
-TASK_COLORS = {"segmentation": "#2ca02c", "depth": "#9467bd"}
 
 
 def _color(weighting: str) -> str:
@@ -125,9 +136,11 @@ def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> Path:
 
 
 def plot_weighting_distributions(
-    trials: pd.DataFrame, metrics: Sequence[str] = FIGURE_METRICS
+    trials: pd.DataFrame, metrics: Sequence[str] = FIGURE_METRICS, epoch: int | None = None
 ) -> Figure | None:
-    """Box plot and one dot per trial of each final metric, per weighting method."""
+    """Box plot and one dot per trial of each final metric (``last_<metric>``), per weighting method;
+    `epoch`: those columns hold every trial's value at that epoch (`analysis.common_epoch.trials_at_epoch`),
+    and the title says so."""
     final = _final_metrics(trials, metrics)
     if final is None:
         return None
@@ -162,7 +175,11 @@ def plot_weighting_distributions(
     fig.legend(
         handles=_legend_handles([], states), loc="outside lower center", ncol=len(states), frameon=False
     )
-    fig.suptitle("Final metrics per weighting method (each mark is one trial, last epoch it trained)")
+    fig.suptitle(
+        "Final metrics per weighting method (each mark is one trial, last epoch it trained)"
+        if epoch is None
+        else f"Metrics per weighting method at epoch {epoch}, which every trial reached (a mark per trial)"
+    )
     return fig
 
 
@@ -202,15 +219,23 @@ def _mark_zero_on_log_axis(ax: plt.Axes, position: float, positive: np.ndarray) 
     ax.axvline(position * 10**0.5, color="#bbbbbb", linestyle=":", linewidth=1)
 
 
+def _logit_x_axis(ax: plt.Axes) -> None:
+    """A logit x axis (a share in (0, 1), searched uniformly in its logit), its ticks written plainly."""
+    ax.set_xscale("logit")
+    ax.xaxis.set_major_locator(FixedLocator(LOGIT_TICKS))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
 def plot_metrics_vs_hyperparameters(
     trials: pd.DataFrame,
     space: RecordedSpace,
     metrics: Sequence[str] = FIGURE_METRICS,
 ) -> Figure | None:
     """A grid: each final metric (rows) against each numeric config column of the study's `space`
-    (columns), one mark per trial coloured by weighting. Log axes where the search was log-scale; a value
-    0 on such an axis (weight decay 'none') is drawn one decade left of the smallest non-zero value and
-    labelled 0."""
+    (columns), one mark per trial coloured by weighting. Log axes where the search was log-scale (a value
+    0 on such an axis, weight decay 'none', is drawn one decade left of the smallest non-zero value and
+    labelled 0), a logit axis for a share searched uniformly in its logit (scalarization's depth share)."""
     params = space.numeric
     final = _final_metrics(trials, metrics)
     if final is None:
@@ -227,6 +252,7 @@ def plot_metrics_vs_hyperparameters(
         present = values.notna().to_numpy()
         x = values.to_numpy(dtype=float)
         log = space.scale(param) == "log" and (x[present] > 0).any()
+        logit = space.scale(param) == "logit" and ((x[present] > 0) & (x[present] < 1)).any()
         zero = present & (x == 0)
         position = _zero_position(x[present]) if log and zero.any() else None
         if position is not None:
@@ -254,10 +280,13 @@ def plot_metrics_vs_hyperparameters(
                 _log_x_axis(ax, x[present])
                 if position is not None:
                     _mark_zero_on_log_axis(ax, position, x[present & ~zero])
+            elif logit:
+                _logit_x_axis(ax)
             else:
                 ax.xaxis.set_major_locator(MaxNLocator(4))
             name = space.label(param)
-            ax.set_xlabel(f"{name} (log scale)" if log else name, fontsize=9)
+            scale = "log" if log else "logit" if logit else ""
+            ax.set_xlabel(f"{name} ({scale} scale)" if scale else name, fontsize=9)
             if col == 0:
                 ax.set_ylabel(label(metric), fontsize=9)
             ax.tick_params(labelsize=8)

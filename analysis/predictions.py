@@ -1,6 +1,7 @@
-"""The report's picture of predictions: the best confirmed configuration's first retrained seed (role
-"top 1" in reproduce/configs.csv, its lowest seed that kept a checkpoint) on the fixed validation
-images, drawn by `mtan.figures` (the same panel as ``python -m mtan.evaluate --figures``).
+"""The report's picture of predictions: the best confirmed configuration's first retrained seed (the
+study's best trial in reproduce/configs.csv, whichever mode retrained it; its lowest seed that kept a
+checkpoint) on the fixed validation images, drawn by `mtan.figures` (the same panel as
+``python -m mtan.evaluate --figures``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def best_confirmed_checkpoint(folder: StudyFolder) -> tuple[str, int, Path] | st
         return f"no configuration was retrained (no {REPRODUCE_DIR}/ folder)"
     config = best_config_name(folder)
     if config is None:
-        return f"{REPRODUCE_DIR}/{CONFIGS_CSV} is missing or names no best configuration (role 'top 1')"
+        return f"{REPRODUCE_DIR}/{CONFIGS_CSV} is missing or does not hold the study's best trial"
     for seed in folder.retrained_seeds(config):
         checkpoint = folder.seed_run(config, seed) / CHECKPOINT_FILE
         if checkpoint.is_file():

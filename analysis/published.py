@@ -62,7 +62,11 @@ PAPER_PROTOCOL = {
 MTAN_SEGNET = "SegNet (VGG-16 encoder) with MTAN attention"
 
 
-# The metric keys each source's convention puts its published (mIoU %, pix acc %, abs err, rel err) under.
+# The metric keys each source's convention puts its published (mIoU %, pix acc %, abs err, rel err) under:
+# the order of `mtan.metrics.DELTA_M_KEYS`, each key the same quantity in the source's convention. The
+# Nash-MTL table's depth errors are per-batch means (the CAGrad CityScapes code its STL row comes from
+# divides each batch's error sum by its valid pixels and averages the batches), so they sit under
+# ``*_batch_mean``, not under DELTA_M_KEYS' per-pixel ``abs_err``/``rel_err``.
 PAPER_KEYS = ("miou_2019", "pixel_acc_2019", "abs_err_batch_mean", "rel_err_batch_mean")
 ACCUMULATED_KEYS = ("miou", "pixel_acc", "abs_err_batch_mean", "rel_err_batch_mean")
 
@@ -103,7 +107,8 @@ NASH_PROTOCOL = {
     "resolution": RESOLUTION,
     "epochs": 200,
     "seg_convention": ACCUMULATED,
-    "depth_averaging": "per-batch mean (probably: code derived from the official one)",
+    "depth_averaging": "per-batch mean (probably: CAGrad's CityScapes code, whose STL row this is, and "
+    "Nash-MTL's own code for NYUv2 average per batch)",
     "evaluation": "mean of the last 10 epochs on the validation set, averaged over 3 seeds",
 }
 
@@ -179,6 +184,19 @@ REFERENCES: tuple[ReferenceRow, ...] = (
 )
 
 DEFAULT_DELTA_M_ROW = "nash_stl"  # the published row Delta_m is computed against by default
+
+
+def delta_m_keys(row: ReferenceRow) -> tuple[str, ...]:
+    """The keys of `row`'s four numbers in `mtan.metrics.DELTA_M_KEYS`' order (mIoU, pix acc, abs err,
+    rel err), each under the convention the row's source used."""
+    return tuple(row.values)
+
+
+def table_rows(against: str = DEFAULT_DELTA_M_ROW) -> tuple[ReferenceRow, ...]:
+    """The published rows of the table whose single-task row is `against`, that row first: the rows a
+    Delta_m against it compares."""
+    stl = reference(against)
+    return (stl, *(row for row in REFERENCES if row.group == stl.group and row.key != stl.key))
 
 
 def reference(key: str) -> ReferenceRow:

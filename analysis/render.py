@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,18 +99,24 @@ tr:nth-child(even) td { background: #fafafa; }
 .caption { color: #555; font-size: 13px; margin-top: 2px; }
 .banner { background: #fff3cd; border: 1px solid #e0b84c; padding: 10px 14px; border-radius: 4px;
           margin: 14px 0; font-weight: 600; }
+code { background: #f3f3f3; padding: 0 3px; border-radius: 3px; font-size: 90%; }
 figure { margin: 16px 0; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 """
 
 
+def _text(text: object) -> str:
+    """Text as HTML: escaped, and `code` (a command, a flag) as <code>, as markdown shows it."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(text)))
+
+
 def _html_table(block: Table) -> str:
-    header = "".join(f"<th>{html.escape(str(c))}</th>" for c in block.frame.columns)
+    header = "".join(f"<th>{_text(c)}</th>" for c in block.frame.columns)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{_text(v)}</td>" for v in row) + "</tr>"
         for row in block.frame.itertuples(index=False)
     )
-    caption = f'<div class="caption">{html.escape(block.caption)}</div>' if block.caption else ""
+    caption = f'<div class="caption">{_text(block.caption)}</div>' if block.caption else ""
     table = f"<table><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>"
     return f'<div class="scroll">{table}</div>{caption}'
 
@@ -121,16 +128,16 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
         if isinstance(block, Heading):
             parts.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
         elif isinstance(block, Paragraph):
-            parts.append(f"<p>{html.escape(block.text)}</p>")
+            parts.append(f"<p>{_text(block.text)}</p>")
         elif isinstance(block, Bullets):
-            parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block.items) + "</ul>")
+            parts.append("<ul>" + "".join(f"<li>{_text(i)}</li>" for i in block.items) + "</ul>")
         elif isinstance(block, Banner):
-            parts.append(f'<div class="banner">Warning: {html.escape(block.text)}</div>')
+            parts.append(f'<div class="banner">Warning: {_text(block.text)}</div>')
         elif isinstance(block, Table):
             parts.append(_html_table(block))
         elif isinstance(block, Figure):
             data = base64.b64encode(block.path.read_bytes()).decode("ascii")
-            caption = html.escape(block.caption)
+            caption = _text(block.caption)
             parts.append(
                 f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.alt)}">'
                 f'<figcaption class="caption">{caption}</figcaption></figure>'

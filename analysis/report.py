@@ -16,11 +16,31 @@ from typing import Any
 import pandas as pd
 
 from analysis import plots, tables
+from analysis.answer import (
+    NEEDS_SINGLE_TASK,
+    NOT_ANSWERED,
+    answer_caption,
+    answer_sentence,
+    answer_table,
+    has_delta_m,
+    not_retrained,
+    study_budget,
+    study_weightings,
+)
 from analysis.columns import label
-from analysis.common_epoch import common_epoch, common_epoch_sentence, compared_trials, weightings_at_epoch
+from analysis.common_epoch import (
+    common_epoch,
+    common_epoch_sentence,
+    compared_trials,
+    same_number_of_trials,
+    trials_at_epoch,
+    trials_per_weighting,
+    weightings_at_epoch,
+)
 from analysis.confirmation import (
     Confirmation,
     comparison_sentences,
+    method_comparisons,
     ranking_table,
     read_confirmation,
     winners_curse,
@@ -28,13 +48,14 @@ from analysis.confirmation import (
 from analysis.load import StudyResults, load_optuna_study, load_results
 from analysis.optuna_study import Importance, param_importances
 from analysis.predictions import PREDICTIONS_FILE, prediction_panel
-from analysis.published import DEFAULT_DELTA_M_ROW, REFERENCES, reference
+from analysis.published import DEFAULT_DELTA_M_ROW, REFERENCES, reference, table_rows
 from analysis.render import Banner, Block, Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from analysis.space import RecordedSpace
 from mtan.cli import command_parser
 from mtan.errors import UserError, run_cli
 from mtan.files import atomic_write_text
-from study.record import FAILED, StudyFolder, most_common_error
+from study.record import COMPLETED, FAILED, StudyFolder, most_common_error
+from study.reproduce.stats import SIGNIFICANCE
 
 FIGURE_FILES: dict[str, str] = {
     "weighting": "fig_weightings.png",
@@ -45,7 +66,7 @@ FIGURE_FILES: dict[str, str] = {
     "weights": "fig_task_weights.png",
 }
 FIGURE_TITLES: dict[str, str] = {
-    "weighting": "Final metrics per weighting method",
+    "weighting": "Metrics per weighting method at one epoch",
     "hyperparameters": "Final metrics against each hyperparameter",
     "curves": "Learning curves with ASHA stopping points",
     "importance": "Hyperparameter importance",
@@ -62,9 +83,10 @@ NOT_REPRODUCED = (
     "and gives the mean ± std this report then shows."
 )
 NOT_CONFIRMED = (
-    "Not confirmed yet: `python -m study.reproduce RESULTS_DIR --top 3` retrains the study's 3 best "
-    "configurations and both published ones on the same fresh seeds and gives the confirmed ranking, with "
-    "95 % intervals and paired comparisons, this section then shows."
+    "Not confirmed yet: `python -m study.reproduce RESULTS_DIR --per-weighting-best 1` (the best of each "
+    "weighting method) or `--top 3` (the study's 3 best) retrains them and both published configurations "
+    "on the same fresh seeds and gives the confirmed ranking, with 95 % intervals and paired comparisons, "
+    "this section then shows."
 )
 COMPARISON_CAPTION = (
     "Each number sits under the convention its source used; '-' where the source used the other one. '?' "
@@ -84,7 +106,12 @@ CONVENTION_NOTES = (
 SYNTHETIC_WARNING = (
     "This study ran on the synthetic data set (generated, not CityScapes). Its numbers are not comparable "
     "with the CityScapes numbers of the paper, the seed report or the single-task baseline; they stand side "
-    "by side below only to show the protocol, and Delta_m is not computed for them."
+    "by side below only to show the protocol, and their Delta_m against a published row is not computed."
+)
+SYNTHETIC_NUMBERS = "Synthetic data (generated, not CityScapes): these numbers say nothing about CityScapes."
+DEFER_TO_CONFIRMATION = (
+    "These are the study's single runs, one seed each. The confirmation on fresh seeds (above) is what "
+    "says which method is better; where the two disagree, it holds."
 )
 
 
@@ -142,6 +169,11 @@ class _Report:
         )
         self.confirmation: Confirmation | None = read_confirmation(StudyFolder(results.path))
         self.epoch = common_epoch(self.trials)
+        best_trial = (results.best or {}).get("trial")
+        self.best_trial = None if best_trial is None else int(best_trial)
+        self.budget = study_budget(self.study, self.trials)
+        self.weightings = study_weightings(self.study, results.space)
+        self.same_trials = same_number_of_trials(self.trials)
 
     def _best_row(self) -> pd.Series | None:
         best = (self.results.best or {}).get("trial")
@@ -199,15 +231,20 @@ class _Report:
         return blocks
 
     def findings(self) -> list[str]:
-        items = []
+        """The answer first (the confirmation's, in words), then what the study's single runs show."""
+        items = [self.answer_sentence()]
         if self.best_row is None:
-            return ["No trial finished, so there is no best configuration."]
+            return items + ["No trial finished, so there is no best configuration."]
+        if self.confirmation is not None:
+            curse = winners_curse(self.confirmation, self.metric, self.best_trial)
+            if curse:
+                items.append(curse)
         row = self.best_row
         items.append(
             f"Best trial {self.names[int(row['trial'])]}: "
             f"{_config_text(row, self.results.space)}; {label(self.metric)} "
             f"{tables.format_metric(self.metric, row.get(self.column))} after {_epochs(row['epochs'])} "
-            f"({str(row['state']).replace('_', ' ')})."
+            f"({str(row['state']).replace('_', ' ')}; one run, one seed)."
         )
         items.append(self.weightings_at_common_epoch())
         top = self.ranked.head(5)[self.column]
@@ -221,19 +258,12 @@ class _Report:
             r = reproduce.loc[self.metric]
             n = "" if pd.isna(r["n"]) else f" over {int(r['n'])} seeds"
             items.append(
-                f"Reproduced from scratch{n}: {self.metric} {tables.format_metric(self.metric, r['mean'])} ± "
+                f"The best trial's configuration reproduced from scratch{n}: {self.metric} "
+                f"{tables.format_metric(self.metric, r['mean'])} ± "
                 f"{tables.format_metric(self.metric, r['std'])} (mean ± sample std)."
             )
         else:
             items.append(NOT_REPRODUCED)
-        if self.confirmation is not None:
-            curse = winners_curse(self.confirmation, self.metric)
-            if curse:
-                items.append(curse)
-            items += [
-                f"Confirmed on fresh seeds: {s}."
-                for s in comparison_sentences(self.confirmation, [self.metric])
-            ]
         trained, budget = tables.epochs_saved(self.study, self.trials)
         stopped, _ = tables.asha_savings(self.study, self.trials)
         if budget and not math.isnan(budget) and not math.isnan(stopped):
@@ -243,33 +273,79 @@ class _Report:
             )
         return items
 
+    def answer_sentence(self) -> str:
+        """The confirmed answer to the field's question in one or two sentences (`analysis.answer`)."""
+        return answer_sentence(self.confirmation, self.budget, self.metric, synthetic=self.synthetic)
+
+    def answer(self) -> list[Block]:
+        """The answer: the sentence, then the table of each method's best confirmed configuration against
+        the study's own single-task networks, beside the published Nash-MTL rows."""
+        blocks: list[Block] = [Heading(2, "The answer: a weighting method against tuned equal weighting")]
+        if self.confirmation is None or not method_comparisons(self.confirmation):
+            return blocks + [Paragraph(NOT_ANSWERED)]
+        if self.synthetic:
+            blocks.append(Banner(SYNTHETIC_NUMBERS))
+        blocks.append(Paragraph(self.answer_sentence()))
+        published = table_rows()
+        table = answer_table(self.confirmation, self.weightings, published)
+        seeds = pd.to_numeric(table["seeds"], errors="coerce").max()
+        caption = answer_caption(0 if pd.isna(seeds) else int(seeds), published, self.synthetic)
+        blocks.append(Table(table, caption))
+        notes = []
+        if not has_delta_m(self.confirmation):
+            notes.append(f"{NEEDS_SINGLE_TASK}: the Delta_m column is empty ('-').")
+        completed = set(self.trials.loc[self.trials["state"] == COMPLETED, "weighting"].astype(str))
+        for weighting in not_retrained(self.confirmation, self.weightings):
+            why = (
+                "it is not among the configurations retrained: `--per-weighting-best 1` retrains the best of "
+                "every method"
+                if weighting in completed
+                else "it has no completed trial"
+            )
+            notes.append(f"No configuration of {weighting} was retrained: {why}.")
+        return blocks + [Paragraph(" ".join(notes))] if notes else blocks
+
     def weightings_at_common_epoch(self) -> str:
-        """The weightings compared at the last epoch every trial that did not fail reached, in words."""
+        """The weightings compared at the last epoch every trial that did not fail reached, in words; their
+        bests only when each method ran as many trials."""
         if self.epoch is None:
             return "No trial trained an epoch, so the weightings cannot be compared in this study."
         table = weightings_at_epoch(self.trials, self.results.curves, self.metric, self.epoch)
         total = len(compared_trials(self.trials))
-        sentence = common_epoch_sentence(table, self.metric, self.epoch, total, self.names)
+        sentence = common_epoch_sentence(
+            table, self.metric, self.epoch, total, self.names, same=self.same_trials
+        )
         if len(table) < 2:
             sentence += "; only one weighting ran, so there is nothing to compare it with"
-        return sentence + ". Single runs, one seed each; ASHA stopped most trials, so later epochs differ."
+        sentence += ". Single runs, one seed each; ASHA stopped most trials, so later epochs differ"
+        if self.confirmation is not None and method_comparisons(self.confirmation):
+            sentence += "; the confirmation on fresh seeds (first finding) is what compares the methods"
+        return sentence + "."
 
     def confirmation_section(self) -> list[Block]:
         blocks: list[Block] = [Heading(2, "Confirmed ranking on fresh seeds")]
         if self.confirmation is None:
             return blocks + [Paragraph(NOT_CONFIRMED)]
-        ranking = ranking_table(self.confirmation, self.metric, self.mode)
+        if self.synthetic:
+            blocks.append(Banner(SYNTHETIC_NUMBERS))
+        epochs = dict(zip(self.trials["trial"].astype(int), self.trials["epochs"], strict=True))
+        max_epochs = self.study.get("max_epochs")
+        ranking = ranking_table(
+            self.confirmation, self.metric, self.mode, study_epochs=epochs, max_epochs=max_epochs
+        )
         seeds = int(ranking["seeds"].max()) if len(ranking) else 0
+        budget = f"the full budget ({_epochs(max_epochs)})" if max_epochs else "the full budget"
         blocks.append(
             Table(
                 ranking,
-                f"Each configuration retrained from scratch with the full budget on the same {seeds} fresh "
-                "seeds (`python -m study.reproduce --top K`); each run counts with the mean of its last 10 "
-                "epochs; mean over the seeds with its 95 % Student-t interval. 'in the study': the single "
-                "run the study ranked (last epoch).",
+                f"Each configuration retrained from scratch with {budget} on the same {seeds} fresh seeds "
+                "(`python -m study.reproduce`); each run counts with the mean of its last 10 epochs; mean "
+                "over the seeds with its 95 % Student-t interval. 'in the study': the single run the study "
+                "ranked, at its last epoch, with the epochs it had when ASHA stopped it short of the "
+                "budget (not comparable with a full-budget value).",
             )
         )
-        curse = winners_curse(self.confirmation, self.metric)
+        curse = winners_curse(self.confirmation, self.metric, self.best_trial)
         sentences = comparison_sentences(self.confirmation)
         if curse:
             blocks.append(Paragraph(curse))
@@ -277,8 +353,9 @@ class _Report:
             blocks += [
                 Paragraph(
                     "Paired comparisons (same seeds; difference A - B, 95 % Student-t interval, paired "
-                    "t-test; 'significant' at p < 0.05, and with 3 seeds only a large, steady difference "
-                    "is):"
+                    "t-test, its p-value adjusted by Holm's method over the comparisons of each metric; "
+                    f"'significant' at Holm p < {SIGNIFICANCE:g}, and with 3 seeds only a large, steady "
+                    "difference is):"
                 ),
                 Bullets(tuple(sentences)),
             ]
@@ -307,7 +384,12 @@ class _Report:
         caption = (
             f"Top {len(top)} of {len(self.ranked)} finished trials by {self.column} ({self.mode}). "
             "Metrics are the last epoch each trial trained; a trial stopped early by ASHA is ranked at the "
-            "epoch it reached. mIoU and pixel accuracy in percent."
+            "epoch it reached. mIoU and pixel accuracy in percent. Single runs, one seed each"
+            + (
+                ": the confirmation on fresh seeds says which hold up."
+                if self.confirmation is not None
+                else ", not confirmed on fresh seeds."
+            )
         )
         return blocks + [Table(tables.format_top_configs(top, self.column, self.results.space), caption)]
 
@@ -349,10 +431,10 @@ class _Report:
         blocks.append(
             Bullets(
                 (
-                    f"Delta_m (Maninis et al. 2019) against '{self.delta_m_row.label}': the mean over "
-                    f"its {len(self.delta_m_row.values)} metrics of the relative gain in percent, sign "
-                    "flipped for errors; '-' where a row lacks one of those metrics in the same convention "
-                    "(not comparable)"
+                    f"Delta_m (Maninis et al. 2019, Eq. 4) against '{self.delta_m_row.label}': the mean "
+                    f"over its {len(self.delta_m_row.values)} metrics of the relative change in percent, "
+                    "signed so that lower is better (a worse mIoU or a larger error counts positive); '-' "
+                    "where a row lacks one of those metrics in the same convention (not comparable)"
                     + (" and for this study's rows (synthetic data)." if self.synthetic else "."),
                     *CONVENTION_NOTES,
                     *[f"{ref.label}: {ref.source}." for ref in REFERENCES],
@@ -367,50 +449,66 @@ class _Report:
         return blocks
 
     def weighting(self) -> list[Block]:
-        blocks: list[Block] = [Heading(2, "Weighting methods compared")]
+        """The methods in the study's single runs, only where their budgets compare: every trial at the
+        last epoch all reached, the bests only when each method ran as many trials."""
+        blocks: list[Block] = [Heading(2, "Weighting methods compared in the study")]
         present = set(self.trials["weighting"].dropna().astype(str))
         if not present:
             return blocks + [Paragraph("No trial ran: nothing to compare.")]
         absent = [str(w) for w in self.results.space.choices("weighting") if w not in present]
         if absent:
             blocks.append(Paragraph(f"No {' or '.join(absent)} trial ran in this study: not shown."))
-        if self.epoch is not None:
-            at_epoch = weightings_at_epoch(self.trials, self.results.curves, self.metric, self.epoch)
-            shown = at_epoch.assign(
-                best=at_epoch["best"].map(lambda v: tables.format_metric(self.metric, v)),
-                median=at_epoch["median"].map(lambda v: tables.format_metric(self.metric, v)),
-                **{"best trial": at_epoch["best trial"].map(self.names)},
+        if self.epoch is None:
+            return blocks + [Paragraph("No trial trained an epoch: nothing to compare.")]
+        if self.synthetic:
+            blocks.append(Banner(SYNTHETIC_NUMBERS))
+        counts = ", ".join(f"{w} {n}" for w, n in trials_per_weighting(self.trials).items())
+        words = [
+            f"Every trial that did not fail counts with its values at epoch {self.epoch}, the last epoch all "
+            f"of them reached, so that each has the same training budget (ASHA stopped most trials "
+            f"earlier or later). Trials per method: {counts}."
+        ]
+        if not self.same_trials:
+            words.append(
+                "The methods ran unequal numbers of trials (the sampler chose each trial's method, "
+                "`--num-samples`): the best of more tries is higher by selection alone, so only medians are "
+                "shown, not bests; `python -m study.run --per-weighting N` gives every method N trials."
             )
-            blocks.append(
-                Table(
-                    shown,
-                    f"{label(self.metric)} at epoch {self.epoch}, the last epoch every trial that did not "
-                    "fail reached: the same budget for every trial, n trials per weighting.",
-                )
-            )
+        if self.confirmation is not None and method_comparisons(self.confirmation):
+            words.append(DEFER_TO_CONFIRMATION)
+        blocks.append(Paragraph(" ".join(words)))
+        at_epoch = trials_at_epoch(self.trials, self.results.curves, self.epoch)
+        summary = tables.format_weighting_summary(tables.weighting_summary(at_epoch))
+        if not self.same_trials:
+            summary = summary[[c for c in summary.columns if not c.endswith(", best")]]
         blocks.append(
             Table(
-                tables.format_weighting_summary(tables.weighting_summary(self.trials)),
-                "Final metrics over the trials that did not fail, per weighting (median and best).",
+                summary,
+                f"Metrics at epoch {self.epoch} over the trials that did not fail, per weighting (median"
+                + (" and best)." if self.same_trials else "; unequal numbers of trials, so no best)."),
             )
         )
         figure = self._figure(
             "weighting",
-            plots.plot_weighting_distributions(self.trials),
-            "Distribution of each final metric per weighting: box = quartiles of the finished trials, "
-            "marks = single trials (dot: full budget, X: stopped early by ASHA, so trained fewer epochs).",
+            plots.plot_weighting_distributions(at_epoch, epoch=self.epoch),
+            f"Distribution of each metric at epoch {self.epoch} per weighting: box = quartiles of the "
+            "trials, marks = single trials (dot: went on to the full budget, X: stopped by ASHA later).",
         )
         return blocks + [figure or Paragraph("No finished trial: nothing to plot.")]
 
     def hyperparameters(self) -> list[Block]:
         space = self.results.space
         log = [space.label(p) for p in space.numeric if space.scale(p) == "log"]
+        logit = [space.label(p) for p in space.numeric if space.scale(p) == "logit"]
         figure = self._figure(
             "hyperparameters",
             plots.plot_metrics_vs_hyperparameters(self.trials, space),
-            f"Each final metric against each hyperparameter, one mark per trial. Log x axes: "
-            f"{', '.join(log)} (searched on a log scale). A weight decay of 0 ('none') cannot sit on a log "
-            "axis: it is drawn at the tick labelled 0, left of the dotted break.",
+            f"Each final metric against each hyperparameter, one mark per trial at the last epoch it trained "
+            "(X: stopped early by ASHA, so fewer epochs: the methods are compared at one budget above). "
+            f"Log x axes: {', '.join(log)} (searched on a log scale)."
+            + (f" Logit x axis: {', '.join(logit)} (searched uniformly in its logit)." if logit else "")
+            + " A weight decay of 0 ('none') cannot sit on a log axis: it is drawn at the tick labelled 0, "
+            "left of the dotted break.",
         )
         return [
             Heading(2, "Metrics against hyperparameters"),
@@ -525,6 +623,7 @@ class _Report:
     def blocks(self) -> list[Block]:
         return [
             *self.header(),
+            *self.answer(),
             *self.summary(),
             *self.best_configs(),
             *self.comparison(),

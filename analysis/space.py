@@ -1,5 +1,6 @@
 """The search space as the study recorded it in study.json (``space``, written by `study.space`): which
-config columns results.csv has, their labels, log scales, and the weightings each applies to."""
+config columns results.csv has, their labels, scales (linear, log or logit), and the weightings each
+applies to."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ class SpaceColumn:
     name: str
     label: str
     categorical: bool
-    log: bool
+    scale: str  # how the study spaced it: "linear", "log" or "logit" (study.json's "scale")
     weightings: tuple[str, ...] | None  # the weighting methods whose trials have it (None: all)
     choices: tuple[Any, ...] = ()  # a categorical column's searched values
 
@@ -41,7 +42,7 @@ class RecordedSpace:
                     name=str(c["name"]),
                     label=str(c["label"]),
                     categorical=bool(c["categorical"]),
-                    log=bool(c["log"]),
+                    scale=str(c.get("scale") or ("log" if c["log"] else "linear")),
                     weightings=tuple(c["weightings"]) if c.get("weightings") is not None else None,
                     choices=tuple(c.get("searched") or ()) if c["categorical"] else (),
                 )
@@ -72,9 +73,10 @@ class RecordedSpace:
         return column.label if column is not None else self.labels.get(name, name)
 
     def scale(self, name: str) -> str:
-        """'log' or 'linear': how the study searched the column."""
+        """'linear', 'log' or 'logit': how the study spaced the column (a logit-scale value, scalarization's
+        depth share, was searched uniformly in its logit); 'linear' for an unknown column."""
         column = self.column(name)
-        return "log" if column is not None and column.log else "linear"
+        return column.scale if column is not None else "linear"
 
     def choices(self, name: str) -> tuple[Any, ...]:
         """The values searched for a categorical column (e.g. the weighting methods); () when unknown."""

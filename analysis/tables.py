@@ -17,6 +17,7 @@ import pandas as pd
 from analysis.columns import COMPARISON_METRICS, FIGURE_METRICS, display_value, label, metric_info
 from analysis.published import REFERENCES, ReferenceRow
 from analysis.space import RecordedSpace
+from mtan.metrics import delta_m
 from study.record import STATES
 from study.space import PUBLISHED
 
@@ -332,29 +333,10 @@ def format_comparison(table: pd.DataFrame, delta: pd.Series | None = None) -> pd
     return out.rename_axis("row").reset_index()
 
 
-def delta_m(method: Mapping[str, float], against: Mapping[str, float], metrics: Sequence[str]) -> float:
-    """Relative multi-task improvement (Maninis et al. 2019) in percent:
-    100 / K * sum_k (-1)^l_k (M_k - B_k) / B_k, l_k = 1 where lower is better, over the K `metrics`
-    (averaged over metrics, as CAGrad and FAMO do for CityScapes). Both rows must use the same units and
-    conventions (B: the row it is computed against, a published single-task row). A `ValueError` for a
-    missing value or a B of 0."""
-    if not metrics:
-        raise ValueError("delta_m needs at least one metric")
-    total = 0.0
-    for m in metrics:
-        b, v = against.get(m, math.nan), method.get(m, math.nan)
-        if pd.isna(b) or pd.isna(v):
-            raise ValueError(f"delta_m: no value for {m!r}")
-        if b == 0:
-            raise ValueError(f"delta_m: the {m!r} it is computed against is 0")
-        sign = 1.0 if metric_info(m).higher_is_better else -1.0
-        total += sign * (float(v) - float(b)) / float(b)
-    return 100.0 * total / len(metrics)
-
-
 def delta_m_column(table: pd.DataFrame, against_row: str) -> pd.Series:
-    """Delta_m of every row of a comparison table against its row `against_row`, over the metrics that row
-    has; NaN for a row that lacks one of them (it used another convention: not comparable)."""
+    """Delta_m (`mtan.metrics.delta_m`, percent, lower is better) of every row of a comparison table
+    against its row `against_row`, over the metrics that row has; NaN for a row that lacks one of them (it
+    used another convention: not comparable)."""
     against = table.loc[against_row]
     metrics = [m for m in COMPARISON_METRICS if not pd.isna(against[m])]
     values = {}
@@ -422,10 +404,10 @@ def protocol_differences(
 
 
 def weighting_summary(trials: pd.DataFrame, metrics: Sequence[str] = FIGURE_METRICS) -> pd.DataFrame:
-    """Per weighting method: trials run, failed, and the median and best final value of each metric
-    (display units), over the trials that did not fail."""
+    """Per weighting method, in the order the methods first appear in `trials`: trials run, failed, and the
+    median and best final value of each metric (display units), over the trials that did not fail."""
     rows = []
-    for weighting, group in trials.groupby(trials["weighting"].fillna("unknown").astype(str), sort=True):
+    for weighting, group in trials.groupby(trials["weighting"].fillna("unknown").astype(str), sort=False):
         ok = group.loc[group["state"] != "failed"]
         row: dict[str, Any] = {"weighting": weighting, "trials": len(group), "failed": len(group) - len(ok)}
         for m in metrics:

@@ -10,6 +10,7 @@ own plan and table writers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -173,12 +174,23 @@ def _write_optuna_journal(
             study.tell(trial, state=TrialState.PRUNED if state == STOPPED_EARLY else TrialState.FAIL)
 
 
-def write_fake_confirmation(folder: StudyFolder, table: pd.DataFrame) -> None:
-    """reproduce/ as `study.reproduce --top 1 --seeds 3` writes it, by its own plan and table functions:
-    the best trial and both published ones, each seed within 1 % (times the config's position) of its
-    study value, and the single-task baselines 2 % better than the paper's trial on their task's metrics
-    (the other task's absent, NaN, as from a single-task run)."""
-    plan = plan_confirmation(folder.path, seeds=3, top=1)
+def write_fake_confirmation(
+    folder: StudyFolder,
+    table: pd.DataFrame,
+    *,
+    per_weighting_best: int | None = None,
+    single_task: bool = False,
+) -> None:
+    """reproduce/ as `study.reproduce --top 1 --seeds 3` (or `--per-weighting-best K`) writes it, by its
+    own plan and table functions: the chosen trials and both published ones, each seed within 1 % (times
+    the config's position) of its study value, and the single-task baselines 2 % better than the paper's
+    trial on their task's metrics (the other task's absent, NaN, as from a single-task run), with Delta_m,
+    when `single_task` (a confirmation from before the single-task baselines has none)."""
+    plan = plan_confirmation(
+        folder.path, seeds=3, top=None if per_weighting_best else 1, per_weighting_best=per_weighting_best
+    )
+    if not single_task:
+        plan = dataclasses.replace(plan, single_task=())
     rows = table.set_index("trial")
 
     # the trial each configuration's values come from: a single-task baseline's is the paper's
@@ -212,8 +224,13 @@ def write_fake_study(
     journal: bool = True,
     data: str = "synthetic",
     max_epochs: int = 9,
+    per_weighting: int | None = None,
+    per_weighting_best: int | None = None,
+    single_task: bool = False,
 ) -> Path:
-    """Write `root/name` as a study results directory with the study's own writers; return its path."""
+    """Write `root/name` as a study results directory with the study's own writers; return its path.
+    `per_weighting`: study.json's design says N trials per method (the trials given must be so);
+    `per_weighting_best`, `single_task`: the confirmation's (`write_fake_confirmation`)."""
     trials = list(default_trials() if trials is None else trials)
     folder = StudyFolder(root / name)
     ended = []
@@ -254,6 +271,7 @@ def write_fake_study(
         "data": data,
         "data_source": data,
         "space": SPACE.describe(),
+        "design": {"per_weighting": per_weighting, "weightings": list(SPACE.weightings)},
         "settings": {"seed": 0},  # the part of the study's settings a confirmation reads
         "wall_seconds": 754.2,
         "hardware": {"cpus": 2, "gpus": 0, "gpu_name": None},
@@ -282,5 +300,5 @@ def write_fake_study(
         _write_optuna_journal(folder.journal, name, SPACE, ended, list(table["state"]))
     best = folder.read_best_config()
     if reproduce and best is not None:
-        write_fake_confirmation(folder, table)
+        write_fake_confirmation(folder, table, per_weighting_best=per_weighting_best, single_task=single_task)
     return folder.path

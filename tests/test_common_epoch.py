@@ -5,7 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis.common_epoch import common_epoch, common_epoch_sentence, weightings_at_epoch
+from analysis.common_epoch import (
+    common_epoch,
+    common_epoch_sentence,
+    same_number_of_trials,
+    trials_at_epoch,
+    trials_per_weighting,
+    weightings_at_epoch,
+)
 
 
 def study():
@@ -47,3 +54,29 @@ def test_best_and_median_per_weighting_at_that_epoch():
     assert "dwa best 0.350 (trial 4), median 0.325, n = 2" in sentence
     named = common_epoch_sentence(table.reset_index(), "score", 3, 4, {2: "2 (x)", 4: "4 (y)"})
     assert "(trial 4 (y))" in named
+
+
+def test_without_as_many_trials_per_method_only_the_medians():
+    trials, curves = study()
+    assert trials_per_weighting(trials) == {"equal": 2, "dwa": 3}  # the failed trial was a try too
+    assert not same_number_of_trials(trials)
+    assert same_number_of_trials(trials[trials["trial"] != 6])
+    table = weightings_at_epoch(trials, curves, "score", 3)
+    sentence = common_epoch_sentence(table, "score", 3, 4, same=False)
+    assert sentence == (
+        "At epoch 3, which all 4 trials that did not fail reached (score): equal median 0.300, n = 2; dwa "
+        "median 0.325, n = 2 (unequal numbers of trials, so their bests are not compared: the best of more "
+        "tries is higher by selection alone)"
+    )
+
+
+def test_trials_at_the_common_epoch():
+    trials, curves = study()
+    trials = trials.assign(last_score=[0.40, 0.60, 0.36, 0.5, 0.9], last_abs_err=0.0)
+    at = trials_at_epoch(trials, curves, 3).set_index("trial")
+    # each trial's value at epoch 3, not its last one (d1: 0.60 at epoch 6, 0.30 at epoch 3)
+    assert at["last_score"].to_dict() == pytest.approx({2: 0.40, 3: 0.30, 4: 0.35, 5: 0.20, 6: float("nan")},
+                                                       nan_ok=True)  # fmt: skip
+    assert at.loc[3, "last_abs_err"] == pytest.approx(0.70)
+    assert at["epochs"].tolist() == [3, 3, 3, 3, 1]  # the failed trial keeps its own, and no values
+    assert at["state"].tolist() == trials["state"].tolist()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.load import load_optuna_study, load_results, read_reproduce
+from analysis.load import best_config_name, load_optuna_study, load_results, read_reproduce
 from analysis.optuna_study import param_importances
 from mtan.errors import UserError
 from study.record import StudyFolder
@@ -50,20 +50,31 @@ def test_reproduce_summary_is_read_as_written(tmp_path: Path) -> None:
     assert results.reproduce.loc["miou", "n"] == 3
 
 
-def test_reproduce_of_several_configs_summarises_the_best_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "roles",
+    [("paper; top 2", "top 1"), ("best 1 of equal; paper", "best 1 of dwa")],
+    ids=["top", "per-weighting"],
+)
+def test_reproduce_of_several_configs_summarises_the_studys_best_trial(
+    tmp_path: Path, roles: tuple[str, str]
+) -> None:
     folder = StudyFolder(tmp_path)
     folder.reproduce.mkdir()
+    folder.write_best_config({"trial": 3, "metric": "score", "mode": "max"})
     (folder.reproduce / "configs.csv").write_text(
-        "config,trial_id,roles\npaper,t0,paper; top 2\nt3,t3,top 1\n"
+        f"config,trial,trial_id,roles\npaper,0,t0,{roles[0]}\nt3,3,t3,{roles[1]}\n"
     )
     (folder.reproduce / "summary.csv").write_text(
         "config,metric,mean,std,ci_low,ci_high,n\n"
         "paper,miou,0.15,0.07,0.0,0.8,2\n"
         "t3,miou,0.5,0.14,0.0,1.8,2\n"
     )
+    assert best_config_name(folder) == "t3"  # best_config.json's trial, whichever role it was retrained in
     table = read_reproduce(folder)
     assert table is not None
     assert table.loc["miou", "mean"] == pytest.approx(0.5) and table.loc["miou", "n"] == 2
+    folder.write_best_config({"trial": 7, "metric": "score", "mode": "max"})  # not retrained
+    assert best_config_name(folder) is None and read_reproduce(folder).empty
 
 
 def test_optional_parts_may_be_missing(tmp_path: Path) -> None:
@@ -129,7 +140,7 @@ def test_labels_and_scales_come_from_the_recorded_space(tmp_path: Path) -> None:
     assert {p: space.scale(p) for p in space.numeric} == {
         "temperature": "log",
         "depth_share_logit": "linear",
-        "depth_share": "linear",  # searched on the logit scale; analysis.space reads only "log"
+        "depth_share": "logit",  # the share; Optuna searched its logit, linearly
         "weight_decay": "log",
         "step_fraction": "linear",
         "step_size": "linear",

@@ -11,6 +11,9 @@ import pandas as pd
 import pytest
 
 from analysis import plots
+from analysis.space import RecordedSpace
+from mtan.weighting import WEIGHTINGS
+from study.space import SearchSpace
 from tests.hand_space import HAND_SPACE, HAND_TRIAL_COLUMNS
 
 
@@ -75,6 +78,11 @@ def _saved(fig, tmp_path: Path, name: str) -> Path:
     return path
 
 
+def test_weighting_distributions_at_one_epoch_say_so() -> None:
+    fig = plots.plot_weighting_distributions(_trials(), epoch=3)
+    assert fig.get_suptitle().startswith("Metrics per weighting method at epoch 3, which every trial reached")
+
+
 def test_weighting_distributions(tmp_path: Path) -> None:
     fig = plots.plot_weighting_distributions(_trials())
     assert fig is not None and len(fig.axes) == 5
@@ -98,6 +106,41 @@ def test_metrics_against_hyperparameters_log_axes_and_zero(tmp_path: Path) -> No
     assert labels[0] == "0"  # weight decay 0 drawn at its own tick left of the positive values
     assert "1e-4" in labels or "1e-5" in labels
     _saved(fig, tmp_path, "h.png")
+
+
+def test_a_share_searched_in_its_logit_is_drawn_on_a_logit_axis(tmp_path: Path) -> None:
+    space = RecordedSpace.from_json(SearchSpace().describe())  # as study.json records the space
+    assert space.scale("depth_share") == "logit" and space.scale("depth_share_logit") == "linear"
+    assert space.scale("weight_decay") == "log" and space.scale("gamma") == "linear"
+    trials = _trials().assign(
+        weighting=["equal", "scalarization", "scalarization", "equal"],
+        depth_share=[np.nan, 0.02, 0.7, np.nan],
+        depth_share_logit=[np.nan, np.log(0.02 / 0.98), np.log(0.7 / 0.3), np.nan],
+        step_fraction=0.5,
+    )
+    fig = plots.plot_metrics_vs_hyperparameters(trials, space)
+    assert fig is not None
+    columns = {ax.get_xlabel(): ax for ax in fig.axes[: len(space.numeric)]}
+    share = columns["depth share w (logit scale)"]
+    assert share.get_xscale() == "logit"
+    assert [t.get_text() for t in share.get_xticklabels()] == [
+        "0.01",
+        "0.05",
+        "0.2",
+        "0.5",
+        "0.8",
+        "0.95",
+        "0.99",
+    ]
+    assert columns["logit of depth share w"].get_xscale() == "linear"
+    _saved(fig, tmp_path, "logit.png")
+
+
+def test_every_weighting_has_its_own_colour_none_a_tasks() -> None:
+    colours = [plots.WEIGHTING_COLORS[name] for name in WEIGHTINGS]  # every registered method
+    assert len(set(colours)) == len(colours)
+    assert not set(colours) & set(plots.TASK_COLORS.values())
+    assert plots.WEIGHTING_COLORS["scalarization"] != plots.TASK_COLORS["segmentation"]
 
 
 def test_metrics_against_hyperparameters_without_dwa_says_so() -> None:

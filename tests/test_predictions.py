@@ -19,26 +19,27 @@ PNG = b"\x89PNG\r\n\x1a\n"
 HEADING = "## Predictions of the best confirmed configuration"
 
 
-def write_configs(folder: StudyFolder, roles: dict[str, tuple[str, ...]]) -> None:
-    """reproduce/configs.csv with study.reproduce's own writer: configuration name -> its roles."""
+def write_configs(folder: StudyFolder, roles: dict[str, tuple[int, tuple[str, ...]]]) -> None:
+    """reproduce/configs.csv with study.reproduce's own writer: configuration name -> (its trial number,
+    its roles)."""
     candidates = [
         Candidate(name, number, name, r, "equal", 0.3, 0.3, "completed", {})
-        for number, (name, r) in enumerate(roles.items())
+        for name, (number, r) in roles.items()
     ]
     write_csv(folder.reproduce / CONFIGS_CSV, configs_table(candidates))
 
 
 @pytest.fixture(scope="module")
 def confirmed_study(tmp_path_factory) -> Path:
-    """A fake study whose reproduce/ holds one real tiny run of its best configuration (`trial_003`, seed 9)
-    beside a configuration ranked second."""
+    """A fake study whose reproduce/ holds one real tiny run of its best configuration (`trial_003`, seed 9,
+    retrained as the best of its method: not `top 1`) beside a configuration ranked second."""
     from mtan.train import train
 
     root = write_tiny_set(tmp_path_factory.mktemp("tiny"))
     study = write_fake_study(tmp_path_factory.mktemp("studies"), reproduce=False, journal=False)
     folder = StudyFolder(study)
     train(tiny_config(root, epochs=1), folder.seed_run("trial_003", 9), progress=False)
-    write_configs(folder, {"trial_005": ("top 2",), "trial_003": ("top 1", "best trial")})
+    write_configs(folder, {"trial_005": (5, ("top 2",)), "trial_003": (3, ("best 1 of dwa",))})
     return study
 
 
@@ -61,7 +62,8 @@ def test_the_first_seed_with_a_checkpoint_is_drawn(tmp_path: Path) -> None:
         run.mkdir(parents=True)
         if kept:
             (run / CHECKPOINT_FILE).write_bytes(b"")
-    write_configs(folder, {"t1": ("top 1",)})
+    folder.write_best_config({"trial": 1})
+    write_configs(folder, {"t1": (1, ("top 1",))})
     assert best_confirmed_checkpoint(folder) == ("t1", 9, folder.seed_run("t1", 9) / CHECKPOINT_FILE)
 
 
@@ -84,7 +86,7 @@ def test_reproduce_without_configs_csv_says_so(tmp_path: Path) -> None:
     study = write_fake_study(tmp_path, journal=False)
     (study / REPRODUCE_DIR / CONFIGS_CSV).unlink()  # reproduce/summary.csv, no configs.csv
     section, png = _section(study)
-    assert "Not shown: reproduce/configs.csv is missing or names no best configuration" in section
+    assert "Not shown: reproduce/configs.csv is missing or does not hold the study's best trial" in section
     assert not png.exists()
 
 
@@ -92,7 +94,7 @@ def test_runs_without_checkpoint_say_so(tmp_path: Path) -> None:
     study = write_fake_study(tmp_path, reproduce=False, journal=False)
     folder = StudyFolder(study)
     folder.seed_run("trial_003", 9).mkdir(parents=True)
-    write_configs(folder, {"trial_003": ("top 1",)})
+    write_configs(folder, {"trial_003": (3, ("top 1",))})
     section, _ = _section(study)
     assert f"no retrained run of the best configuration trial_003 kept its {CHECKPOINT_FILE}" in section
 
@@ -103,7 +105,7 @@ def test_an_unreadable_checkpoint_is_one_line_naming_it(tmp_path: Path) -> None:
     checkpoint = folder.seed_run("trial_003", 9) / CHECKPOINT_FILE
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"not a checkpoint")
-    write_configs(folder, {"trial_003": ("top 1",)})
+    write_configs(folder, {"trial_003": (3, ("top 1",))})
     section, png = _section(study)
     line = next(line for line in section.splitlines() if line.startswith("Not shown:"))
     assert "trial_003 seed 9 cannot be drawn" in line and str(checkpoint) in line and "not a readable" in line

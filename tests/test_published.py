@@ -7,8 +7,15 @@ import math
 import pytest
 
 from analysis.columns import COMPARISON_METRICS
-from analysis.published import DEFAULT_DELTA_M_ROW, REFERENCES, reference, reference_frame
-from mtan.metrics import ACCUMULATED, PAPER_2019, metric
+from analysis.published import (
+    DEFAULT_DELTA_M_ROW,
+    REFERENCES,
+    delta_m_keys,
+    reference,
+    reference_frame,
+    table_rows,
+)
+from mtan.metrics import ACCUMULATED, DELTA_M_KEYS, PAPER_2019, delta_m, metric
 
 # docs/design.md, "Published numbers": (mIoU, pix acc, abs err, rel err), percent / units / ratio as
 # published.
@@ -82,3 +89,38 @@ def test_unknown_key_names_the_known_ones() -> None:
     assert reference(DEFAULT_DELTA_M_ROW).key == "nash_stl"
     with pytest.raises(KeyError, match="paper_equal"):
         reference("paper_gradnorm")
+
+
+def test_each_rows_numbers_in_delta_m_keys_order_measure_the_same_as_those_keys() -> None:
+    for row in REFERENCES:
+        keys = delta_m_keys(row)
+        assert len(keys) == len(DELTA_M_KEYS)
+        for theirs, ours in zip(keys, DELTA_M_KEYS, strict=True):
+            a, b = metric(theirs), metric(ours)
+            assert (a.task, a.higher_is_better, a.unit, a.percent) == (
+                b.task,
+                b.higher_is_better,
+                b.unit,
+                b.percent,
+            )
+
+
+def test_the_nash_mtl_depth_errors_are_per_batch_means_not_delta_m_keys_per_pixel_ones() -> None:
+    # CAGrad's CityScapes code (Cranial-XIX/CAGrad cityscapes/utils.py), whose STL row the Nash-MTL table
+    # carries, and Nash-MTL's own NYUv2 trainer average each batch's error (sum over its valid pixels /
+    # their count) over the batches: the per-batch mean, this project's `*_batch_mean` keys.
+    for row in table_rows():
+        assert delta_m_keys(row) == ("miou", "pixel_acc", "abs_err_batch_mean", "rel_err_batch_mean")
+        assert row.depth_averaging.startswith("per-batch mean")
+    assert DELTA_M_KEYS[2:] == ("abs_err", "rel_err")  # the project's own Delta_m: per-pixel means
+
+
+def test_the_table_rows_of_the_single_task_row_and_their_delta_m() -> None:
+    rows = table_rows()
+    assert [r.key for r in rows] == ["nash_stl", "nash_equal", "nash_dwa", "nash_uncertainty"]
+    stl = rows[0]
+    published = {"nash_equal": 22.60, "nash_dwa": 21.45}  # Nash-MTL Table 3's own Delta_m
+    for row in rows[1:3]:
+        assert delta_m(row.values, stl.values, delta_m_keys(row)) == pytest.approx(
+            published[row.key], abs=0.05
+        )

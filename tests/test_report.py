@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.answer import DELTA_M
 from analysis.render import Banner, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from analysis.report import FIGURE_FILES, main, write_report
 from mtan.errors import UserError
@@ -59,9 +60,11 @@ def test_full_report(tmp_path: Path) -> None:
     row = next(line for line in md.splitlines() if line.startswith("| this study: best trial"))
     assert f"| {100 * best['metrics']['miou']:.2f} |" in row
     assert f"| {best['metrics']['score']:.3f} |" in row
-    for published in ("| 53.04 |", "| 33.63 |", "| 68.09 ? |", "| 74.01 |", "| -19.30 |"):
+    for published in ("| 53.04 |", "| 33.63 |", "| 68.09 ? |", "| 74.01 |", "| +19.30 |"):
         assert published in md
     assert "mean ± std of 3 seeds" in md
+    # --top 1: the completed scalarization trials were not among those retrained, and the answer says so
+    assert "No configuration of scalarization was retrained: it is not among the configurations" in md
     assert "synthetic data set (generated, not CityScapes)" in md
     assert "### Protocol differences" in md
     assert "PedAnovaImportanceEvaluator" in md and "pruned" in md
@@ -115,7 +118,7 @@ def test_no_trial_at_all(tmp_path: Path) -> None:
 def test_one_trial_of_one_epoch(tmp_path: Path) -> None:
     trials = [FakeTrial("dwa", 1e-4, 0.0, 0.5, 0.5, temperature=2.0, epochs=1, state="stopped_early")]
     out, md, _ = _report(tmp_path, trials=trials)
-    assert "after 1 epoch (stopped early)" in md
+    assert "after 1 epoch (stopped early; one run, one seed)" in md
     assert "only one weighting ran, so there is nothing to compare it with" in md
     assert (out / FIGURE_FILES["curves"]).read_bytes().startswith(PNG)
     assert "Not computed: 0 completed trial(s)" in md
@@ -136,6 +139,8 @@ def test_confirmed_ranking_winners_curse_and_weightings_at_a_common_epoch(tmp_pa
     _, md, _ = _report(tmp_path, trials=trials)
     assert "## Confirmed ranking on fresh seeds" in md
     assert "| 1 | trial_003 | 3 | top 1 | dwa |" in md  # the best trial, confirmed first here
+    # the seed report's configuration: stopped by ASHA at epoch 3 of 9 in the study, retrained for all 9
+    assert "| seed_report | 1 | seed report | dwa | 0.505 after 3 of 9 epochs |" in md
     assert "Winner's curse: the study's best trial trial_003 reached score" in md
     assert "- best dwa (trial_003) vs best equal (paper): +" in md and "95 % CI" in md
     # the weightings at the epoch all 15 trials that did not fail reached, n per weighting
@@ -144,7 +149,74 @@ def test_confirmed_ranking_winners_curse_and_weightings_at_a_common_epoch(tmp_pa
     assert "At epoch 1, which all 15 trials that did not fail reached (score): equal best" in md
     assert f"n = {equal}; dwa best" in md and f"n = {dwa}." in md
     _, unconfirmed, _ = _report(tmp_path / "none", trials=trials, reproduce=False)
-    assert "Not confirmed yet: `python -m study.reproduce RESULTS_DIR --top 3`" in unconfirmed
+    assert "Not confirmed yet: `python -m study.reproduce RESULTS_DIR --per-weighting-best 1`" in unconfirmed
+    assert "Not answered yet: `python -m study.reproduce RESULTS_DIR --per-weighting-best 1" in unconfirmed
+
+
+def _section(md: str, heading: str) -> str:
+    return md.split(f"\n## {heading}")[1].split("\n## ")[0]
+
+
+def test_the_answer_leads_on_a_study_with_single_task_runs(tmp_path: Path) -> None:
+    trials = [*default_trials(4, failed=0), *scalarization_trials()]  # 2 equal, 2 dwa, 2 scalarization
+    study = write_fake_study(tmp_path, trials=trials, per_weighting=2, per_weighting_best=1, single_task=True)
+    md = write_report(study).markdown.read_text()
+    summary = pd.read_csv(study / "reproduce" / "summary.csv").set_index(["config", "metric"])
+    comparisons = pd.read_csv(study / "reproduce" / "comparisons.csv").set_index(["comparison", "metric"])
+    dwa = comparisons.loc[("best dwa (trial_003) vs best equal (paper)", DELTA_M)]
+    first = _section(md, "Key findings").strip().splitlines()[0]
+    assert first.startswith(
+        "- On this data (synthetic, not CityScapes), with 2 trials per method (`--per-weighting 2`) and 3 "
+        "fresh seeds, Delta_m against the study's own single-task networks (%, lower is better): dwa vs "
+        f"tuned equal {dwa['mean_diff']:+.2f} [95 % CI {dwa['ci_low']:+.2f}, {dwa['ci_high']:+.2f}], "
+        "significant"
+    )
+    answer = _section(md, "The answer: a weighting method against tuned equal weighting")
+    assert first.removeprefix("- ") in answer  # the same sentence opens the section
+    assert "> **Warning:** Synthetic data (generated, not CityScapes)" in answer
+    rows = [line for line in answer.splitlines() if line.startswith("| this study |")]
+    assert [row.split(" | ")[1] for row in rows] == [
+        "STL segmentation",
+        "STL depth",
+        "equal",
+        "dwa",
+        "scalarization",
+    ]
+    stl = summary.loc[("stl_segmentation", "miou")]
+    assert rows[0].startswith(
+        f"| this study | STL segmentation | stl_segmentation | {100 * stl['mean']:.2f} "
+        f"[{100 * stl['ci_low']:.2f}, {100 * stl['ci_high']:.2f}] |"
+    )
+    delta = summary.loc[("trial_003", DELTA_M)]
+    assert rows[3].startswith("| this study | dwa | trial_003 (best 1 of dwa) |")
+    assert rows[3].endswith(f"| {delta['mean']:+.2f} [{delta['ci_low']:+.2f}, {delta['ci_high']:+.2f}] | 3 |")
+    assert (
+        "| Nash-MTL table, MTAN LS (equal) | - | 75.18 | 93.49 | 0.0155 | 46.77 | per-batch mean |" in answer
+    )
+    # the study's sections: every method at one epoch, as many trials each, deferring to the confirmation
+    weighting = _section(md, "Weighting methods compared in the study")
+    assert "Trials per method: equal 2, dwa 2, scalarization 2." in weighting
+    assert "The confirmation on fresh seeds (above) is what says which method is better" in weighting
+    assert "> **Warning:** Synthetic data" in weighting
+
+
+def test_unequal_budgets_compare_no_bests_and_say_the_answer_is_not_the_fields(tmp_path: Path) -> None:
+    _, md, _ = _report(tmp_path, trials=default_trials(5, failed=0))  # equal 3, dwa 2; --num-samples
+    first = _section(md, "Key findings").strip().splitlines()[0]
+    assert first.startswith(
+        "- On this data (synthetic, not CityScapes), with unequal trials per method (equal 3, dwa 2)"
+    )
+    assert "Delta_m needs the study's own single-task networks" in first  # a --top confirmation, no STL
+    assert "so this does not answer the field's question" in first
+    assert "No configuration of scalarization was retrained: it has no completed trial." in md
+    weighting = _section(md, "Weighting methods compared in the study")
+    assert "Trials per method: equal 3, dwa 2." in weighting
+    assert "only medians are shown, not bests" in weighting
+    header = next(line for line in weighting.splitlines() if line.startswith("| weighting |"))
+    assert ", median |" in header and ", best" not in header
+    at_epoch = next(line for line in _section(md, "Key findings").splitlines() if "At epoch" in line)
+    assert "equal median" in at_epoch and "equal best" not in at_epoch and "dwa best" not in at_epoch
+    assert "their bests are not compared" in at_epoch
 
 
 def test_the_synthetic_warning_is_drawn_inside_every_figure(tmp_path: Path, monkeypatch) -> None:
@@ -208,7 +280,7 @@ def test_render_escapes_and_embeds(tmp_path: Path) -> None:
     blocks = [
         Heading(1, "T <1>"),
         Banner("careful"),
-        Paragraph("a < b"),
+        Paragraph("a < b, then `python -m x --flag <N>`"),
         Table(pd.DataFrame({"a|b": ["x|y"], "c": ["<z>"]}), "cap"),
         Figure(png, "caption", "alt"),
     ]
@@ -216,4 +288,5 @@ def test_render_escapes_and_embeds(tmp_path: Path) -> None:
     assert "| a\\|b | c |" in md and "| x\\|y | <z> |" in md and "![alt](f.png)" in md
     html = to_html(blocks, "title")
     assert "<h1>T &lt;1&gt;</h1>" in html and "<td>&lt;z&gt;</td>" in html and "a &lt; b" in html
+    assert "then <code>python -m x --flag &lt;N&gt;</code></p>" in html  # a command as markdown shows it
     assert 'src="data:image/png;base64,iVBORw0KGgo' in html
