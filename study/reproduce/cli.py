@@ -21,6 +21,7 @@ from mtan.cli import command_parser
 from mtan.config import config_from_flat
 from mtan.data import load_data
 from study.cluster import check_trial_fits, connect, default_gpus_per_trial, local_capacity, starts_local_ray
+from study.front import interval_dominated
 from study.record import StudyFolder, journal_states, load_optuna_study
 from study.reproduce.plan import plan_confirmation
 from study.reproduce.progress import plan_text
@@ -58,12 +59,35 @@ def format_summary(summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str
     return "\n".join(lines)
 
 
+def format_front(summary: pd.DataFrame, objectives: Sequence[str]) -> str:
+    """The retrained front: each configuration's objectives (mean [95 % CI] over the seeds) and whether
+    it stays non-dominated once the intervals count (`study.front.interval_dominated`)."""
+    dominated = interval_dominated(summary, objectives)
+    rows = summary.set_index(["config", "metric"])
+    width = max(len(name) for name in dominated)
+    lines = [
+        "the Pareto front on fresh seeds, mean [95 % CI] over the seeds; a configuration is dominated when "
+        "another's whole interval is better than its own in every objective:"
+    ]
+    for name, by in dominated.items():
+        values = "  ".join(
+            f"{key} {rows.loc[(name, key), 'mean']:.4f} "
+            f"[{rows.loc[(name, key), 'ci_low']:.4f}, {rows.loc[(name, key), 'ci_high']:.4f}]"
+            for key in objectives
+        )
+        verdict = f"dominated by {', '.join(by)}" if by else "stays non-dominated"
+        lines.append(f"  {name:<{width}}  {values}  {verdict}")
+    kept = sum(not by for by in dominated.values())
+    lines.append(f"{kept} of {len(dominated)} configurations stay non-dominated")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "study.reproduce",
         "Retrain a study's best configuration (or, with --top K, its K best, or, with --per-weighting-best "
-        "K, the K best of each weighting method, and both published configurations) from scratch on fresh "
-        "seeds, in parallel.",
+        "K, the K best of each weighting method, and both published configurations; or, with --pareto, "
+        "every point of a multi-objective study's front) from scratch on fresh seeds, in parallel.",
     )
     parser.add_argument("results_dir", type=Path, help="the study's folder, STORAGE/NAME (local)")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
@@ -79,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="retrain the K best completed trials of each weighting method and both published "
         "configurations, paired on the seeds; each method's best is compared with the best equal (and "
         "scalarization) one (not with --top)",
+    )
+    parser.add_argument(
+        "--pareto",
+        action="store_true",
+        help="retrain every trial on a multi-objective study's Pareto front, paired on the seeds, and say "
+        "which stay non-dominated once their 95 %% intervals count (not with --top or --per-weighting-best)",
     )
     parser.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs (and torch threads) per run")
     parser.add_argument(
@@ -97,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder.read_results(
         journal_states(load_optuna_study(journal, folder.path.resolve().name)) if journal else None
     )
-    plan = plan_confirmation(args.results_dir, args.seeds, args.top, args.per_weighting_best)
+    plan = plan_confirmation(args.results_dir, args.seeds, args.top, args.per_weighting_best, args.pareto)
     flags = ("--cpus-per-task", "--gpus-per-task")
     gpus = args.gpus_per_task
     if starts_local_ray(args.address):  # known before Ray starts: this machine's CPUs and GPUs
@@ -112,13 +142,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
         check_trial_fits(args.cpus_per_task, gpus, flags)
         settings = ReproduceSettings(
-            args.results_dir, args.seeds, args.top, args.cpus_per_task, gpus, args.per_weighting_best
+            args.results_dir,
+            args.seeds,
+            args.top,
+            args.cpus_per_task,
+            gpus,
+            args.per_weighting_best,
+            pareto=args.pareto,
         )
         summary, comparisons = reproduce(settings, data)
     finally:
         if owns_ray:
             ray.shutdown()
     print(format_summary(summary, comparisons, plan.metric))
+    if plan.objectives:
+        print(format_front(summary, plan.objectives))
     print(f"\nper-seed runs and tables (seeds.csv, summary.csv, comparisons.csv): {folder.reproduce}")
     print(f"next: python -m analysis.report {shlex.quote(str(args.results_dir))}   (the report)")
     return 0

@@ -1,5 +1,6 @@
 """What a confirmation retrains and compares: the candidate configurations of a finished study (its best;
-its top K; or the K best of each weighting method; the last two with both published configurations),
+its top K; or the K best of each weighting method; the last two with both published configurations; or
+every trial on a multi-objective study's Pareto front),
 with the configuration each trial trained with (its ``trials/trial_NNN/config.json``), their paired
 comparisons, the fresh seeds after the study's recorded seed, and configs.csv. No Ray."""
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from mtan.errors import UserError
 from mtan.run_folder import CONFIG_FILE, check_config, read_config
-from study.record import COMPLETED, StudyFolder, trial_dirname
+from study.record import COMPLETED, PARETO_COLUMN, PARETO_ROLE, StudyFolder, trial_dirname
 from study.space import PUBLISHED
 
 # The study's trials 0 and 1 are the published configurations (`study.space.PUBLISHED`, in that order).
@@ -116,14 +117,18 @@ def selected_roles(
     top: int | None,
     per_weighting_best: int | None = None,
     weightings: Sequence[str] = (),
+    pareto: bool = False,
 ) -> dict[int, list[str]]:
     """Trial number -> why it is retrained, in retraining order. With `per_weighting_best` K the K best
     completed trials of each method of `weightings` (`best 1 of dwa`, ...), method by method; with `top`
-    K the K best completed trials (`top 1`, ...); with neither the best trial (`top 1`). The published
-    configurations (`paper`, `seed_report`) follow, in the first two modes always, otherwise only when
-    the best trial is one."""
+    K the K best completed trials (`top 1`, ...); with `pareto` every trial on the study's Pareto front
+    (results.csv's ``pareto``; `pareto front`), in trial order; with none of them the best trial (`top
+    1`). The published configurations (`paper`, `seed_report`) follow, in the first two modes always,
+    otherwise only when one of the trials chosen is one."""
     ranked = ranked_completed(table, best["metric"], best["mode"])
-    if per_weighting_best is not None:
+    if pareto:
+        roles = {int(trial): [PARETO_ROLE] for trial in table.loc[table[PARETO_COLUMN], "trial"]}
+    elif per_weighting_best is not None:
         roles: dict[int, list[str]] = {}
         for weighting in weightings:
             of_method = ranked[ranked["weighting"] == weighting]["trial"].head(per_weighting_best)
@@ -147,6 +152,7 @@ def confirmation_candidates(
     top: int | None,
     per_weighting_best: int | None = None,
     weightings: Sequence[str] = (),
+    pareto: bool = False,
 ) -> tuple[list[Candidate], list[str]]:
     """The configurations to retrain, in `selected_roles`' order, and a note per published configuration
     left out. A published trial is named `paper` / `seed_report` in every mode, so its runs are shared
@@ -157,7 +163,8 @@ def confirmation_candidates(
     published = dict(enumerate(PUBLISHED))  # trial number -> name
     rows = table.set_index("trial")
     candidates, notes = [], []
-    for trial, trial_roles in selected_roles(best, table, top, per_weighting_best, weightings).items():
+    chosen = selected_roles(best, table, top, per_weighting_best, weightings, pareto)
+    for trial, trial_roles in chosen.items():
         row = rows.loc[trial]
         config = config_of(trial)
         if config is None:
@@ -217,11 +224,16 @@ def comparison_pairs(candidates: Sequence[Candidate]) -> list[tuple[str, str, st
     return pairs
 
 
-def check_counts(seeds: int, top: int | None, per_weighting_best: int | None = None) -> None:
-    """`UserError` naming the flag when --seeds, --top or --per-weighting-best is below 1, or when --top
-    and --per-weighting-best are both given."""
+def check_counts(
+    seeds: int, top: int | None, per_weighting_best: int | None = None, pareto: bool = False
+) -> None:
+    """`UserError` naming the flag when --seeds, --top or --per-weighting-best is below 1, or when more
+    than one of --top, --per-weighting-best and --pareto is given."""
     if top is not None and per_weighting_best is not None:
         raise UserError("--top and --per-weighting-best: give one (the K best overall, or of each method)")
+    if pareto and (top is not None or per_weighting_best is not None):
+        flag = "--top" if top is not None else "--per-weighting-best"
+        raise UserError(f"--pareto and {flag}: give one (every front point, or the best by the score)")
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     for flag, count in (("--top", top), ("--per-weighting-best", per_weighting_best)):
@@ -250,20 +262,40 @@ class ConfirmationPlan:
     seeds: tuple[int, ...]
     pairs: tuple[tuple[str, str, str], ...]
     notes: tuple[str, ...]
+    objectives: tuple[str, ...] = ()  # --pareto: the study's objectives, each judged on its interval
+
+
+def study_objectives(folder: StudyFolder, table: pd.DataFrame) -> tuple[str, ...]:
+    """The objectives of a multi-objective study as study.json records them, for ``--pareto``;
+    `UserError` naming the file when the study has one objective or its front is empty."""
+    objectives = (folder.read_study() or {}).get("objectives")
+    if PARETO_COLUMN not in table.columns or not isinstance(objectives, list) or len(objectives) < 2:
+        raise UserError(
+            f"--pareto: {folder.results_csv} has no Pareto front: the study has one objective (a study "
+            "of several: python -m study.run --objectives miou,abs_err)"
+        )
+    if not table[PARETO_COLUMN].any():
+        raise UserError(f"--pareto: no trial of {folder.results_csv} is on the front (none completed)")
+    return tuple(str(key) for key in objectives)
 
 
 def plan_confirmation(
-    results_dir: Path, seeds: int, top: int | None = None, per_weighting_best: int | None = None
+    results_dir: Path,
+    seeds: int,
+    top: int | None = None,
+    per_weighting_best: int | None = None,
+    pareto: bool = False,
 ) -> ConfirmationPlan:
     """The plan of a confirmation of the study in `results_dir`; `UserError` for bad counts or a folder
-    without a finished study, before anything is written."""
-    check_counts(seeds, top, per_weighting_best)
+    without a finished study (with `pareto`, a multi-objective one), before anything is written."""
+    check_counts(seeds, top, per_weighting_best, pareto)
     best = read_best_config(results_dir)
     folder = StudyFolder(Path(results_dir))
     table = folder.read_results()
     weightings = study_weightings(folder) if per_weighting_best is not None else ()
+    objectives = study_objectives(folder, table) if pareto else ()
     candidates, left_out = confirmation_candidates(
-        best, table, lambda n: read_trial_config(folder, n), top, per_weighting_best, weightings
+        best, table, lambda n: read_trial_config(folder, n), top, per_weighting_best, weightings, pareto
     )
     ranked = {c.weighting for c in candidates if best_role(1, c.weighting) in c.roles}
     notes = tuple(left_out) + tuple(
@@ -271,12 +303,18 @@ def plan_confirmation(
         for weighting in weightings
         if weighting not in ranked
     )
+    if pareto:
+        notes += (
+            f"the front's configurations are judged on {', '.join(objectives)}: one stays on the front "
+            "unless another's whole 95 % interval is better than its own in every objective",
+        )
     first = first_fresh_seed(recorded_seed(folder), table)
     return ConfirmationPlan(
         metric=best["metric"],
         mode=best["mode"],
         candidates=tuple(candidates),
         seeds=tuple(range(first, first + seeds)),
-        pairs=tuple(comparison_pairs(candidates)),
+        pairs=() if pareto else tuple(comparison_pairs(candidates)),
         notes=notes,
+        objectives=objectives,
     )
