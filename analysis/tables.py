@@ -17,6 +17,7 @@ import pandas as pd
 from analysis.columns import COMPARISON_METRICS, FIGURE_METRICS, display_value, label, metric_info
 from analysis.published import REFERENCES, ReferenceRow
 from analysis.space import RecordedSpace
+from study.front import non_dominated
 from study.record import STATES
 from study.space import PUBLISHED
 
@@ -461,18 +462,10 @@ def adaptive_trials(curves: pd.DataFrame) -> set[int]:
 
 
 def pareto_front(frame: pd.DataFrame, maximize: str, minimize: str) -> pd.Series:
-    """True for the rows no other row beats: at least as good in both columns and better in one.
-    Rows with a missing value are never on the front."""
-    ok = frame[[maximize, minimize]].notna().all(axis=1).to_numpy()
-    up = frame[maximize].to_numpy(dtype=float)
-    down = frame[minimize].to_numpy(dtype=float)
-    front = np.zeros(len(frame), dtype=bool)
-    for i in np.flatnonzero(ok):
-        others = ok.copy()
-        others[i] = False
-        dominated = others & (up >= up[i]) & (down <= down[i]) & ((up > up[i]) | (down < down[i]))
-        front[i] = not dominated.any()
-    return pd.Series(front, index=frame.index, name="pareto")
+    """True for the rows no other row beats: at least as good in both columns and better in one
+    (`study.front.non_dominated`). Rows with a missing value are never on the front."""
+    points = frame[[maximize, minimize]].to_numpy(dtype=float)
+    return pd.Series(non_dominated(points, (True, False)), index=frame.index, name="pareto")
 
 
 def asha_rungs(study: Mapping[str, Any]) -> list[int]:

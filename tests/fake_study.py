@@ -19,7 +19,8 @@ from optuna.trial import TrialState
 
 from mtan.config import config_from_flat
 from mtan.files import atomic_write_json
-from mtan.metrics import METRIC_KEYS
+from mtan.metrics import METRIC_KEYS, tail_mean
+from study.front import directions, hypervolume_history, maximised, reference_point
 from study.record import (
     COMPARISONS_CSV,
     COMPLETED,
@@ -31,6 +32,7 @@ from study.record import (
     EndedTrial,
     StudyFolder,
     read_json_object,
+    trial_state,
     write_csv,
     write_results,
 )
@@ -153,34 +155,53 @@ def trial_metrics(trial: FakeTrial) -> list[dict[str, float]]:
 
 
 def _write_optuna_journal(
-    path: Path, name: str, space: SearchSpace, trials: Sequence[EndedTrial], states: Sequence[str]
+    path: Path,
+    name: str,
+    space: SearchSpace,
+    trials: Sequence[EndedTrial],
+    states: Sequence[str],
+    objectives: Sequence[str] = (),
 ) -> None:
     """The journal as the study writes it: each point suggested by the real space (so the names and
-    distributions are the study's), its scores as intermediate values, stopped trials pruned."""
+    distributions are the study's), its scores as intermediate values, stopped trials pruned; with
+    `objectives` one direction each, a completed trial's values its objectives' last-10-epoch means and
+    no intermediate values."""
     import optuna
 
     from study.search.journal import journal_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, storage=journal_storage(path), direction="maximize")
+    study = optuna.create_study(
+        study_name=name,
+        storage=journal_storage(path),
+        directions=directions(objectives) if objectives else ["maximize"],
+    )
     for ended, state in zip(trials, states, strict=True):
         study.enqueue_trial(dict(ended.point))
         trial = study.ask()
         space(trial)
         trial.set_user_attr("ray_trial_id", ended.trial_id)
-        for row in ended.history:
+        for row in ended.history if not objectives else ():
             trial.report(row["score"], int(row["epoch"]))
         if state == COMPLETED:
-            study.tell(trial, ended.history[-1]["score"])
+            tail = tail_mean(ended.history)
+            study.tell(trial, [tail[k] for k in objectives] if objectives else ended.history[-1]["score"])
         else:
             study.tell(trial, state=TrialState.PRUNED if state == STOPPED_EARLY else TrialState.FAIL)
 
 
-def write_fake_confirmation(folder: StudyFolder, best: dict, table: pd.DataFrame) -> None:
-    """reproduce/ as `study.reproduce --top 1 --seeds 3` writes it, by its own table functions: the best
-    trial and both published ones, each seed within 1 % (times the config's position) of its study value."""
+def write_fake_confirmation(
+    folder: StudyFolder, best: dict, table: pd.DataFrame, pareto: bool = False
+) -> None:
+    """reproduce/ as `study.reproduce --top 1 --seeds 3` (`pareto`: ``--pareto --seeds 3``) writes it, by
+    its own table functions: the best trial and both published ones (every front point), each seed
+    within 1 % (times the config's position) of its study value."""
     candidates, _ = confirmation_candidates(
-        best, table, lambda number: read_json_object(folder.trial_config_json(number)), top=1
+        best,
+        table,
+        lambda number: read_json_object(folder.trial_config_json(number)),
+        top=None if pareto else 1,
+        pareto=pareto,
     )
     rows = table.set_index("trial")
     seeds = pd.DataFrame(
@@ -207,8 +228,11 @@ def write_fake_study(
     journal: bool = True,
     data: str = "synthetic",
     max_epochs: int = 9,
+    objectives: Sequence[str] = (),
 ) -> Path:
-    """Write `root/name` as a study results directory with the study's own writers; return its path."""
+    """Write `root/name` as a study results directory with the study's own writers; return its path.
+    With `objectives` a study of several: results.csv's pareto column, study.json's objectives, the
+    journal's directions and values, hypervolume.csv, and a confirmation of the front."""
     trials = list(default_trials() if trials is None else trials)
     folder = StudyFolder(root / name)
     ended = []
@@ -249,6 +273,14 @@ def write_fake_study(
         "data": data,
         "data_source": data,
         "space": SPACE.describe(),
+        **(
+            {
+                "objectives": list(objectives),
+                "directions": ["max" if up else "min" for up in maximised(objectives)],
+            }
+            if objectives
+            else {}
+        ),  # fmt: skip
         "settings": {"seed": 0},  # the part of the study's settings a confirmation reads
         "wall_seconds": 754.2,
         "hardware": {"cpus": 2, "gpus": 0, "gpu_name": None},
@@ -271,11 +303,17 @@ def write_fake_study(
         max_epochs=max_epochs,
         columns=SPACE.columns,
         summary=summary,
+        objectives=objectives,
     )
     folder.write_baselines(BASELINES)
     if journal:
-        _write_optuna_journal(folder.journal, name, SPACE, ended, list(table["state"]))
+        _write_optuna_journal(folder.journal, name, SPACE, ended, list(table["state"]), objectives)
+    if objectives:
+        completed = [(t.number, [tail_mean(t.history)[k] for k in objectives]) for t in ended
+                     if trial_state(t, max_epochs) == COMPLETED]  # fmt: skip
+        reference = reference_point(BASELINES, objectives)
+        folder.write_hypervolume(hypervolume_history(completed, reference, maximised(objectives)))
     best = folder.read_best_config()
     if reproduce and best is not None:
-        write_fake_confirmation(folder, best, table)
+        write_fake_confirmation(folder, best, table, pareto=bool(objectives))
     return folder.path
