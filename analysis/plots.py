@@ -28,6 +28,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from analysis.columns import FIGURE_METRICS, TASKS, display_value, label  # noqa: E402
 from analysis.space import RecordedSpace  # noqa: E402
 from analysis.tables import trial_names  # noqa: E402
+from mtan.metrics import METRICS  # noqa: E402
 from mtan.weighting import WEIGHTINGS  # noqa: E402
 from study.front import maximised, non_dominated  # noqa: E402
 
@@ -38,6 +39,8 @@ WEIGHTING_COLORS = dict(zip(WEIGHTINGS, PALETTE, strict=False))
 STATE_MARKERS = {"completed": "o", "stopped_early": "X", "failed": "s"}
 STATE_LABELS = {"completed": "completed (full budget)", "stopped_early": "stopped early by ASHA"}
 TASK_COLORS = {"segmentation": "#2ca02c", "depth": "#9467bd"}
+# The single-task networks' reference lines on the trade-off figure, grey (the colours are the methods').
+SINGLE_TASK_STYLES = {"segmentation": "--", "depth": "-."}
 
 
 def _color(weighting: str) -> str:
@@ -484,8 +487,9 @@ def plot_tradeoff(
     for metric, (name, value) in (single_task or {}).items():
         draw = {x_metric: ax.axvline, y_metric: ax.axhline}.get(metric)
         if draw is not None and not math.isnan(value):
-            draw(display_value(metric, value), color="#555555", linestyle="--", linewidth=1)
-            references.append(name)
+            style = SINGLE_TASK_STYLES.get(METRICS[metric].task, "--")
+            draw(display_value(metric, value), color="#555555", linestyle=style, linewidth=1.2)
+            references.append((name, style))
     ax.set_xlabel(label(x_metric) + ("  (higher is better →)" if maximise[0] else "  (lower is better →)"))
     ax.set_ylabel(label(y_metric) + ("  (higher is better ↑)" if maximise[1] else "  (lower is better ↓)"))
     ax.grid(alpha=0.3)
@@ -498,7 +502,7 @@ def plot_tradeoff(
             Line2D([], [], marker="D", color="#555555", markeredgecolor="black",
                    label="confirmed on fresh seeds: mean, 95 % CI (hollow: dominated)"),
         )  # fmt: skip
-    handles += [Line2D([], [], color="#555555", linestyle="--", label=name) for name in references]
+    handles += [Line2D([], [], color="#555555", linestyle=style, label=name) for name, style in references]
     ax.legend(handles=handles, loc="best", fontsize=8)
     ax.set_title(
         "Pareto front of the completed trials (mean of each trial's last 10 epochs)"

@@ -60,6 +60,10 @@ FIGURE_TITLES: dict[str, str] = {
 # The confirmation's single-task runs: configuration `stl_<task>` in reproduce/summary.csv and configs.csv
 # (roles `stl <task>`), drawn as reference lines on the trade-off figure when present.
 SINGLE_TASK_CONFIG = "stl_{task}"
+SINGLE_TASK_LINES = (
+    "grey lines: the single-task networks on fresh seeds where retrained (dashed: segmentation, "
+    "dash-dotted: depth)"
+)
 UNITS_NOTE = (
     "Values in the results files are fractions; this report shows mIoU and pixel accuracy in percent, "
     "depth abs err in the data's units (inverse depth), and depth rel err as a plain ratio, each with its "
@@ -518,7 +522,7 @@ class _Report:
                 if confirmed
                 else ""
             )
-            + "; dashed lines: the single-task networks on fresh seeds, where retrained.",
+            + f"; {SINGLE_TASK_LINES}.",
         )
         if figure is None:
             return blocks + [Paragraph("No finished trial with both metrics: nothing to plot.")]
@@ -597,8 +601,7 @@ class _Report:
             f"Every completed trial, {label(keys[0])} against {label(keys[1])} (means of the last 10 "
             f"epochs), coloured by weighting; circled: the front{shown}; diamonds with bars: "
             "configurations retrained on fresh seeds (mean and 95 % interval; hollow: another's intervals "
-            "are better in every objective); dashed lines: the single-task networks on fresh seeds, where "
-            "retrained.",
+            f"are better in every objective); {SINGLE_TASK_LINES}.",
         )
         if figure is None:
             return blocks + [Paragraph("No trial completed its budget: there is no front to draw.")]
