@@ -8,6 +8,8 @@ and say what is known and what is noise.
 - ``--per-weighting-best K``: the K best completed trials of each weighting method and both published
   configurations; each method's best is compared with the best equal (and scalarization) trial, the
   p-values adjusted by Holm's method over the comparisons of each metric.
+- ``--pareto``: every trial on a multi-objective study's Pareto front, on the same fresh seeds, and which
+  stay non-dominated once their 95 % intervals count (`study.front.interval_dominated`).
 
 It prints its plan before Ray starts, then the runs' progress (`study.reproduce.progress`).
 
