@@ -518,15 +518,17 @@ def plot_hypervolume(history: pd.DataFrame, objectives: Sequence[str]) -> Figure
     if history is None or history.empty:
         return None
     fig, ax = plt.subplots(figsize=(7.0, 4.2), layout="constrained")
-    ax.step(history["completed"], history["hypervolume"], where="post", color="#1f77b4", linewidth=1.6)
-    ax.plot(history["completed"], history["hypervolume"], "o", color="#1f77b4", markersize=4)
+    ax.plot(history["completed"], history["hypervolume"], marker="o", color="#1f77b4", linewidth=1.6)
     ax.set_xlabel("trials completed (full budget), in the order they completed")
     ax.set_ylabel(f"hypervolume ({' x '.join(objectives)} units)")
+    ax.set_ylim(bottom=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     size = ax.twinx()
-    size.step(history["completed"], history["front_size"], where="post", color="#888888", linestyle=":")
+    size.plot(history["completed"], history["front_size"], marker="s", markersize=4, color="#888888",
+              linestyle=":")  # fmt: skip
     size.set_ylabel("trials on the front", color="#666666")
+    size.set_ylim(0, int(history["front_size"].max()) + 1)
     size.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Hypervolume of the front against the trivial predictors")
     return fig

@@ -656,7 +656,7 @@ class _Report:
             plots.plot_hypervolume(history, self.objectives),
             "The hypervolume of the front of the trials completed so far (moocore), after each completed "
             f"trial, against the trivial predictors' metrics ({where}): the region of objective space that "
-            "the front dominates and that beats the trivial predictors; dotted: the front's size.",
+            "the front dominates and that beats the trivial predictors; grey squares: the front's size.",
         )
         last = history.iloc[-1]
         return [
