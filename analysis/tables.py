@@ -123,6 +123,12 @@ def study_summary(study: Mapping[str, Any], trials: pd.DataFrame) -> pd.DataFram
     }:
         rows.append(("trials by state in study.json", ", ".join(f"{k} {v}" for k, v in recorded.items())))
     rows.append(("objective", f"{study.get('metric', NOT_RECORDED)} ({study.get('mode', NOT_RECORDED)})"))
+    objectives = study.get("objectives")
+    if objectives:  # a study of several: the one metric above is what ASHA stopped trials on
+        rows[-1] = ("ASHA's metric", rows[-1][1])
+        pairs = zip(objectives, study.get("directions") or [], strict=False)
+        sampler = f"; sampler {study['sampler']}" if study.get("sampler") else ""
+        rows.insert(-1, ("objectives", ", ".join(f"{k} ({d})" for k, d in pairs) + sampler))
     rows.append(
         (
             "ASHA",

@@ -253,6 +253,7 @@ def test_the_report_of_a_study_of_two_objectives(tmp_path: Path) -> None:
     )
     assert "front configurations stay non-dominated once their 95 % intervals count" in md
     assert "single-task networks on fresh seeds" in md
+    assert "| objectives | miou (max), abs_err (min) |" in md and "| ASHA's metric | score (max) |" in md
     # a study of one objective writes no hypervolume figure; a stale one goes
     scalar = write_fake_study(tmp_path / "scalar")
     (scalar / "report").mkdir()
