@@ -618,19 +618,19 @@ class _Report:
 
     def front_confirmation(self) -> list[Block]:
         """Which retrained configurations stay non-dominated once their intervals count."""
-        if self.confirmation is None:
+        judged: dict[str, list[str]] = {}
+        if self.confirmation is not None:
+            dominated = interval_dominated(self.confirmation.summary, self.objectives)
+            configs = self.confirmation.configs
+            on_front = set(configs.loc[configs["roles"].str.contains(PARETO_ROLE, regex=False), "config"])
+            judged = {name: by for name, by in dominated.items() if name in on_front}
+        if not judged or self.confirmation is None:
             return [
                 Paragraph(
                     "The front is not confirmed yet: `python -m study.reproduce RESULTS_DIR --pareto` "
                     "retrains every front point on the same fresh seeds."
                 )
             ]
-        dominated = interval_dominated(self.confirmation.summary, self.objectives)
-        configs = self.confirmation.configs
-        on_front = set(configs.loc[configs["roles"].str.contains(PARETO_ROLE, regex=False), "config"])
-        judged = {name: by for name, by in dominated.items() if name in on_front}
-        if not judged:
-            return []
         stays = [name for name, by in judged.items() if not by]
         beaten = [f"{name} (by {', '.join(by)})" for name, by in judged.items() if by]
         seeds = int(self.confirmation.summary["n"].max())

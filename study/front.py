@@ -13,7 +13,6 @@ hypervolume figures of the EMO literature), not computed here by hand.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import moocore
 import numpy as np
@@ -143,9 +142,3 @@ def interval_dominated(summary: pd.DataFrame, objectives: Sequence[str]) -> dict
             )
         ]
     return dominated
-
-
-def front_summary(table: pd.DataFrame, column: str = "pareto") -> dict[str, Any]:
-    """The front of a results table in a few words' worth: its trial numbers and their weightings."""
-    front = table.loc[table[column].astype(bool)]
-    return {"trials": [int(t) for t in front["trial"]], "weightings": [str(w) for w in front["weighting"]]}
