@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,8 +34,10 @@ from matplotlib.ticker import (  # noqa: E402
 
 from analysis.columns import FIGURE_METRICS, TASKS, display_value, label  # noqa: E402
 from analysis.space import RecordedSpace  # noqa: E402
-from analysis.tables import pareto_front, trial_names  # noqa: E402
+from analysis.tables import trial_names  # noqa: E402
+from mtan.metrics import METRICS  # noqa: E402
 from mtan.weighting import WEIGHTINGS  # noqa: E402
+from study.front import maximised, non_dominated  # noqa: E402
 
 DPI = 90
 # matplotlib's tab10 colours, those far apart first; the tasks take two, the weighting methods the others.
@@ -48,6 +50,8 @@ WEIGHTING_COLORS = dict(zip(WEIGHTINGS, PALETTE, strict=False))
 LOGIT_TICKS = (0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99)
 STATE_MARKERS = {"completed": "o", "stopped_early": "X", "failed": "s"}
 STATE_LABELS = {"completed": "completed (full budget)", "stopped_early": "stopped early by ASHA"}
+# The single-task networks' reference lines on the trade-off figure, grey (the colours are the methods').
+SINGLE_TASK_STYLES = {"segmentation": "--", "depth": "-."}
 
 
 def _color(weighting: str) -> str:
@@ -402,19 +406,95 @@ def plot_importance(importances: pd.Series, evaluator: str, space: RecordedSpace
 # ---------------------------------------------------------------- the trade-off between the tasks
 
 
-def plot_tradeoff(trials: pd.DataFrame, x_metric: str = "miou", y_metric: str = "abs_err") -> Figure | None:
-    """Final mIoU against final depth abs error per trial, with the Pareto front (higher mIoU and
-    lower error) marked and its trials named by number (`analysis.tables.trial_names`)."""
-    data = _finished(trials)
-    x_col, y_col = f"last_{x_metric}", f"last_{y_metric}"
+class Interval(NamedTuple):
+    """A confirmed configuration's mean over its fresh seeds and its 95 % interval."""
+
+    mean: float
+    low: float
+    high: float
+
+
+class ConfirmedPoint(NamedTuple):
+    """A configuration retrained on fresh seeds (reproduce/summary.csv): its name, weighting, each
+    metric's interval, and whether another's intervals dominate it (`study.front.interval_dominated`)."""
+
+    name: str
+    weighting: str
+    values: Mapping[str, Interval]
+    dominated: bool = False
+
+
+def _front_line(x: np.ndarray, y: np.ndarray, maximise: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """The staircase through front points (x, y): from each point to the next along x, by the corner
+    both of them reach (the worse x and the worse y of the two), so that everything on or behind the line
+    is dominated by a front point."""
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    xs, ys = [x[0]], [y[0]]
+    for i in range(1, len(x)):
+        pick_x, pick_y = (max, min)[maximise[0]], (max, min)[maximise[1]]  # the worse of the two
+        xs += [pick_x(x[i - 1], x[i]), x[i]]
+        ys += [pick_y(y[i - 1], y[i]), y[i]]
+    return np.array(xs), np.array(ys)
+
+
+def _draw_confirmed(ax: plt.Axes, confirmed: Sequence[ConfirmedPoint], x_metric: str, y_metric: str) -> int:
+    """Each confirmed configuration as a cross: its 95 % interval in each metric around its mean (hollow
+    when another's intervals dominate it), named; returns how many were drawn."""
+    drawn = 0
+    for point in confirmed:
+        if x_metric not in point.values or y_metric not in point.values:
+            continue
+        (xm, xl, xh), (ym, yl, yh) = (
+            [display_value(m, v) for v in point.values[m]] for m in (x_metric, y_metric)
+        )
+        xerr = None if math.isnan(xl) else [[xm - xl], [xh - xm]]
+        yerr = None if math.isnan(yl) else [[ym - yl], [yh - ym]]
+        color = _color(point.weighting)
+        ax.errorbar(
+            xm, ym, xerr=xerr, yerr=yerr, fmt="D", color=color, markersize=7, capsize=3, linewidth=1.2,
+            markerfacecolor="white" if point.dominated else color, markeredgecolor="black", zorder=5,
+        )  # fmt: skip
+        ax.annotate(point.name, (xm, ym), textcoords="offset points", xytext=(6, -11), fontsize=7,
+                    fontstyle="italic")  # fmt: skip
+        drawn += 1
+    return drawn
+
+
+def plot_tradeoff(
+    trials: pd.DataFrame,
+    x_metric: str = "miou",
+    y_metric: str = "abs_err",
+    *,
+    front: pd.Series | None = None,
+    confirmed: Sequence[ConfirmedPoint] = (),
+    single_task: Mapping[str, tuple[str, float]] | None = None,
+) -> Figure | None:
+    """One metric against another per trial, coloured by weighting, with the Pareto front marked and
+    its trials named by number (`analysis.tables.trial_names`).
+
+    Without `front` (a study of one objective): the final epoch of every trial that did not fail, and
+    the front of the points the search happened to visit (`study.front.non_dominated`). With `front` (a
+    study of several objectives: results.csv's ``pareto``, over all its objectives): the completed
+    trials only, at their means over the last 10 epochs (``tail_``), those of `front` on it. Either way:
+    each `confirmed` configuration as a cross of its 95 % intervals, and `single_task` (metric -> (name,
+    value)) as a dashed line across the axis of that metric."""
+    searched = front is not None
+    prefix = "tail_" if searched else "last_"
+    data = trials.loc[trials["state"] == "completed"] if searched else _finished(trials)
+    x_col, y_col = f"{prefix}{x_metric}", f"{prefix}{y_metric}"
     if x_col not in data or y_col not in data:
         return None
     data = data.loc[data[x_col].notna() & data[y_col].notna()]
     if data.empty:
         return None
-    front = pareto_front(data, maximize=x_col, minimize=y_col)
+    maximise = maximised((x_metric, y_metric))
     x = data[x_col].map(lambda v: display_value(x_metric, v)).to_numpy(dtype=float)
     y = data[y_col].map(lambda v: display_value(y_metric, v)).to_numpy(dtype=float)
+    if front is None:
+        on = non_dominated(np.column_stack([x, y]), maximise)
+    else:
+        on = front.loc[data.index].to_numpy(dtype=bool)
     weightings = _weighting_order(data)
     states = _states_present(data)
     fig, ax = plt.subplots(figsize=(7.5, 5.4), layout="constrained")
@@ -425,23 +505,61 @@ def plot_tradeoff(trials: pd.DataFrame, x_metric: str = "miou", y_metric: str = 
                 marker = STATE_MARKERS.get(state, "o")
                 ax.scatter(x[mask], y[mask], color=_color(weighting), marker=marker, s=40,
                            alpha=0.85, edgecolors="white", linewidths=0.5)  # fmt: skip
-    on = front.to_numpy()
-    order = np.argsort(x[on])
-    fx, fy = x[on][order], y[on][order]
-    ax.step(fx, fy, where="post", color="black", linewidth=1.2, alpha=0.7)
+    fx, fy = x[on], y[on]
+    if len(fx) and non_dominated(np.column_stack([fx, fy]), maximise).all():  # a staircase in 2-D
+        ax.plot(*_front_line(fx, fy, maximise), color="black", linewidth=1.2, alpha=0.7)
     ax.scatter(fx, fy, s=140, facecolors="none", edgecolors="black", linewidths=1.2)
-    names = trial_names(data.loc[on]).to_numpy()[order]
-    for tx, ty, name in zip(fx, fy, names, strict=True):
+    for tx, ty, name in zip(fx, fy, trial_names(data.loc[on]).to_numpy(), strict=True):
         ax.annotate(f"trial {name}", (tx, ty), textcoords="offset points", xytext=(6, 6), fontsize=8)
-    ax.set_xlabel(label(x_metric) + "  (higher is better →)")
-    ax.set_ylabel(label(y_metric) + "  (lower is better ↓)")
+    crosses = _draw_confirmed(ax, confirmed, x_metric, y_metric)
+    references = []
+    for metric, (name, value) in (single_task or {}).items():
+        draw = {x_metric: ax.axvline, y_metric: ax.axhline}.get(metric)
+        if draw is not None and not math.isnan(value):
+            style = SINGLE_TASK_STYLES.get(METRICS[metric].task, "--")
+            draw(display_value(metric, value), color="#555555", linestyle=style, linewidth=1.2)
+            references.append((name, style))
+    ax.set_xlabel(label(x_metric) + ("  (higher is better →)" if maximise[0] else "  (lower is better →)"))
+    ax.set_ylabel(label(y_metric) + ("  (higher is better ↑)" if maximise[1] else "  (lower is better ↓)"))
     ax.grid(alpha=0.3)
     handles = _legend_handles(weightings, states) + [
         Line2D([], [], marker="o", markerfacecolor="none", markeredgecolor="black", color="black",
                label=f"Pareto front ({int(on.sum())} trial{'s' if on.sum() != 1 else ''})"),
     ]  # fmt: skip
+    if crosses:
+        handles.append(
+            Line2D([], [], marker="D", color="#555555", markeredgecolor="black",
+                   label="confirmed on fresh seeds: mean, 95 % CI (hollow: dominated)"),
+        )  # fmt: skip
+    handles += [Line2D([], [], color="#555555", linestyle=style, label=name) for name, style in references]
     ax.legend(handles=handles, loc="best", fontsize=8)
-    ax.set_title("Trade-off between the tasks (final epoch of each trial)")
+    ax.set_title(
+        "Pareto front of the completed trials (mean of each trial's last 10 epochs)"
+        if searched
+        else "Trade-off between the tasks (final epoch of each trial)"
+    )
+    return fig
+
+
+def plot_hypervolume(history: pd.DataFrame, objectives: Sequence[str]) -> Figure | None:
+    """The hypervolume of the front of the completed trials so far (hypervolume.csv) against the number
+    of trials completed, with the front's size on a second axis."""
+    if history is None or history.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7.0, 4.2), layout="constrained")
+    ax.plot(history["completed"], history["hypervolume"], marker="o", color="#1f77b4", linewidth=1.6)
+    ax.set_xlabel("trials completed (full budget), in the order they completed")
+    ax.set_ylabel(f"hypervolume ({' x '.join(objectives)} units)")
+    ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    size = ax.twinx()
+    size.plot(history["completed"], history["front_size"], marker="s", markersize=4, color="#888888",
+              linestyle=":")  # fmt: skip
+    size.set_ylabel("trials on the front", color="#666666")
+    size.set_ylim(0, int(history["front_size"].max()) + 1)
+    size.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title("Hypervolume of the front against the trivial predictors")
     return fig
 
 

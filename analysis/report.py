@@ -43,6 +43,7 @@ from analysis.confirmation import (
     method_comparisons,
     ranking_table,
     read_confirmation,
+    single_task_configs,
     winners_curse,
 )
 from analysis.load import StudyResults, load_optuna_study, load_results
@@ -54,7 +55,9 @@ from analysis.space import RecordedSpace
 from mtan.cli import command_parser
 from mtan.errors import UserError, run_cli
 from mtan.files import atomic_write_text
-from study.record import COMPLETED, FAILED, StudyFolder, most_common_error
+from mtan.metrics import METRICS
+from study.front import interval_dominated, reference_point
+from study.record import COMPLETED, FAILED, PARETO_COLUMN, PARETO_ROLE, StudyFolder, most_common_error
 from study.reproduce.stats import SIGNIFICANCE
 
 FIGURE_FILES: dict[str, str] = {
@@ -65,14 +68,23 @@ FIGURE_FILES: dict[str, str] = {
     "tradeoff": "fig_tradeoff.png",
     "weights": "fig_task_weights.png",
 }
+# The figures only a study of several objectives has.
+FRONT_FIGURE_FILES: dict[str, str] = {"hypervolume": "fig_hypervolume.png"}
 FIGURE_TITLES: dict[str, str] = {
     "weighting": "Metrics per weighting method at one epoch",
     "hyperparameters": "Final metrics against each hyperparameter",
     "curves": "Learning curves with ASHA stopping points",
     "importance": "Hyperparameter importance",
-    "tradeoff": "mIoU against depth abs err with the Pareto front",
+    "tradeoff": "The trade-off between the tasks with the Pareto front",
+    "hypervolume": "Hypervolume of the front against trials completed",
     "weights": "Task weights over the epochs",
 }
+# The confirmation's single-task runs (`analysis.confirmation.single_task_configs`) are reference lines on
+# the trade-off figure when present.
+SINGLE_TASK_LINES = (
+    "grey lines: the single-task networks on fresh seeds where retrained (dashed: segmentation, "
+    "dash-dotted: depth)"
+)
 UNITS_NOTE = (
     "Values in the results files are fractions; this report shows mIoU and pixel accuracy in percent, "
     "depth abs err in the data's units (inverse depth), and depth rel err as a plain ratio, each with its "
@@ -174,6 +186,7 @@ class _Report:
         self.budget = study_budget(self.study, self.trials)
         self.weightings = study_weightings(self.study, results.space)
         self.same_trials = same_number_of_trials(self.trials)
+        self.objectives: tuple[str, ...] = tuple(self.study.get("objectives") or ())
 
     def _best_row(self) -> pd.Series | None:
         best = (self.results.best or {}).get("trial")
@@ -200,7 +213,7 @@ class _Report:
             return None
         if self.synthetic:
             plots.draw_warning(fig)
-        path = plots.save_figure(fig, self.out / FIGURE_FILES[key])
+        path = plots.save_figure(fig, self.out / {**FIGURE_FILES, **FRONT_FIGURE_FILES}[key])
         self.figures.append(path)
         return Figure(path, caption, FIGURE_TITLES[key])
 
@@ -247,6 +260,8 @@ class _Report:
             f"({str(row['state']).replace('_', ' ')}; one run, one seed)."
         )
         items.append(self.weightings_at_common_epoch())
+        if self.objectives:
+            items.append(self.front_sentence())
         top = self.ranked.head(5)[self.column]
         if len(top) > 1:
             low, high = (tables.format_metric(self.metric, v) for v in (top.min(), top.max()))
@@ -549,13 +564,64 @@ class _Report:
                 blocks.append(figure)
         return blocks
 
+    def _confirmed_points(self) -> list[plots.ConfirmedPoint]:
+        """The confirmation's configurations (not its single-task runs) with their intervals, each
+        marked dominated when, in a study of several objectives, another's intervals dominate it."""
+        if self.confirmation is None:
+            return []
+        summary = self.confirmation.summary
+        weightings = dict(
+            zip(
+                self.confirmation.configs["config"],
+                self.confirmation.configs["weighting"].astype(str),
+                strict=True,
+            )
+        )
+        single = set(single_task_configs(self.confirmation).values())
+        multi = summary.loc[~summary["config"].isin(single)]
+        dominated = interval_dominated(multi, self.objectives) if self.objectives else {}
+        points = []
+        for name, rows in multi.groupby("config", sort=False):
+            values = {
+                str(r.metric): plots.Interval(float(r.mean), float(r.ci_low), float(r.ci_high))
+                for r in rows.itertuples()
+            }
+            points.append(
+                plots.ConfirmedPoint(str(name), weightings.get(name, "?"), values, bool(dominated.get(name)))
+            )
+        return points
+
+    def _single_task(self) -> dict[str, tuple[str, float]]:
+        """Metric -> (name, mean over its fresh seeds) of the confirmation's single-task run of the
+        metric's task (`analysis.confirmation.single_task_configs`), for every metric that has one."""
+        if self.confirmation is None:
+            return {}
+        configs = single_task_configs(self.confirmation)
+        lines = {}
+        for row in self.confirmation.summary.itertuples():
+            task = METRICS[str(row.metric)].task if str(row.metric) in METRICS else None
+            if task is not None and str(row.config) == configs.get(task):
+                lines[str(row.metric)] = (f"single-task {task} (fresh seeds, mean)", float(row.mean))
+        return lines
+
     def tradeoff(self) -> list[Block]:
+        if self.objectives:
+            return self.front()
         blocks: list[Block] = [Heading(2, "Trade-off between the tasks")]
+        confirmed = self._confirmed_points()
         figure = self._figure(
             "tradeoff",
-            plots.plot_tradeoff(self.trials),
+            plots.plot_tradeoff(self.trials, confirmed=confirmed, single_task=self._single_task()),
             "Final mIoU (accumulated, %) against final depth abs err (per-pixel mean) per trial; circled and "
-            "joined: the Pareto front (no other trial has both a higher mIoU and a lower error).",
+            "joined: the Pareto front of the points the search visited (no other trial has both a higher "
+            "mIoU and a lower error; the search optimised one score, not this front)"
+            + (
+                "; diamonds with bars: the configurations retrained on fresh seeds, mean of their last 10 "
+                "epochs with its 95 % interval"
+                if confirmed
+                else ""
+            )
+            + f"; {SINGLE_TASK_LINES}.",
         )
         if figure is None:
             return blocks + [Paragraph("No finished trial with both metrics: nothing to plot.")]
@@ -574,6 +640,131 @@ class _Report:
             }
         )
         return blocks + [figure, Table(rows, f"The {len(rows)} trial(s) on the Pareto front.")]
+
+    def front_sentence(self) -> str:
+        """Which weighting methods have trials on the front, and which have none (and why)."""
+        front = self.trials.loc[self.trials[PARETO_COLUMN]]
+        if front.empty:
+            return "No trial completed its budget, so the study has no Pareto front."
+        on_front = front["weighting"].astype(str).value_counts()
+        completed = self.trials.loc[self.trials["state"] == COMPLETED, "weighting"].astype(str).value_counts()
+        searched = list(self.results.space.choices("weighting"))
+        methods = searched + sorted(set(on_front.index) - set(searched))
+        on = [f"{w} ({on_front[w]} of {len(front)})" for w in methods if w in on_front]
+        off = [
+            f"{w} (its {completed[w]} completed trial(s) all dominated)"
+            if w in completed
+            else f"{w} (no completed trial)"
+            for w in methods
+            if w not in on_front
+        ]
+        sentence = f"Weighting methods on the Pareto front of {', '.join(self.objectives)}: {', '.join(on)}"
+        return sentence + (f"; none of {', '.join(off)}." if off else ".")
+
+    def front(self) -> list[Block]:
+        """A study of several objectives: its searched front, the confirmation of the front's points and
+        the hypervolume over the study."""
+        keys = self.objectives
+        completed = self.trials.loc[self.trials["state"] == COMPLETED]
+        stopped = int((self.trials["state"] == "stopped_early").sum())
+        directions = dict(zip(keys, self.study.get("directions") or [], strict=False))
+        judged = ", ".join(f"{k} ({directions.get(k, '?')})" for k in keys)
+        blocks: list[Block] = [
+            Heading(2, f"The Pareto front of {', '.join(keys)}"),
+            Paragraph(
+                f"The study searched {len(keys)} objectives at once "
+                f"({judged}), each trial judged by the "
+                "mean of its last 10 epochs. A trial is on the front when no other completed trial is at "
+                "least as good in every objective and better in one. Only trials that trained the full "
+                f"budget can be ({len(completed)} here); ASHA stopped {stopped} on the study's one metric, "
+                f"{self.metric}, so a trial that would have ended on the front may be among them. "
+                + self.front_sentence()
+            ),
+        ]
+        confirmed = self._confirmed_points()
+        shown = (
+            f" in all {len(keys)} objectives, shown on the first two"
+            if len(keys) > 2
+            else ", joined by the staircase it dominates"
+        )
+        figure = self._figure(
+            "tradeoff",
+            plots.plot_tradeoff(
+                self.trials,
+                keys[0],
+                keys[1],
+                front=self.trials[PARETO_COLUMN],
+                confirmed=confirmed,
+                single_task=self._single_task(),
+            ),  # fmt: skip
+            f"Every completed trial, {label(keys[0])} against {label(keys[1])} (means of the last 10 "
+            f"epochs), coloured by weighting; circled: the front{shown}; diamonds with bars: "
+            "configurations retrained on fresh seeds (mean and 95 % interval; hollow: another's intervals "
+            f"are better in every objective); {SINGLE_TASK_LINES}.",
+        )
+        if figure is None:
+            return blocks + [Paragraph("No trial completed its budget: there is no front to draw.")]
+        front = completed.loc[completed[PARETO_COLUMN]]
+        rows = pd.DataFrame(
+            {
+                "trial": tables.trial_names(front),
+                "weighting": front["weighting"].astype(str),
+                **{label(k): front[f"tail_{k}"].map(lambda v, k=k: tables.format_metric(k, v)) for k in keys},
+            }
+        )
+        caption = f"The {len(rows)} trial(s) on the front (means of the last 10 epochs)."
+        return [*blocks, figure, Table(rows, caption), *self.front_confirmation(), *self.hypervolume()]
+
+    def front_confirmation(self) -> list[Block]:
+        """Which retrained configurations stay non-dominated once their intervals count."""
+        judged: dict[str, list[str]] = {}
+        if self.confirmation is not None:
+            dominated = interval_dominated(self.confirmation.summary, self.objectives)
+            configs = self.confirmation.configs
+            on_front = set(configs.loc[configs["roles"].str.contains(PARETO_ROLE, regex=False), "config"])
+            judged = {name: by for name, by in dominated.items() if name in on_front}
+        if not judged or self.confirmation is None:
+            return [
+                Paragraph(
+                    "The front is not confirmed yet: `python -m study.reproduce RESULTS_DIR --pareto` "
+                    "retrains every front point on the same fresh seeds."
+                )
+            ]
+        stays = [name for name, by in judged.items() if not by]
+        beaten = [f"{name} (by {', '.join(by)})" for name, by in judged.items() if by]
+        seeds = int(self.confirmation.summary["n"].max())
+        return [
+            Paragraph(
+                f"Retrained on the same {seeds} fresh seeds, {len(stays)} of the {len(judged)} front "
+                f"configurations stay non-dominated once their 95 % intervals count (dominated: another's "
+                f"whole interval is better than its own in every objective): {', '.join(stays) or 'none'}"
+                + (f"; dominated: {', '.join(beaten)}." if beaten else ".")
+            )
+        ]
+
+    def hypervolume(self) -> list[Block]:
+        history = StudyFolder(self.results.path).read_hypervolume()
+        if history is None or history.empty or self.results.trivial is None:
+            return []
+        reference = reference_point(self.results.trivial, self.objectives)
+        where = ", ".join(
+            f"{k} {tables.format_metric(k, v)}" for k, v in zip(self.objectives, reference, strict=True)
+        )
+        figure = self._figure(
+            "hypervolume",
+            plots.plot_hypervolume(history, self.objectives),
+            "The hypervolume of the front of the trials completed so far (moocore), after each completed "
+            f"trial, against the trivial predictors' metrics ({where}): the region of objective space that "
+            "the front dominates and that beats the trivial predictors; grey squares: the front's size.",
+        )
+        last = history.iloc[-1]
+        return [
+            *([figure] if figure is not None else []),
+            Paragraph(
+                f"Hypervolume after all {int(last['completed'])} completed trials: {last['hypervolume']:.4g} "
+                f"({int(last['front_size'])} front point(s); hypervolume.csv has its history)."
+            ),
+        ]
 
     def task_weights(self) -> list[Block]:
         blocks: list[Block] = [Heading(2, "Task weights of the best trial with adaptive weights")]
@@ -652,7 +843,9 @@ def write_report(
     report = _Report(results, out, delta_m_row)
     try:
         blocks = report.blocks()
-        for stale in set(FIGURE_FILES.values()) - {p.name for p in report.figures}:
+        for stale in {*FIGURE_FILES.values(), *FRONT_FIGURE_FILES.values()} - {
+            p.name for p in report.figures
+        }:
             (out / stale).unlink(missing_ok=True)
         title = f"MTAN study report: {results.name}"
         atomic_write_text(out / "report.md", to_markdown(blocks))

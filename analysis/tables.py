@@ -18,6 +18,7 @@ from analysis.columns import COMPARISON_METRICS, FIGURE_METRICS, display_value, 
 from analysis.published import REFERENCES, ReferenceRow
 from analysis.space import RecordedSpace
 from mtan.metrics import delta_m
+from study.front import non_dominated
 from study.record import STATES
 from study.space import PUBLISHED
 
@@ -123,6 +124,12 @@ def study_summary(study: Mapping[str, Any], trials: pd.DataFrame) -> pd.DataFram
     }:
         rows.append(("trials by state in study.json", ", ".join(f"{k} {v}" for k, v in recorded.items())))
     rows.append(("objective", f"{study.get('metric', NOT_RECORDED)} ({study.get('mode', NOT_RECORDED)})"))
+    objectives = study.get("objectives")
+    if objectives:  # a study of several: the one metric above is what ASHA stopped trials on
+        rows[-1] = ("ASHA's metric", rows[-1][1])
+        pairs = zip(objectives, study.get("directions") or [], strict=False)
+        sampler = f"; sampler {study['sampler']}" if study.get("sampler") else ""
+        rows.insert(-1, ("objectives", ", ".join(f"{k} ({d})" for k, d in pairs) + sampler))
     rows.append(
         (
             "ASHA",
@@ -443,18 +450,10 @@ def adaptive_trials(curves: pd.DataFrame) -> set[int]:
 
 
 def pareto_front(frame: pd.DataFrame, maximize: str, minimize: str) -> pd.Series:
-    """True for the rows no other row beats: at least as good in both columns and better in one.
-    Rows with a missing value are never on the front."""
-    ok = frame[[maximize, minimize]].notna().all(axis=1).to_numpy()
-    up = frame[maximize].to_numpy(dtype=float)
-    down = frame[minimize].to_numpy(dtype=float)
-    front = np.zeros(len(frame), dtype=bool)
-    for i in np.flatnonzero(ok):
-        others = ok.copy()
-        others[i] = False
-        dominated = others & (up >= up[i]) & (down <= down[i]) & ((up > up[i]) | (down < down[i]))
-        front[i] = not dominated.any()
-    return pd.Series(front, index=frame.index, name="pareto")
+    """True for the rows no other row beats: at least as good in both columns and better in one
+    (`study.front.non_dominated`). Rows with a missing value are never on the front."""
+    points = frame[[maximize, minimize]].to_numpy(dtype=float)
+    return pd.Series(non_dominated(points, (True, False)), index=frame.index, name="pareto")
 
 
 def asha_rungs(study: Mapping[str, Any]) -> list[int]:

@@ -23,6 +23,14 @@ and when a study has finished: exactly num_samples trials, none RUNNING or WAITI
 each once with the journal's state and its ``metrics.jsonl``'s epochs (a completed one all of them, the
 journal's last epoch the same), with ``--per-weighting N`` exactly N per weighting method; no checkpoint
 left; study.json ``finished``.
+
+With ``--objectives a,b`` (a study of several objectives), also after every stop: the journal's
+directions are the objectives' in `mtan.metrics.METRICS`; no trial has an intermediate value; a
+COMPLETE trial's values are its objectives' means over the last 10 epochs of its ``metrics.jsonl``, a
+PRUNED or FAILED one has none; hypervolume.csv, where it exists, is the start of the history recomputed
+from the journal (a kill may cut its last rows, never change one); and at the end: results.csv's
+``pareto`` marks exactly the completed trials that no other completed trial dominates (a trial ASHA
+stopped is never on it), and hypervolume.csv is the whole recomputed history.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 import torch
@@ -49,11 +58,21 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from mtan.errors import UserError, run_cli
-from mtan.run_folder import CHECKPOINT_FILE, CONFIG_FILE, read_config, read_metrics
+from mtan.metrics import tail_mean
+from mtan.run_folder import CHECKPOINT_FILE, CONFIG_FILE, read_config, read_metrics, read_trivial_metrics
 from study.driver import WALL_CLOCK_EVERY_S
+from study.front import (
+    directions,
+    hypervolume_history,
+    maximised,
+    non_dominated,
+    parse_objectives,
+    reference_point,
+)
 from study.lock import StudyLock
 from study.record import (
     FINISHED,
+    HYPERVOLUME_CSV,
     INTERRUPTED,
     JOURNAL,
     RUNNING,
@@ -98,6 +117,7 @@ class Chaos:
     sets: tuple[str, ...]
     wall_slack: float
     per_weighting: int | None = None  # the studies' --per-weighting (else --num-samples NUM_SAMPLES)
+    objectives: tuple[str, ...] = ()  # the studies' --objectives (empty: one objective)
     rng: random.Random = field(init=False)
     signal_order: list[signal.Signals] = field(init=False)  # kill k uses signal_order[k % 3]
     counts: dict[str, int] = field(default_factory=dict)
@@ -135,7 +155,8 @@ class Chaos:
             return [sys.executable, "-m", "study.run", "--resume", *args, *self._address()]
         sets = [item for s in self.sets for item in ("--set", s)]
         data = ["--data-root", self.data_root] if self.data_root else []
-        study_args = [*self.design_args(), *STUDY_ARGS, *data, *sets]
+        objectives = ["--objectives", ",".join(self.objectives)] if self.objectives else []
+        study_args = [*self.design_args(), *STUDY_ARGS, *objectives, *data, *sets]
         return [sys.executable, "-m", "study.run", *args, *study_args, *self._address()]
 
     def _address(self) -> list[str]:
@@ -240,16 +261,22 @@ def _kill_group(process: subprocess.Popen) -> None:
         pass
 
 
-def journal_trials(study: Study) -> list[optuna.trial.FrozenTrial]:
-    """The journal's trials (read only; none when there is no journal yet)."""
+def journal_study(study: Study) -> optuna.Study | None:
+    """The journal's Optuna study (read only; None when there is no journal yet)."""
     path = study.folder / JOURNAL
     if not path.exists():
-        return []
+        return None
     storage = JournalStorage(JournalFileBackend(str(path), lock_obj=JournalLock(path)))
     names = [s.study_name for s in storage.get_all_studies()]
     if study.folder.name not in names:
-        return []
-    return optuna.load_study(study_name=study.folder.name, storage=storage).trials
+        return None
+    return optuna.load_study(study_name=study.folder.name, storage=storage)
+
+
+def journal_trials(study: Study) -> list[optuna.trial.FrozenTrial]:
+    """The journal's trials (none when there is no journal yet)."""
+    journal = journal_study(study)
+    return [] if journal is None else journal.trials
 
 
 def read_rows(folder: Path) -> list[dict[str, Any]]:
@@ -288,12 +315,67 @@ def check_any_moment(chaos: Chaos, study: Study) -> None:
             _require(
                 saved <= len(epochs), f"{folder.name}: checkpoint of epoch {saved}, rows up to {len(epochs)}"
             )
+    if chaos.objectives:
+        check_objectives(chaos, study, trials, finished=False)
     if study.folder.exists():
         try:
             with StudyLock(study.folder):
                 pass
         except UserError as error:
             raise Violation(f"the study is still locked after its driver ended: {error}") from None
+
+
+def recomputed_hypervolume(
+    chaos: Chaos, study: Study, trials: list[optuna.trial.FrozenTrial]
+) -> pd.DataFrame:
+    """hypervolume.csv as the journal says it should be: its completed trials in the order they
+    completed, against the trivial predictors' metrics in baselines.json."""
+    completed = sorted(
+        (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.datetime_complete, t.number)
+    )
+    reference = reference_point(read_trivial_metrics(study.folder), chaos.objectives)
+    return hypervolume_history(
+        [(t.number, t.values) for t in completed], reference, maximised(chaos.objectives)
+    )
+
+
+def check_objectives(
+    chaos: Chaos, study: Study, trials: list[optuna.trial.FrozenTrial], finished: bool
+) -> None:
+    """The invariants of a study of several objectives (see the module's docstring)."""
+    journal = journal_study(study)
+    if journal is not None:
+        found = [d.name.lower() for d in journal.directions]
+        _require(found == directions(chaos.objectives), f"journal directions {found} for {chaos.objectives}")
+    for trial in trials:
+        name = trial_dirname(trial.number)
+        _require(not trial.intermediate_values, f"{name}: intermediate values in a multi-objective study")
+        if trial.state == TrialState.COMPLETE:
+            tail = tail_mean(read_rows(study.folder / TRIALS_DIR / name))
+            expected = [tail[key] for key in chaos.objectives]
+            _require(
+                trial.values == expected, f"{name}: told {trial.values}, its last-10-epoch means {expected}"
+            )
+        elif trial.state in STATE_OF:
+            _require(trial.values is None, f"{name}: {trial.state.name} with values {trial.values}")
+    path = study.folder / HYPERVOLUME_CSV
+    if path.exists():
+        written = pd.read_csv(path)
+        expected = recomputed_hypervolume(chaos, study, trials)
+        length = len(expected) if finished else len(written)
+        _require(
+            len(written) == length <= len(expected) and _same_rows(written, expected.iloc[:length]),
+            f"hypervolume.csv is not the start of the journal's history:\n{written}\n{expected}",
+        )
+    else:
+        _require(not finished, "a finished study without hypervolume.csv")
+    if finished:
+        table = pd.read_csv(study.folder / "results.csv")
+        completed = [t for t in trials if t.state == TrialState.COMPLETE]
+        on = non_dominated([t.values for t in completed], maximised(chaos.objectives)) if completed else []
+        expected_front = sorted(t.number for t, front in zip(completed, on, strict=True) if front)
+        marked = sorted(int(n) for n in table.loc[table["pareto"], "trial"])
+        _require(marked == expected_front, f"results.csv's front {marked}, the journal's {expected_front}")
 
 
 def check_points(
@@ -365,10 +447,26 @@ def check_finished(chaos: Chaos, study: Study) -> None:
         if trial.state != TrialState.FAIL:
             last = trial.user_attrs.get("epoch")
             _require(last == epochs, f"{name}: the journal's last epoch {last}, metrics.jsonl's {epochs}")
-            _require(max(trial.intermediate_values) == epochs, f"{name}: last intermediate value")
+            if not chaos.objectives:
+                _require(max(trial.intermediate_values) == epochs, f"{name}: last intermediate value")
         _require(
             not (study.folder / TRIALS_DIR / name / CHECKPOINT_FILE).exists(), f"{name}: checkpoint kept"
         )
+    if chaos.objectives:
+        check_objectives(chaos, study, trials, finished=True)
+
+
+def _same_rows(written: pd.DataFrame, expected: pd.DataFrame) -> bool:
+    """hypervolume.csv's rows as written against the recomputed ones: the counts and trial numbers
+    equal, the hypervolumes to the last digits a CSV keeps."""
+    if list(written.columns) != list(expected.columns) or len(written) != len(expected):
+        return False
+    counts = ["completed", "trial", "front_size"]
+    same = (written[counts].to_numpy(dtype=int) == expected[counts].to_numpy(dtype=int)).all()
+    close = np.allclose(
+        written["hypervolume"].to_numpy(float), expected["hypervolume"].to_numpy(float), rtol=1e-12, atol=0.0
+    )
+    return bool(same and close)
 
 
 def _check_wall(chaos: Chaos, study: Study, record: dict[str, Any]) -> None:
@@ -449,6 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help=f"studies of N trials per weighting method (default: --num-samples {NUM_SAMPLES})",
     )
+    parser.add_argument(
+        "--objectives", help="studies of several objectives, e.g. miou,abs_err (default: one, the score)"
+    )
     return parser
 
 
@@ -458,6 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--kills must be 0 or more and --max-delay more than 0.5")
     if args.per_weighting is not None and args.per_weighting < 1:
         raise UserError(f"--per-weighting must be at least 1, got {args.per_weighting}")
+    objectives = parse_objectives(args.objectives) if args.objectives is not None else ()
     storage = (args.storage_path or Path(tempfile.mkdtemp(prefix="mtan-chaos-"))).resolve()
     storage.mkdir(parents=True, exist_ok=True)
     sets = (*TINY_SET, *args.set)
@@ -470,11 +572,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sets,
         args.wall_slack,
         args.per_weighting,
+        objectives,
     )
     try:
         counts = run_chaos(chaos, args.kills)
     except Violation as violation:
         design = f" --per-weighting {args.per_weighting}" if args.per_weighting is not None else ""
+        design += f" --objectives {args.objectives}" if args.objectives is not None else ""
         replay = f"python -m devtools.chaos --kills {args.kills} --seed {args.seed}{design}"
         print(f"VIOLATED: {violation}\nreplay: {replay}")
         print(f"counts so far: {chaos.counts}")

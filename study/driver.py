@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +33,7 @@ from mtan.evaluate import trivial_predictor_metrics
 from mtan.run_folder import CONFIG_FILE, METRICS_FILE, parse_config, parse_metrics
 from study import compat
 from study.cluster import check_trial_fits, hardware, trial_slots, versions
+from study.front import hypervolume_history, maximised, reference_point
 from study.lock import StudyLock
 from study.observe.loggers import dashboard_hints, tune_callbacks
 from study.observe.progress import StudyHeader, StudyProgress, error_line
@@ -44,6 +45,7 @@ from study.record import (
     RUNNING,
     STUDY_JSON,
     EndedTrial,
+    StudyFolder,
     parse_restarts,
     restart_line,
     trial_dirname,
@@ -72,6 +74,7 @@ class StudyOutcome:
 
 
 def _summary(settings: StudySettings, data_source: str, wall_seconds: float | None) -> dict[str, Any]:
+    objectives = settings.objective_keys
     return {
         "num_samples": settings.num_samples,
         "design": settings.design,
@@ -80,6 +83,15 @@ def _summary(settings: StudySettings, data_source: str, wall_seconds: float | No
         "reduction_factor": settings.reduction_factor,
         "metric": settings.metric,
         "mode": settings.mode,
+        **(
+            {
+                "objectives": list(objectives),
+                "directions": ["max" if up else "min" for up in maximised(objectives)],
+                "sampler": settings.sampler,
+            }
+            if objectives
+            else {}
+        ),
         "preset": settings.preset,
         "data": settings.data_root or "synthetic",
         "data_source": data_source,
@@ -205,6 +217,10 @@ def study_header(settings: StudySettings, location: StudyLocation, max_concurren
         hints=tuple(
             dashboard_hints(settings.logger, location.local_dir, settings.name, settings.mlflow_tracking_uri)
         ),
+        objectives=", ".join(
+            f"{key} ({'max' if up else 'min'})"
+            for key, up in zip(settings.objective_keys, maximised(settings.objective_keys), strict=True)
+        ),
     )
 
 
@@ -216,17 +232,20 @@ def build_tuner(
     trainable: Any,
     study_json: StudyJsonWriter,
     run: int,
+    on_complete: Callable[[], None] | None = None,
 ) -> tune.Tuner:
     """A fresh Tuner for what is left of the study: its trials, minus those the journal has as ended,
     with ASHA's rungs holding the ended trials' values; the trials the journal has as running are
-    continued, each counted as restarted."""
+    continued, each counted as restarted. `on_complete` is called after each trial that completes."""
     max_concurrent = settings.max_concurrent or trial_slots(settings.cpus_per_trial, settings.gpus_per_trial)
+
+    def on_end(number: int, state: TrialState) -> None:
+        store.end(number, failed=state == TrialState.FAIL)
+        if state == TrialState.COMPLETE and on_complete is not None:
+            on_complete()
+
     scheduler = StudyASHA(
-        ended={
-            t.number: t.intermediate_values
-            for t in study.get_trials(deepcopy=False)
-            if t.state in FINISHED_STATES
-        },
+        ended=ended_values(study, store, settings),
         time_attr="epoch",
         max_t=settings.max_epochs,
         grace_period=settings.grace_period,
@@ -239,7 +258,9 @@ def build_tuner(
         mode=settings.mode,
         max_epochs=settings.max_epochs,
         stopped=scheduler.stopped,
-        on_end=lambda number, state: store.end(number, failed=state == TrialState.FAIL),
+        on_end=on_end,
+        objectives=settings.objective_keys,
+        history=lambda number: read_history(store, number),
     )
     tune_config = tune.TuneConfig(
         metric=settings.metric,
@@ -353,12 +374,20 @@ def _run(
         ),
         per_weighting=settings.per_weighting is not None,
         trained=lambda number: trained_point(store, number, settings),
+        objectives=settings.objective_keys,
+        sampler=settings.sampler,
     )
     for trial in study.get_trials(deepcopy=False):  # ended before a crash could clean their folders
         if trial.state in FINISHED_STATES:
             store.end(trial.number, failed=trial.state == TrialState.FAIL)
     baselines = trivial_predictor_metrics(data, settings.base_config.batch_size)
     location.folder.write_baselines(baselines)
+
+    def record_front() -> None:
+        if settings.objective_keys:
+            write_hypervolume(location.folder, study, settings.objective_keys, baselines)
+
+    record_front()  # again from the journal: a driver killed after a trial completed had not written it
 
     if finished_count(study) < settings.num_samples:
         trainable = tune.with_resources(
@@ -372,7 +401,7 @@ def _run(
             ),
             {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
         )
-        tuner = build_tuner(settings, location, study, store, trainable, study_json, run)
+        tuner = build_tuner(settings, location, study, store, trainable, study_json, run, record_front)
         with quiet_tune():
             tuner.fit()
 
@@ -389,7 +418,9 @@ def _run(
         max_epochs=settings.max_epochs,
         columns=settings.space.columns,
         summary=summary,
+        objectives=settings.objective_keys,
     )
+    record_front()
     location.publish()
     return StudyOutcome(location, finished=True, table=table)
 
@@ -416,6 +447,46 @@ def quiet_tune() -> Iterator[None]:
 
 NO_REASON = "the trial's process ended without a reason (see Ray's logs under STUDY/ray/)"
 NOT_FINITE = "the objective's last value is not a finite number"
+
+
+def ended_values(
+    study: optuna.Study, store: TrialStore, settings: StudySettings
+) -> dict[int, dict[int, float]]:
+    """The value of the study's metric (ASHA's) at each epoch of every trial that has ended, for a new
+    driver run's ASHA: the journal's intermediate values, or in a study of several objectives, whose
+    journal has none, the trial folders' histories."""
+    ended = [t for t in study.get_trials(deepcopy=False) if t.state in FINISHED_STATES]
+    if not settings.objective_keys:
+        return {t.number: dict(t.intermediate_values) for t in ended}
+    values: dict[int, dict[int, float]] = {}
+    for trial in ended:
+        rows = read_history(store, trial.number)
+        values[trial.number] = {
+            int(row["epoch"]): float(row[settings.metric])
+            for row in rows
+            if isinstance(row.get(settings.metric), (int, float))
+        }
+    return values
+
+
+def write_hypervolume(
+    folder: StudyFolder, study: optuna.Study, objectives: Sequence[str], baselines: Mapping[str, float]
+) -> None:
+    """hypervolume.csv from the journal: the completed trials in the order they completed, with their
+    told values (their objectives' means over the last 10 epochs), against the trivial predictors'
+    metrics (`study.front.reference_point`). The driver, the one writer, rewrites it whole after each
+    completed trial, at each start and at the end, so a driver killed in between leaves a file that the
+    next one completes."""
+    completed = sorted(
+        (t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE),
+        key=lambda t: (t.datetime_complete, t.number),
+    )
+    history = hypervolume_history(
+        [(t.number, t.values) for t in completed],
+        reference_point(baselines, objectives),
+        maximised(objectives),
+    )
+    folder.write_hypervolume(history)
 
 
 def trained_config(store: TrialStore, number: int) -> dict[str, Any] | None:

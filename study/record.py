@@ -36,9 +36,11 @@ from mtan.run_folder import (
     write_metrics,
     write_trivial_metrics,
 )
+from study.front import HYPERVOLUME_COLUMNS, pareto_column
 
 STUDY_JSON = "study.json"
 RESULTS_CSV = "results.csv"
+HYPERVOLUME_CSV = "hypervolume.csv"  # a study of several objectives: its front's hypervolume over time
 BEST_CONFIG_JSON = "best_config.json"
 BASELINES_JSON = TRIVIAL_FILE  # the trivial predictors' metrics, as in a run folder
 JOURNAL = "optuna.journal"
@@ -50,6 +52,7 @@ REPRODUCE_DIR = "reproduce"
 SEEDS_CSV = "seeds.csv"
 SUMMARY_CSV = "summary.csv"
 CONFIGS_CSV = "configs.csv"
+PARETO_ROLE = "pareto front"  # configs.csv's role of a trial on the study's Pareto front (--pareto)
 COMPARISONS_CSV = "comparisons.csv"
 
 # study.json's status: a driver runs it (or was killed: then its lock is free), it was interrupted and
@@ -61,6 +64,9 @@ STATES: tuple[str, ...] = (COMPLETED, STOPPED_EARLY, FAILED)
 # last_<m>, best_<m> and tail_<m> for every metric.
 ID_COLUMNS: tuple[str, ...] = ("trial", "trial_id", "state", "epochs", "error")
 RESTART_COLUMNS: tuple[str, ...] = ("restarts", "restart_reason")  # absent from studies recorded before
+# A study of several objectives: whether a trial is on the Pareto front of the completed trials, by the
+# means of its objectives over its last 10 epochs (its tail_ columns); after the restart columns.
+PARETO_COLUMN = "pareto"
 # How the Optuna journal names the states of ended trials (`study.search.searcher`), as results.csv does.
 JOURNAL_STATES: dict[str, str] = {"COMPLETE": COMPLETED, "PRUNED": STOPPED_EARLY, "FAIL": FAILED}
 
@@ -177,11 +183,18 @@ def trial_row(trial: EndedTrial, max_epochs: int) -> dict[str, Any]:
     return row
 
 
-def results_table(trials: Iterable[EndedTrial], max_epochs: int, columns: Sequence[str]) -> pd.DataFrame:
+def results_table(
+    trials: Iterable[EndedTrial], max_epochs: int, columns: Sequence[str], objectives: Sequence[str] = ()
+) -> pd.DataFrame:
     """results.csv as a DataFrame: one row per trial in the order given, the config `columns` after the
-    identifying ones."""
+    identifying ones; with `objectives` (a study of several) the ``pareto`` column: the completed
+    trials on the front of the completed trials' ``tail_`` values (`study.front.pareto_column`)."""
     rows = [trial_row(trial, max_epochs) for trial in trials]
-    return pd.DataFrame(rows, columns=[*ID_COLUMNS, *RESTART_COLUMNS, *columns, *metric_columns()])
+    pareto = [PARETO_COLUMN] if objectives else []
+    table = pd.DataFrame(rows, columns=[*ID_COLUMNS, *RESTART_COLUMNS, *pareto, *columns, *metric_columns()])
+    if objectives:
+        table[PARETO_COLUMN] = pareto_column(table, objectives, table["state"] == COMPLETED)
+    return table
 
 
 def best_trial(table: pd.DataFrame, metric: str, mode: str) -> int | None:
@@ -307,6 +320,22 @@ def check_results(
                 )
 
 
+def _check_pareto(frame: pd.DataFrame, path: Path) -> None:
+    """results.csv's ``pareto`` holds True or False, True only for completed trials (a trial ASHA
+    stopped or that failed is never a front point); `UserError` naming the file otherwise. Turns the
+    column into booleans."""
+    text = frame[PARETO_COLUMN].astype(str).str.strip().str.lower()
+    if not text.isin(["true", "false"]).all():
+        raise UserError(f"{path}: the {PARETO_COLUMN} column must hold True or False in every row")
+    frame[PARETO_COLUMN] = text == "true"
+    off = frame.loc[frame[PARETO_COLUMN] & (frame["state"] != COMPLETED), "trial"]
+    if len(off):
+        raise UserError(
+            f"{path}: trial {int(off.iloc[0])} is on the Pareto front but not completed; only trials that "
+            "trained the full budget can be"
+        )
+
+
 def _numbers_text(numbers: Sequence[int]) -> str:
     ordered = sorted(numbers)
     if not ordered:
@@ -325,6 +354,7 @@ class StudyFolder:
         self.path = Path(path)
         self.study_json = self.path / STUDY_JSON
         self.results_csv = self.path / RESULTS_CSV
+        self.hypervolume_csv = self.path / HYPERVOLUME_CSV
         self.best_config_json = self.path / BEST_CONFIG_JSON
         self.baselines_json = self.path / BASELINES_JSON
         self.journal = self.path / JOURNAL  # the Optuna journal; its study is named as the folder
@@ -393,11 +423,27 @@ class StudyFolder:
         unknown = sorted(set(frame["state"].fillna("(empty)")) - set(STATES))
         if unknown:
             raise UserError(f"{path}: unknown state {unknown[0]!r} (expected one of {', '.join(STATES)})")
+        if PARETO_COLUMN in frame.columns:
+            _check_pareto(frame, path)
         check_results(frame, study, path, journal)
         return frame
 
     def write_results(self, table: pd.DataFrame) -> None:
         write_csv(self.results_csv, table)
+
+    def read_hypervolume(self) -> pd.DataFrame | None:
+        """hypervolume.csv (a study of several objectives: `study.front.hypervolume_history`), or None
+        when there is none."""
+        if not self.hypervolume_csv.is_file():
+            return None
+        frame = read_csv(self.hypervolume_csv)
+        missing = [c for c in HYPERVOLUME_COLUMNS if c not in frame.columns]
+        if missing:
+            raise UserError(f"{self.hypervolume_csv}: missing column(s) {', '.join(missing)}")
+        return frame
+
+    def write_hypervolume(self, table: pd.DataFrame) -> None:
+        write_csv(self.hypervolume_csv, table)
 
     def read_trial_metrics(self, number: int, epochs: int | None = None) -> list[dict[str, Any]] | None:
         """Trial `number`'s metrics.jsonl rows, or None when it has none (a trial that never reported);
@@ -455,13 +501,15 @@ def write_results(
     max_epochs: int,
     columns: Sequence[str],
     summary: Mapping[str, Any],
+    objectives: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Write results.csv, best_config.json and study.json (each trial's metrics.jsonl is in its folder).
 
     `summary` is study.json's settings part (num_samples, space, hardware, versions, ...); this adds the
-    counts by state, the epochs trained and the best trial. Returns the results table.
+    counts by state, the epochs trained and the best trial (by `metric`), and with `objectives` (a study
+    of several) the trials on the Pareto front. Returns the results table.
     """
-    table = results_table(trials, max_epochs, columns)
+    table = results_table(trials, max_epochs, columns, objectives)
     folder.write_results(table)
 
     best_number = best_trial(table, metric, mode)
@@ -487,6 +535,11 @@ def write_results(
             "epochs_budget": int(summary["num_samples"]) * max_epochs,
             "best_trial": best_number,
             "best_trial_id": best.trial_id if best is not None else None,
+            **(
+                {"pareto_trials": [int(n) for n in table.loc[table[PARETO_COLUMN], "trial"]]}
+                if objectives
+                else {}
+            ),
         }
     )
     return table

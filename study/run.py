@@ -41,7 +41,7 @@ from study.cluster import (
 )
 from study.driver import StudyOutcome, check_study_folder, run_study
 from study.lock import check_not_in_use
-from study.record import FAILED, count_states, most_common_error, states_text
+from study.record import FAILED, PARETO_COLUMN, count_states, most_common_error, states_text
 from study.settings import (
     PRESET_DEFAULTS,
     STUDY_FLAGS,
@@ -64,6 +64,18 @@ def best_trials_table(table: pd.DataFrame, metric: str, mode: str, space: Search
     columns += [f"last_{metric}"] + [f"last_{m}" for m in ("miou", "abs_err") if m != metric]
     ranked = table[table["state"] != FAILED].sort_values(f"last_{metric}", ascending=mode == "min")
     return ranked[columns].head(top).to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")
+
+
+def front_lines(table: pd.DataFrame, settings: StudySettings) -> list[str]:
+    """A study of several objectives: its Pareto front (the completed trials no other completed trial
+    dominates, on the means of their last 10 epochs), a line per trial with its weighting and values."""
+    keys = settings.objective_keys
+    front = table.loc[table[PARETO_COLUMN]]
+    lines = [f"Pareto front of {', '.join(keys)} (means of the last 10 epochs): {len(front)} trial(s)"]
+    for row in front.itertuples():
+        values = "  ".join(f"{key} {getattr(row, f'tail_{key}'):.4g}" for key in keys)
+        lines.append(f"  trial {row.trial}  {row.weighting}  {values}")
+    return [*lines, ""]
 
 
 def _parse_value(text: str) -> Any:
@@ -191,10 +203,11 @@ def said_its_last(output: str) -> bool:
 
 
 def finished_lines(table: pd.DataFrame, settings: StudySettings, results: str) -> list[str]:
-    """What a finished study prints last: its best trials, where its results are, the count of trials by
-    state (and of restarts), then the next commands (the confirmation of the best 2, of each weighting
-    method's best for a ``--per-weighting`` study); when every trial failed, instead of the best trials
-    and the commands, one last line saying so with the most common reason."""
+    """What a finished study prints last: its best trials (and a study of several objectives its front),
+    where its results are, the count of trials by state (and of restarts), then the next commands (the
+    confirmation of the best 2, of each weighting method's best for a ``--per-weighting`` study, of every
+    front point for a study of several objectives); when every trial failed, instead of the best trials and
+    the commands, one last line saying so with the most common reason."""
     counts = count_states(table)
     restarts = int(table["restarts"].sum())
     restarted = f"; {restarts} restart{'s' if restarts != 1 else ''} (results.csv)" if restarts else ""
@@ -202,13 +215,16 @@ def finished_lines(table: pd.DataFrame, settings: StudySettings, results: str) -
     if counts[FAILED] < len(table):
         lines += [f"best trials by {settings.metric} ({settings.mode}):"]
         lines += [best_trials_table(table, settings.metric, settings.mode, settings.space), ""]
+        lines += front_lines(table, settings) if settings.objective_keys else []
     lines += [f"{RESULTS_LINE}{results}", f"trials: {states_text(counts)}{restarted}"]
     common = most_common_error(table)
     if counts[FAILED] == len(table) and common is not None:
         reason, count = common
         return [*lines, f"{ALL_FAILED}; the most common reason ({count} of {len(table)}): {reason}"]
     folder = shlex.quote(results)
-    if settings.per_weighting is None:
+    if settings.objective_keys:
+        confirm = "--pareto   (every front point, new seeds)"
+    elif settings.per_weighting is None:
         confirm = "--top 2   (the best 2 and the published ones, new seeds)"
     else:  # each method had its own trials: confirm each one's best against the others'
         confirm = (

@@ -25,7 +25,9 @@ from mtan.config import PRESETS, TrainConfig, check_field_types, make_config
 from mtan.errors import ConfigError, UserError
 from mtan.metrics import HIGHER_IS_BETTER, METRIC_KEYS
 from mtan.weighting import WEIGHTINGS
+from study.front import parse_objectives
 from study.observe.loggers import DEFAULT_LOGGER, LOGGERS, check_logger
+from study.search.sampler import DEFAULT_SAMPLER, MULTI_OBJECTIVE_SAMPLERS, SAMPLERS
 from study.space import OPT_IN_WEIGHTINGS, WEIGHTING, SearchSpace, new_study_weightings
 from study.trainable import DEFAULT_CHECKPOINT_EVERY
 
@@ -111,7 +113,21 @@ class StudySettings:
         False,
     )
     reduction_factor: int = _flag(4, "ASHA's reduction factor")
-    metric: str = _flag("score", f"the objective: one of {', '.join(METRIC_KEYS)}")
+    metric: str = _flag(
+        "score",
+        f"the objective, one of {', '.join(METRIC_KEYS)}; with --objectives the score ASHA stops trials on",
+    )
+    objectives: str | None = _flag(
+        None,
+        "two or more metrics to optimise together, comma-separated, e.g. miou,abs_err: a multi-objective "
+        "study with a Pareto front (docs/study.md)",
+        False,
+    )
+    sampler: str = _flag(
+        DEFAULT_SAMPLER,
+        f"Optuna's sampler, one of {', '.join(SAMPLERS)} "
+        f"({', '.join(MULTI_OBJECTIVE_SAMPLERS)} with --objectives only)",
+    )
     gpus_per_trial: float = _flag(
         0.0, "GPUs per trial, fractions allowed (default 1 if a GPU is visible, else 0)", False
     )
@@ -147,6 +163,12 @@ class StudySettings:
     def mode(self) -> str:
         """``max`` or ``min``, from the metric."""
         return "max" if HIGHER_IS_BETTER[self.metric] else "min"
+
+    @property
+    def objective_keys(self) -> tuple[str, ...]:
+        """The metrics of a multi-objective study (``--objectives``), in the order given; empty for a study
+        of one objective (`UserError` naming the flag when they are not two or more known metrics)."""
+        return () if self.objectives is None else parse_objectives(self.objectives)
 
     @property
     def space(self) -> SearchSpace:
@@ -293,6 +315,19 @@ def validate(settings: StudySettings) -> None:
             f"--metric must be one of {', '.join(METRIC_KEYS)}, got {settings.metric}",
         ),
         (
+            settings.sampler in SAMPLERS,
+            f"--sampler must be one of {', '.join(SAMPLERS)}, got {settings.sampler}",
+        ),
+        (
+            settings.sampler not in MULTI_OBJECTIVE_SAMPLERS or settings.objectives is not None,
+            f"--sampler {settings.sampler} searches a multi-objective study: it needs --objectives",
+        ),
+        (
+            settings.sampler not in MULTI_OBJECTIVE_SAMPLERS or settings.per_weighting is None,
+            f"--sampler {settings.sampler} draws a trial's whole point at once, before its weighting is "
+            "known, so it cannot tune each weighting method on its own (--per-weighting): use tpe",
+        ),
+        (
             settings.checkpoint_every >= 1,
             f"--checkpoint-every must be at least 1, got {settings.checkpoint_every}",
         ),
@@ -311,6 +346,7 @@ def validate(settings: StudySettings) -> None:
             f"the weighting methods searched must be registered ones ({', '.join(WEIGHTINGS)}), got "
             f"{', '.join(map(str, unknown))}"
         )
+    settings.objective_keys  # noqa: B018 - UserError naming --objectives when they are not two known metrics
     fixed = sorted(set(dict(settings.overrides)) & set(FLAG_FIELDS))
     if fixed:
         raise UserError(f"--set cannot change {', '.join(fixed)}: the study sets it (see --help)")

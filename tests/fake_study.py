@@ -21,13 +21,15 @@ from optuna.trial import TrialState
 
 from mtan.config import config_from_flat
 from mtan.files import atomic_write_json
-from mtan.metrics import METRIC_KEYS, metric
+from mtan.metrics import METRIC_KEYS, metric, tail_mean
+from study.front import directions, hypervolume_history, maximised, reference_point
 from study.record import (
     COMPLETED,
     FAILED,
     STOPPED_EARLY,
     EndedTrial,
     StudyFolder,
+    trial_state,
     write_csv,
     write_results,
 )
@@ -150,26 +152,38 @@ def trial_metrics(trial: FakeTrial) -> list[dict[str, float]]:
 
 
 def _write_optuna_journal(
-    path: Path, name: str, space: SearchSpace, trials: Sequence[EndedTrial], states: Sequence[str]
+    path: Path,
+    name: str,
+    space: SearchSpace,
+    trials: Sequence[EndedTrial],
+    states: Sequence[str],
+    objectives: Sequence[str] = (),
 ) -> None:
     """The journal as the study writes it: each point suggested by the real space (so the names and
-    distributions are the study's), its scores as intermediate values, stopped trials pruned."""
+    distributions are the study's), its scores as intermediate values, stopped trials pruned; with
+    `objectives` one direction each, a completed trial's values its objectives' last-10-epoch means and
+    no intermediate values."""
     import optuna
 
     from study.search.journal import journal_storage
     from study.search.searcher import RAY_TRIAL_ID  # imports Ray Tune: only where a journal is written
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, storage=journal_storage(path), direction="maximize")
+    study = optuna.create_study(
+        study_name=name,
+        storage=journal_storage(path),
+        directions=directions(objectives) if objectives else ["maximize"],
+    )
     for ended, state in zip(trials, states, strict=True):
         study.enqueue_trial(dict(ended.point))
         trial = study.ask()
         space(trial)
         trial.set_user_attr(RAY_TRIAL_ID, ended.trial_id)
-        for row in ended.history:
+        for row in ended.history if not objectives else ():
             trial.report(row["score"], int(row["epoch"]))
         if state == COMPLETED:
-            study.tell(trial, ended.history[-1]["score"])
+            tail = tail_mean(ended.history)
+            study.tell(trial, [tail[k] for k in objectives] if objectives else ended.history[-1]["score"])
         else:
             study.tell(trial, state=TrialState.PRUNED if state == STOPPED_EARLY else TrialState.FAIL)
 
@@ -180,14 +194,19 @@ def write_fake_confirmation(
     *,
     per_weighting_best: int | None = None,
     single_task: bool = False,
+    pareto: bool = False,
 ) -> None:
-    """reproduce/ as `study.reproduce --top 1 --seeds 3` (or `--per-weighting-best K`) writes it, by its
-    own plan and table functions: the chosen trials and both published ones, each seed within 1 % (times
-    the config's position) of its study value, and the single-task baselines 2 % better than the paper's
-    trial on their task's metrics (the other task's absent, NaN, as from a single-task run), with Delta_m,
-    when `single_task` (a confirmation from before the single-task baselines has none)."""
+    """reproduce/ as `study.reproduce --top 1 --seeds 3` (`--per-weighting-best K`, `--pareto`) writes it,
+    by its own plan and table functions: the chosen trials and the published ones, each seed within 1 %
+    (times the config's position) of its study value, and the single-task baselines 2 % better than the
+    paper's trial on their task's metrics (the other task's absent, NaN, as from a single-task run), with
+    Delta_m, when `single_task` (a confirmation from before the single-task baselines has none)."""
     plan = plan_confirmation(
-        folder.path, seeds=3, top=None if per_weighting_best else 1, per_weighting_best=per_weighting_best
+        folder.path,
+        seeds=3,
+        top=None if per_weighting_best or pareto else 1,
+        per_weighting_best=per_weighting_best,
+        pareto=pareto,
     )
     if not single_task:
         plan = dataclasses.replace(plan, single_task=())
@@ -227,10 +246,13 @@ def write_fake_study(
     per_weighting: int | None = None,
     per_weighting_best: int | None = None,
     single_task: bool = False,
+    objectives: Sequence[str] = (),
 ) -> Path:
     """Write `root/name` as a study results directory with the study's own writers; return its path.
     `per_weighting`: study.json's design says N trials per method (the trials given must be so);
-    `per_weighting_best`, `single_task`: the confirmation's (`write_fake_confirmation`)."""
+    `per_weighting_best`, `single_task`: the confirmation's (`write_fake_confirmation`). With `objectives`
+    a study of several: results.csv's pareto column, study.json's objectives, the journal's directions
+    and values, hypervolume.csv, and a confirmation of the front."""
     trials = list(default_trials() if trials is None else trials)
     folder = StudyFolder(root / name)
     ended = []
@@ -272,6 +294,14 @@ def write_fake_study(
         "data_source": data,
         "space": SPACE.describe(),
         "design": {"per_weighting": per_weighting, "weightings": list(SPACE.weightings)},
+        **(
+            {
+                "objectives": list(objectives),
+                "directions": ["max" if up else "min" for up in maximised(objectives)],
+            }
+            if objectives
+            else {}
+        ),  # fmt: skip
         "settings": {"seed": 0},  # the part of the study's settings a confirmation reads
         "wall_seconds": 754.2,
         "hardware": {"cpus": 2, "gpus": 0, "gpu_name": None},
@@ -294,11 +324,23 @@ def write_fake_study(
         max_epochs=max_epochs,
         columns=SPACE.columns,
         summary=summary,
+        objectives=objectives,
     )
     folder.write_baselines(BASELINES)
     if journal:
-        _write_optuna_journal(folder.journal, name, SPACE, ended, list(table["state"]))
+        _write_optuna_journal(folder.journal, name, SPACE, ended, list(table["state"]), objectives)
+    if objectives:
+        completed = [(t.number, [tail_mean(t.history)[k] for k in objectives]) for t in ended
+                     if trial_state(t, max_epochs) == COMPLETED]  # fmt: skip
+        reference = reference_point(BASELINES, objectives)
+        folder.write_hypervolume(hypervolume_history(completed, reference, maximised(objectives)))
     best = folder.read_best_config()
     if reproduce and best is not None:
-        write_fake_confirmation(folder, table, per_weighting_best=per_weighting_best, single_task=single_task)
+        write_fake_confirmation(
+            folder,
+            table,
+            per_weighting_best=per_weighting_best,
+            single_task=single_task,
+            pareto=bool(objectives),
+        )
     return folder.path

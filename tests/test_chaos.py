@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import optuna
+import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
@@ -18,6 +19,7 @@ from study.settings import StudySettings
 from study.space import TRIAL_NUMBER, SearchSpace
 from study.trainable import trial_config
 from tests.conftest import TINY_SET
+from tests.fake_study import default_trials, write_fake_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -34,6 +36,22 @@ def test_a_study_killed_three_ways_finishes_with_a_consistent_record(
     for signal_name in ("SIGKILL", "SIGTERM", "SIGINT"):  # three kills use each once
         assert f": {signal_name} after" in output, output
     assert "all invariants held" in output
+
+
+def test_a_multi_objective_study_killed_three_ways_finishes_with_a_consistent_record(
+    ray_cluster, tiny_root, tmp_path, capsys
+):
+    sets = [item for setting in TINY_SET for item in ("--set", setting)]
+    argv = ["--kills", "3", "--seed", "5", "--max-delay", "15", "--storage-path", str(tmp_path)]
+    argv += ["--objectives", "miou,abs_err", "--address", ray_cluster.address, "--data-root", str(tiny_root)]
+    code = chaos.main([*argv, *sets])
+    output = capsys.readouterr().out
+    assert code == 0, output
+    for signal_name in ("SIGKILL", "SIGTERM", "SIGINT"):
+        assert f": {signal_name} after" in output, output
+    assert "all invariants held" in output
+    finished = sorted(tmp_path.glob("chaos-5-*/hypervolume.csv"))
+    assert finished, "no study of two objectives finished"
 
 
 def fake_study(tmp_path, points, per_weighting=None):
@@ -102,3 +120,41 @@ def test_a_torn_or_foreign_study_json_or_config_json_is_a_violation_naming_it(tm
     (folder / CONFIG_FILE).write_bytes(written)
     with pytest.raises(chaos.Violation, match=f"^{folder / CONFIG_FILE}: .*{why}"):
         check(run, study, settings)
+
+
+def test_the_objective_checks_catch_a_stopped_front_point_a_changed_history_and_hypervolume(tmp_path):
+    objectives = ("miou", "abs_err")
+    folder = write_fake_study(tmp_path, trials=default_trials(8), objectives=objectives, reproduce=False)
+    run = chaos.Chaos(tmp_path, 0, 1.0, None, None, (), 1.0, None, objectives)
+    study = chaos.Study(folder)
+    trials = chaos.journal_trials(study)
+    chaos.check_objectives(run, study, trials, finished=True)  # as written: consistent
+
+    results = folder / "results.csv"
+    table = pd.read_csv(results)
+    original = results.read_bytes()
+    stopped = int(table.loc[table["state"] == "stopped_early", "trial"].iloc[0])
+    table.loc[table["trial"] == stopped, "pareto"] = True
+    table.to_csv(results, index=False)
+    with pytest.raises(chaos.Violation, match="results.csv's front"):
+        chaos.check_objectives(run, study, trials, finished=True)
+    results.write_bytes(original)
+
+    history = folder / "hypervolume.csv"
+    rows = history.read_text().splitlines(keepends=True)
+    history.write_text("".join(rows[:-1]))  # a kill before the last completed trial's row: fine meanwhile
+    chaos.check_objectives(run, study, trials, finished=False)
+    with pytest.raises(chaos.Violation, match="hypervolume.csv is not the start"):
+        chaos.check_objectives(run, study, trials, finished=True)
+    history.write_text("".join([*rows[:-1], rows[-1].replace(",0.", ",1.")]))  # a row changed
+    with pytest.raises(chaos.Violation, match="hypervolume.csv is not the start"):
+        chaos.check_objectives(run, study, trials, finished=False)
+    history.write_text("".join(rows))
+
+    completed = next(t.number for t in trials if t.state == TrialState.COMPLETE)
+    metrics = folder / "trials" / f"trial_{completed:03d}" / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    last = json.loads(lines[-1])
+    metrics.write_text("\n".join([*lines[:-1], json.dumps({**last, "miou": last["miou"] / 2})]) + "\n")
+    with pytest.raises(chaos.Violation, match=f"trial_{completed:03d}: told"):
+        chaos.check_objectives(run, study, trials, finished=True)

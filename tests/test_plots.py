@@ -228,3 +228,54 @@ def test_single_trial_single_epoch(tmp_path: Path) -> None:
     ):
         assert fig is not None
         _saved(fig, tmp_path, "one.png")
+
+
+def test_the_searched_front_its_confirmation_and_the_single_task_lines(tmp_path: Path) -> None:
+    trials = _trials().assign(tail_miou=lambda t: t["last_miou"], tail_abs_err=lambda t: t["last_abs_err"])
+    # results.csv's pareto: of the completed trials, 0 (50 %, 0.020) and 7 (70 %, 0.025) are both on it;
+    # trial 1 (60 %, 0.018) would beat 0 but ASHA stopped it: not drawn, not on the front
+    front = pd.Series([True, False, True, False], index=trials.index)
+    confirmed = [
+        plots.ConfirmedPoint(
+            "trial_007",
+            "dwa",
+            {"miou": plots.Interval(0.69, 0.66, 0.72), "abs_err": plots.Interval(0.026, 0.024, 0.028)},
+            dominated=True,
+        )
+    ]
+    single = {"miou": ("single-task segmentation", 0.75), "abs_err": ("single-task depth", 0.015)}
+    fig = plots.plot_tradeoff(trials, front=front, confirmed=confirmed, single_task=single)
+    assert fig is not None
+    _assert_labelled(fig)
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == ["trial 0 (paper)", "trial 7", "trial_007"]
+    drawn = np.vstack([c.get_offsets() for c in ax.collections if len(c.get_offsets())])
+    assert not any(np.allclose(point, (60.0, 0.018)) for point in drawn)  # the stopped trial
+    lines = {tuple(map(tuple, line.get_xydata())) for line in ax.get_lines()}
+    # the staircase: from (50, 0.020) up to the corner both reach (50, 0.025), then to (70, 0.025)
+    assert ((50.0, 0.020), (50.0, 0.025), (70.0, 0.025)) in lines
+    assert ((75.0, 0.0), (75.0, 1.0)) in lines and ((0.0, 0.015), (1.0, 0.015)) in lines  # axes fractions
+    diamond = next(line for line in ax.get_lines() if line.get_marker() == "D")
+    assert diamond.get_markerfacecolor() == "white"  # dominated: hollow
+    assert tuple(diamond.get_xydata()[0]) == pytest.approx((69.0, 0.026))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "Pareto front (2 trials)" in labels and "single-task depth" in labels
+    assert "mean of each trial's last 10 epochs" in ax.get_title()
+    _saved(fig, tmp_path, "front.png")
+
+
+def test_the_hypervolume_history(tmp_path: Path) -> None:
+    history = pd.DataFrame(
+        {
+            "completed": [1, 2, 3],
+            "trial": [0, 4, 5],
+            "front_size": [1, 2, 2],
+            "hypervolume": [0.01, 0.02, 0.02],
+        }
+    )
+    fig = plots.plot_hypervolume(history, ("miou", "abs_err"))
+    assert fig is not None
+    assert list(fig.axes[0].get_lines()[0].get_ydata()) == [0.01, 0.02, 0.02]
+    assert "miou x abs_err" in fig.axes[0].get_ylabel()
+    assert plots.plot_hypervolume(history.iloc[0:0], ("miou", "abs_err")) is None
+    _saved(fig, tmp_path, "hv.png")

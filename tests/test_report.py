@@ -4,6 +4,7 @@ own writers, its edge cases, and the CLI."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -14,8 +15,10 @@ import pytest
 
 from analysis.answer import DELTA_M
 from analysis.render import Banner, Figure, Heading, Paragraph, Table, to_html, to_markdown
-from analysis.report import FIGURE_FILES, main, write_report
+from analysis.report import FIGURE_FILES, FRONT_FIGURE_FILES, main, write_report
 from mtan.errors import UserError
+from mtan.metrics import METRIC_KEYS
+from study.reproduce.stats import summary_table
 from tests.fake_study import FakeTrial, default_trials, scalarization_trials, write_fake_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -290,3 +293,43 @@ def test_render_escapes_and_embeds(tmp_path: Path) -> None:
     assert "<h1>T &lt;1&gt;</h1>" in html and "<td>&lt;z&gt;</td>" in html and "a &lt; b" in html
     assert "then <code>python -m x --flag &lt;N&gt;</code></p>" in html  # a command as markdown shows it
     assert 'src="data:image/png;base64,iVBORw0KGgo' in html
+
+
+def test_the_report_of_a_study_of_two_objectives(tmp_path: Path) -> None:
+    trials = [*default_trials(16, failed=1), *scalarization_trials()]
+    study = write_fake_study(tmp_path, trials=trials, objectives=("miou", "abs_err"))
+    summary_csv = study / "reproduce" / "summary.csv"
+    summary = pd.read_csv(summary_csv)
+    # the confirmation's single-task networks, as study.reproduce names them: each scores its own task
+    seeds = pd.DataFrame(
+        [{"config": f"stl_{task}", "seed": seed, **{m: math.nan for m in METRIC_KEYS}, **own}
+         for task, own in (("segmentation", {"miou": 0.9}), ("depth", {"abs_err": 0.01}))
+         for seed in (100, 101, 102)]
+    )  # fmt: skip
+    single = summary_table(seeds, METRIC_KEYS)
+    pd.concat([summary, single]).to_csv(summary_csv, index=False)
+    files = write_report(study)
+    md = files.markdown.read_text()
+    assert {FIGURE_FILES["tradeoff"], FRONT_FIGURE_FILES["hypervolume"]} <= {p.name for p in files.figures}
+    table = pd.read_csv(study / "results.csv")
+    front = table.loc[table["pareto"]]
+    assert f"The {len(front)} trial(s) on the front (means of the last 10 epochs)." in md
+    # the methods on the front, counted from results.csv
+    counts = front["weighting"].value_counts()
+    for weighting, count in counts.items():
+        assert (
+            f"{weighting} ({count} of {len(front)})" in md.split("Weighting methods on the Pareto front")[1]
+        )
+    history = pd.read_csv(study / "hypervolume.csv")
+    assert (
+        f"Hypervolume after all {len(history)} completed trials: {history['hypervolume'].iloc[-1]:.4g}" in md
+    )
+    assert "front configurations stay non-dominated once their 95 % intervals count" in md
+    assert "single-task networks on fresh seeds" in md
+    assert "| objectives | miou (max), abs_err (min) |" in md and "| ASHA's metric | score (max) |" in md
+    # a study of one objective writes no hypervolume figure; a stale one goes
+    scalar = write_fake_study(tmp_path / "scalar")
+    (scalar / "report").mkdir()
+    (scalar / "report" / FRONT_FIGURE_FILES["hypervolume"]).write_bytes(PNG)
+    write_report(scalar)
+    assert not (scalar / "report" / FRONT_FIGURE_FILES["hypervolume"]).exists()

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -248,21 +249,47 @@ def test_the_best_of_each_weighting_method_against_tuned_equal(finished_study, t
     assert sum("kept (trained before)" in line for line in printed) == runs
 
 
-def test_a_method_without_a_completed_trial_is_named_and_left_out(finished_study, tmp_path):
+def _with_states(finished_study, tmp_path, states) -> Path:
+    """A copy of the finished study whose trials of other methods than equal have `states` (one per
+    trial, in order), study.json's counts kept consistent."""
     study = shutil.copytree(finished_study, tmp_path / "study")
     trials = pd.read_csv(study / "results.csv")
-    trials.loc[trials["weighting"] != "equal", "state"] = "stopped_early"
+    others = trials["weighting"] != "equal"
+    trials.loc[others, "state"] = states[: int(others.sum())]
     trials.to_csv(study / "results.csv", index=False)
     folder = StudyFolder(study)  # study.json's counts as the edited results.csv's, which are checked
     atomic_write_json(folder.study_json, {**folder.read_study(), "states": count_states(trials)})
+    return study
+
+
+def test_a_method_without_a_trained_trial_is_named_and_left_out(finished_study, tmp_path):
+    study = _with_states(finished_study, tmp_path, ["failed"] * 100)
     plan = plan_confirmation(study, seeds=2, per_weighting_best=1)
     assert plan.notes == tuple(
-        f"{method}: no completed trial in the study, so none of its configurations is retrained"
+        f"{method}: no trial of the study trained, so none of its configurations is retrained"
         for method in ("dwa", "scalarization")  # the study's other methods, in the space's order
     )
     assert [c.weighting for c in plan.candidates if any(r.startswith("best ") for r in c.roles)] == ["equal"]
     assert "seed_report" in {c.name for c in plan.candidates}  # the published DWA configuration still is
     assert plan.pairs == ()  # no method's best to compare with equal's
+
+
+def test_a_method_whose_trials_asha_stopped_is_confirmed_by_its_longest_trained_best(
+    finished_study, tmp_path
+):
+    study = _with_states(finished_study, tmp_path, ["stopped_early"] * 100)
+    table = pd.read_csv(study / "results.csv")
+    plan = plan_confirmation(study, seeds=2, per_weighting_best=1)
+    chosen = {c.weighting: c for c in plan.candidates if any(r.startswith("best 1 of") for r in c.roles)}
+    assert set(chosen) == {"equal", "dwa", "scalarization"}
+    for method in ("dwa", "scalarization"):  # by hand: the most epochs, then the best last score
+        rows = table[table["weighting"] == method]
+        longest = rows[rows["epochs"] == rows["epochs"].max()]
+        expected = int(longest.loc[longest["last_score"].idxmax(), "trial"])
+        assert chosen[method].trial == expected
+        assert any(note.startswith(f"{method}: fewer completed trials") and chosen[method].name in note
+                   for note in plan.notes)  # fmt: skip
+    assert (chosen["dwa"].name, chosen["equal"].name) in {pair[1:] for pair in plan.pairs}  # compared
 
 
 def test_top_and_per_weighting_best_together_are_refused_in_one_line(finished_study, capsys):

@@ -210,3 +210,54 @@ def test_reproduce_refuses_a_cut_results_csv_and_a_seed_larger_than_this_machine
     assert re.fullmatch(f"error: {re.escape(str(study))}/{cut}", done.stderr)
     before["results.csv"] = (study / "results.csv").read_bytes()
     assert snapshot(study) == before
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (
+            ["--objectives", "miou,accuracy"],
+            "error: --objectives: unknown metric 'accuracy'; each must be one of miou, pixel_acc, miou_2019, "
+            "pixel_acc_2019, miou_2020, abs_err, rel_err, abs_err_batch_mean, rel_err_batch_mean, score",
+        ),
+        (
+            ["--objectives", "miou"],
+            "error: --objectives needs two or more metrics, got 'miou' (a single objective is --metric)",
+        ),
+        (
+            ["--objectives", "miou,abs_err,miou"],
+            "error: --objectives names miou twice; give each metric once",
+        ),
+        (["--sampler", "cmaes"], "error: --sampler must be one of tpe, nsga2, got cmaes"),
+        (
+            ["--sampler", "nsga2"],
+            "error: --sampler nsga2 searches a multi-objective study: it needs --objectives",
+        ),
+    ],
+)
+def test_bad_objectives_and_samplers_are_one_line_before_anything(tiny_root, tmp_path, capsys, flags, line):
+    code, error = refused(study_run.main, _tiny_study(tiny_root, tmp_path, "s", *flags), capsys)
+    assert (code, error) == (2, line)
+    assert not any(tmp_path.iterdir())
+
+
+def test_nsga2_cannot_tune_each_weighting_on_its_own(tiny_root, tmp_path, capsys):
+    flags = ["--per-weighting", "2", "--objectives", "miou,abs_err", "--sampler", "nsga2"]
+    code, error = refused(study_run.main, tiny_study_args(tiny_root, tmp_path, "s", *flags), capsys)
+    assert (code, error) == (
+        2,
+        "error: --sampler nsga2 draws a trial's whole point at once, before its weighting is known, so it "
+        "cannot tune each weighting method on its own (--per-weighting): use tpe",
+    )
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_objectives_end_the_command_before_ray_starts(tmp_path):
+    storage = tmp_path / "results"
+    done = _command("study.run", ["--objectives", "miou,miou", "--storage-path", str(storage)], tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2,
+        "",
+        "error: --objectives names miou twice; give each metric once\n",
+    )
+    assert not storage.exists()

@@ -56,14 +56,21 @@ class StudyHeader:
     trials_at_once: str  # e.g. "2 (1 CPU each)" or "as many as fit"
     results: str  # where the study's files go
     hints: tuple[str, ...] = ()  # how to open the study's dashboards, a line each
+    objectives: str = ""  # a study of several objectives: them and their directions, e.g. "miou (max), ..."
 
     def text(self) -> str:
         """Three lines: what is trained on what, the budget, where it runs and writes; then the hints."""
+        judged = f"objective {self.metric} ({self.mode})"
+        if self.objectives:
+            judged = (
+                f"objectives {self.objectives} (their Pareto front; means of the last 10 epochs); ASHA "
+                f"stops on {self.metric} ({self.mode})"
+            )
         return "\n".join(
             (
                 f"MTAN study: {self.preset} preset, data {self.data}, images {self.image_size}",
                 f"budget: {self.num_samples} trials x up to {self.max_epochs} epochs; ASHA may stop a trial "
-                f"after {self.grace_period}; objective {self.metric} ({self.mode})",
+                f"after {self.grace_period}; {judged}",
                 f"trials at once: {self.trials_at_once}; results in {self.results}",
                 *self.hints,
             )

@@ -5,9 +5,11 @@ and say what is known and what is noise.
 - By default: the study's best configuration (best_config.json) on ``--seeds`` seeds.
 - ``--top K``: the K best completed trials *and* both published configurations (the paper's and the
   seed report's, the study's first two trials), all on the same fresh seeds, so that they compare paired.
-- ``--per-weighting-best K``: the K best completed trials of each weighting method and both published
-  configurations; each method's best is compared with the best equal (and scalarization) trial, the
+- ``--per-weighting-best K``: the K best trials of each weighting method (completed ones first) and both
+  published configurations; each method's best is compared with the best equal (and scalarization) trial, the
   p-values adjusted by Holm's method over the comparisons of each metric.
+- ``--pareto``: every trial on a multi-objective study's Pareto front, on the same fresh seeds, and which
+  stay non-dominated once their 95 % intervals count (`study.front.interval_dominated`).
 
 In every mode it also trains the single-task baselines on the same seeds, `stl_segmentation` and
 `stl_depth` (the paper's One Task network in the paper's configuration, the study's trial 0, on one task

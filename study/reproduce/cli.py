@@ -22,6 +22,7 @@ from mtan.config import config_from_flat
 from mtan.data import load_data
 from mtan.metrics import DELTA_M_KEYS, METRICS
 from study.cluster import check_trial_fits, connect, default_gpus_per_trial, local_capacity, starts_local_ray
+from study.front import interval_dominated
 from study.record import StudyFolder, journal_states, load_optuna_study
 from study.reproduce.plan import ConfirmationPlan, plan_confirmation
 from study.reproduce.progress import plan_text
@@ -90,12 +91,38 @@ def single_task_text(summary: pd.DataFrame, plan: ConfirmationPlan) -> str:
     return "\n".join(lines)
 
 
+def format_front(summary: pd.DataFrame, plan: ConfirmationPlan) -> str:
+    """The retrained front (the plan's candidates; not the single-task baselines): each configuration's
+    objectives (mean [95 % CI] over the seeds) and whether it stays non-dominated once the intervals count
+    (`study.front.interval_dominated`)."""
+    objectives = plan.objectives
+    front = summary[summary["config"].isin([candidate.name for candidate in plan.candidates])]
+    dominated = interval_dominated(front, objectives)
+    rows = summary.set_index(["config", "metric"])
+    width = max(len(name) for name in dominated)
+    lines = [
+        "the Pareto front on fresh seeds, mean [95 % CI] over the seeds; a configuration is dominated when "
+        "another's whole interval is better than its own in every objective:"
+    ]
+    for name, by in dominated.items():
+        values = "  ".join(
+            f"{key} {rows.loc[(name, key), 'mean']:.4f} "
+            f"[{rows.loc[(name, key), 'ci_low']:.4f}, {rows.loc[(name, key), 'ci_high']:.4f}]"
+            for key in objectives
+        )
+        verdict = f"dominated by {', '.join(by)}" if by else "stays non-dominated"
+        lines.append(f"  {name:<{width}}  {values}  {verdict}")
+    kept = sum(not by for by in dominated.values())
+    lines.append(f"{kept} of {len(dominated)} configurations stay non-dominated")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "study.reproduce",
         "Retrain a study's best configuration (or, with --top K, its K best, or, with --per-weighting-best "
-        "K, the K best of each weighting method, and both published configurations) from scratch on fresh "
-        "seeds, in parallel.",
+        "K, the K best of each weighting method, and both published configurations; or, with --pareto, "
+        "every point of a multi-objective study's front) from scratch on fresh seeds, in parallel.",
     )
     parser.add_argument("results_dir", type=Path, help="the study's folder, STORAGE/NAME (local)")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
@@ -108,9 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--per-weighting-best",
         type=int,
         metavar="K",
-        help="retrain the K best completed trials of each weighting method and both published "
+        help="retrain the K best trials of each weighting method (completed first, then those ASHA "
+        "stopped, longest trained first) and both published "
         "configurations, paired on the seeds; each method's best is compared with the best equal (and "
         "scalarization) one (not with --top)",
+    )
+    parser.add_argument(
+        "--pareto",
+        action="store_true",
+        help="retrain every trial on a multi-objective study's Pareto front, paired on the seeds, and say "
+        "which stay non-dominated once their 95 %% intervals count (not with --top or --per-weighting-best)",
     )
     parser.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs (and torch threads) per run")
     parser.add_argument(
@@ -124,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line: check everything and print the plan, start or join Ray, retrain, print the
     tables, where they are and the report's command."""
     args = build_parser().parse_args(argv)
-    plan = plan_confirmation(args.results_dir, args.seeds, args.top, args.per_weighting_best)
+    plan = plan_confirmation(args.results_dir, args.seeds, args.top, args.per_weighting_best, args.pareto)
     folder = StudyFolder(args.results_dir)
     if folder.journal.is_file():  # results.csv's states against the journal's, too
         folder.read_results(journal_states(load_optuna_study(folder.journal, folder.path.resolve().name)))
@@ -142,7 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
         check_trial_fits(args.cpus_per_task, gpus, flags)
         settings = ReproduceSettings(
-            args.results_dir, args.seeds, args.top, args.cpus_per_task, gpus, args.per_weighting_best
+            args.results_dir,
+            args.seeds,
+            args.top,
+            args.cpus_per_task,
+            gpus,
+            args.per_weighting_best,
+            pareto=args.pareto,
         )
         summary, comparisons = reproduce(settings, data)
     finally:
@@ -152,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if plan.single_task:
         print(format_summary(summary, comparisons, DELTA_M, DELTA_M_HEADING))
         print(single_task_text(summary, plan))
+    if plan.objectives:
+        print(format_front(summary, plan))
     print(f"\nper-seed runs and tables (seeds.csv, summary.csv, comparisons.csv): {folder.reproduce}")
     print(f"next: python -m analysis.report {shlex.quote(str(args.results_dir))}   (the report)")
     return 0

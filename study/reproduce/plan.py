@@ -1,8 +1,9 @@
 """What a confirmation retrains and compares: the candidate configurations of a finished study (its best;
-its top K; or the K best of each weighting method; the last two with both published configurations),
-with the configuration each trial trained with (its ``trials/trial_NNN/config.json``), the single-task
-baselines that Delta_m measures them against (one per task, in every mode), their paired comparisons, the
-fresh seeds after the study's recorded seed, and configs.csv. No Ray."""
+its top K; or the K best of each weighting method; the last two with both published configurations; or
+every trial on a multi-objective study's Pareto front), with the configuration each trial trained with
+(its ``trials/trial_NNN/config.json``), the single-task baselines that Delta_m measures them against (one
+per task, in every mode), their paired comparisons, the fresh seeds after the study's recorded seed, and
+configs.csv. No Ray."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pandas as pd
 from mtan.errors import UserError
 from mtan.run_folder import CONFIG_FILE, check_config, read_config
 from mtan.tasks import TASKS
-from study.record import COMPLETED, StudyFolder, trial_dirname
+from study.record import COMPLETED, PARETO_COLUMN, PARETO_ROLE, STOPPED_EARLY, StudyFolder, trial_dirname
 from study.space import PAPER, PUBLISHED
 
 # The study's trials 0 and 1 are the published configurations (`study.space.PUBLISHED`, in that order).
@@ -133,23 +134,41 @@ def ranked_completed(table: pd.DataFrame, metric: str, mode: str) -> pd.DataFram
     return completed.sort_values(f"last_{metric}", ascending=(mode == "min"), kind="stable")
 
 
+def ranked_of_method(table: pd.DataFrame, weighting: str, metric: str, mode: str) -> pd.DataFrame:
+    """The trials of one weighting method that ``--per-weighting-best`` ranks, best first: its completed
+    trials as the study ranked them, then those ASHA stopped, the longest trained first (ASHA compares
+    trials at the same epoch only), then by their last value of `metric`. A method none of whose trials
+    completed is so still confirmed by its best, retrained with the full budget like every other."""
+    of_method = table[table["weighting"] == weighting]
+    stopped = of_method[of_method["state"] == STOPPED_EARLY].dropna(subset=[f"last_{metric}"])
+    stopped = stopped.assign(_value=stopped[f"last_{metric}"] * (1 if mode == "min" else -1))
+    stopped = stopped.sort_values(["epochs", "_value"], ascending=[False, True], kind="stable")
+    completed = ranked_completed(of_method, metric, mode)
+    return pd.concat([completed, stopped.drop(columns="_value")])
+
+
 def selected_roles(
     best: dict[str, Any],
     table: pd.DataFrame,
     top: int | None,
     per_weighting_best: int | None = None,
     weightings: Sequence[str] = (),
+    pareto: bool = False,
 ) -> dict[int, list[str]]:
     """Trial number -> why it is retrained, in retraining order. With `per_weighting_best` K the K best
-    completed trials of each method of `weightings` (`best 1 of dwa`, ...), method by method; with `top`
-    K the K best completed trials (`top 1`, ...); with neither the best trial (`top 1`). The published
-    configurations (`paper`, `seed_report`) follow, in the first two modes always, otherwise only when
-    the best trial is one."""
+    trials of each method of `weightings` (`best 1 of dwa`, ...; `ranked_of_method`), method by method;
+    with `top` K the K best completed trials (`top 1`, ...); with `pareto` every trial on the study's
+    Pareto front (results.csv's ``pareto``; `pareto front`), in trial order; with none of them the best
+    trial (`top 1`). The published configurations (`paper`, `seed_report`) follow, in the first two modes
+    always, otherwise only when one of the trials chosen is one."""
     ranked = ranked_completed(table, best["metric"], best["mode"])
-    if per_weighting_best is not None:
+    if pareto:
+        roles = {int(trial): [PARETO_ROLE] for trial in table.loc[table[PARETO_COLUMN], "trial"]}
+    elif per_weighting_best is not None:
         roles: dict[int, list[str]] = {}
         for weighting in weightings:
-            of_method = ranked[ranked["weighting"] == weighting]["trial"].head(per_weighting_best)
+            of_method = ranked_of_method(table, weighting, best["metric"], best["mode"])["trial"]
+            of_method = of_method.head(per_weighting_best)
             for rank, trial in enumerate(of_method, start=1):
                 roles[int(trial)] = [best_role(rank, weighting)]
     elif top is not None:
@@ -170,6 +189,7 @@ def confirmation_candidates(
     top: int | None,
     per_weighting_best: int | None = None,
     weightings: Sequence[str] = (),
+    pareto: bool = False,
 ) -> tuple[list[Candidate], list[str]]:
     """The configurations to retrain, in `selected_roles`' order, and a note per published configuration
     left out. A published trial is named `paper` / `seed_report` in every mode, so its runs are shared
@@ -180,7 +200,8 @@ def confirmation_candidates(
     published = dict(enumerate(PUBLISHED))  # trial number -> name
     rows = table.set_index("trial")
     candidates, notes = [], []
-    for trial, trial_roles in selected_roles(best, table, top, per_weighting_best, weightings).items():
+    chosen = selected_roles(best, table, top, per_weighting_best, weightings, pareto)
+    for trial, trial_roles in chosen.items():
         row = rows.loc[trial]
         config = config_of(trial)
         if config is None:
@@ -202,6 +223,27 @@ def confirmation_candidates(
             )
         )
     return candidates, notes
+
+
+def method_notes(candidates: Sequence[Candidate], weightings: Sequence[str]) -> tuple[str, ...]:
+    """A note for each weighting method of ``--per-weighting-best`` whose ranked trials are not all
+    completed ones: those stopped early retrained in their place, or none at all."""
+    notes = []
+    for weighting in weightings:
+        roles = {best_role(rank, weighting) for rank in range(1, len(candidates) + 1)}
+        ranked = [c for c in candidates if roles & set(c.roles)]
+        stopped = [c for c in ranked if c.state == STOPPED_EARLY]
+        if not ranked:
+            notes.append(
+                f"{weighting}: no trial of the study trained, so none of its configurations is retrained"
+            )
+        elif stopped:
+            names = ", ".join(f"{c.name} (stopped by ASHA)" for c in stopped)
+            notes.append(
+                f"{weighting}: fewer completed trials than asked for, so its best stopped early are "
+                f"retrained with the full budget too: {names}"
+            )
+    return tuple(notes)
 
 
 def single_task_candidates(
@@ -271,11 +313,16 @@ def comparison_pairs(candidates: Sequence[Candidate]) -> list[tuple[str, str, st
     return pairs
 
 
-def check_counts(seeds: int, top: int | None, per_weighting_best: int | None = None) -> None:
-    """`UserError` naming the flag when --seeds, --top or --per-weighting-best is below 1, or when --top
-    and --per-weighting-best are both given."""
+def check_counts(
+    seeds: int, top: int | None, per_weighting_best: int | None = None, pareto: bool = False
+) -> None:
+    """`UserError` naming the flag when --seeds, --top or --per-weighting-best is below 1, or when more
+    than one of --top, --per-weighting-best and --pareto is given."""
     if top is not None and per_weighting_best is not None:
         raise UserError("--top and --per-weighting-best: give one (the K best overall, or of each method)")
+    if pareto and (top is not None or per_weighting_best is not None):
+        flag = "--top" if top is not None else "--per-weighting-best"
+        raise UserError(f"--pareto and {flag}: give one (every front point, or the best by the score)")
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     for flag, count in (("--top", top), ("--per-weighting-best", per_weighting_best)):
@@ -298,7 +345,7 @@ def configs_table(candidates: Sequence[Candidate]) -> pd.DataFrame:
 class ConfirmationPlan:
     """What a confirmation will do: the study's metric and its direction, the candidates, the single-task
     baselines, the fresh seeds every one of them trains on, the paired comparisons (of candidates), and a
-    line per weighting method left out (no completed trial) or baseline missing."""
+    line per weighting method represented by stopped trials or left out, or baseline missing."""
 
     metric: str
     mode: str
@@ -307,6 +354,7 @@ class ConfirmationPlan:
     pairs: tuple[tuple[str, str, str], ...]
     notes: tuple[str, ...]
     single_task: tuple[Candidate, ...] = ()
+    objectives: tuple[str, ...] = ()  # --pareto: the study's objectives, each judged on its interval
 
     @property
     def trained(self) -> tuple[Candidate, ...]:
@@ -314,38 +362,54 @@ class ConfirmationPlan:
         return (*self.candidates, *self.single_task)
 
 
+def study_objectives(folder: StudyFolder, table: pd.DataFrame) -> tuple[str, ...]:
+    """The objectives of a multi-objective study as study.json records them, for ``--pareto``;
+    `UserError` naming the file when the study has one objective or its front is empty."""
+    objectives = (folder.read_study() or {}).get("objectives")
+    if PARETO_COLUMN not in table.columns or not isinstance(objectives, list) or len(objectives) < 2:
+        raise UserError(
+            f"--pareto: {folder.results_csv} has no Pareto front: the study has one objective (a study "
+            "of several: python -m study.run --objectives miou,abs_err)"
+        )
+    if not table[PARETO_COLUMN].any():
+        raise UserError(f"--pareto: no trial of {folder.results_csv} is on the front (none completed)")
+    return tuple(str(key) for key in objectives)
+
+
 def plan_confirmation(
-    results_dir: Path, seeds: int, top: int | None = None, per_weighting_best: int | None = None
+    results_dir: Path,
+    seeds: int,
+    top: int | None = None,
+    per_weighting_best: int | None = None,
+    pareto: bool = False,
 ) -> ConfirmationPlan:
     """The plan of a confirmation of the study in `results_dir`; `UserError` for bad counts or a folder
-    without a finished study, before anything is written."""
-    check_counts(seeds, top, per_weighting_best)
+    without a finished study (with `pareto`, a multi-objective one), before anything is written."""
+    check_counts(seeds, top, per_weighting_best, pareto)
     best = read_best_config(results_dir)
     folder = StudyFolder(Path(results_dir))
     table = folder.read_results()
     weightings = study_weightings(folder) if per_weighting_best is not None else ()
     config_of = partial(read_trial_config, folder)
+    objectives = study_objectives(folder, table) if pareto else ()
     candidates, left_out = confirmation_candidates(
-        best, table, config_of, top, per_weighting_best, weightings
+        best, table, config_of, top, per_weighting_best, weightings, pareto
     )
     single_task, no_single_task = single_task_candidates(table, config_of)
-    ranked = {c.weighting for c in candidates if best_role(1, c.weighting) in c.roles}
-    notes = (
-        tuple(left_out)
-        + tuple(
-            f"{weighting}: no completed trial in the study, so none of its configurations is retrained"
-            for weighting in weightings
-            if weighting not in ranked
+    notes = tuple(left_out) + method_notes(candidates, weightings) + tuple(no_single_task)
+    if pareto:
+        notes += (
+            f"the front's configurations are judged on {', '.join(objectives)}: one stays on the front "
+            "unless another's whole 95 % interval is better than its own in every objective",
         )
-        + tuple(no_single_task)
-    )
     first = first_fresh_seed(recorded_seed(folder), table)
     return ConfirmationPlan(
         metric=best["metric"],
         mode=best["mode"],
         candidates=tuple(candidates),
         seeds=tuple(range(first, first + seeds)),
-        pairs=tuple(comparison_pairs(candidates)),
+        pairs=() if pareto else tuple(comparison_pairs(candidates)),
         notes=notes,
         single_task=tuple(single_task),
+        objectives=objectives,
     )

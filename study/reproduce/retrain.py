@@ -28,8 +28,8 @@ from study.reproduce.tables import confirmation_tables, seeds_row
 @dataclass(frozen=True)
 class ReproduceSettings:
     """What to retrain and on what: the study folder, how many seeds, how many top trials or best trials
-    of each weighting method (both None: the best configuration alone, without the published ones),
-    each task's resources."""
+    of each weighting method, or every point of the Pareto front (none of them: the best configuration
+    alone, without the published ones), each task's resources."""
 
     results_dir: Path
     seeds: int = 3
@@ -37,6 +37,7 @@ class ReproduceSettings:
     cpus_per_task: float = 1.0
     gpus_per_task: float = 0.0
     per_weighting_best: int | None = None
+    pareto: bool = False
 
 
 def seed_config(flat: Mapping[str, Any], seed: int, settings: ReproduceSettings) -> TrainConfig:
@@ -82,7 +83,9 @@ def reproduce(
     showing their progress (the command has printed the plan, `study.reproduce.progress.plan_text`), on
     `data` when the caller has loaded the study's data set already; write the tables and return (summary,
     comparisons)."""
-    plan = plan_confirmation(settings.results_dir, settings.seeds, settings.top, settings.per_weighting_best)
+    plan = plan_confirmation(
+        settings.results_dir, settings.seeds, settings.top, settings.per_weighting_best, settings.pareto
+    )
     folder = StudyFolder(Path(settings.results_dir))
     configs = {c.name: c.config for c in plan.trained}
     runs = seed_runs(plan, folder)

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import fcntl
 import os
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.exceptions import ExperimentalWarning
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import TrialState
 
-from study.search.sampler import Trained, study_sampler
+from study.front import directions
+from study.search.sampler import DEFAULT_SAMPLER, Trained, study_sampler
 
 POINTS_ENQUEUED = "points_enqueued"  # Optuna study attribute: the first points are in the journal
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -84,10 +88,15 @@ def open_study(
     points: list[dict[str, Any]],
     per_weighting: bool = False,
     trained: Trained | None = None,
+    objectives: Sequence[str] = (),
+    sampler: str = DEFAULT_SAMPLER,
 ) -> optuna.Study:
     """The study `name` in `journal`, created with `points` enqueued as its first trials if new, with
-    this driver run's sampler (`study.search.sampler.study_sampler`; `per_weighting`: each weighting
-    method's trials tuned on their own; `trained`: the points the trial folders trained).
+    this driver run's sampler (`study.search.sampler.study_sampler`: `sampler` names it; `per_weighting`:
+    each weighting method's trials tuned on their own; `trained`: the points the trial folders trained).
+    With `objectives` (two or more metrics) the study has one direction per objective, from
+    `mtan.metrics.METRICS`, and the objectives as its metric names (optuna-dashboard labels its front
+    with them); else the one direction of `mode`.
 
     The points are enqueued before any trial is asked, and the study is marked once they all are, so a
     crash in between is finished on the next call: the trials so far are a prefix of `points`.
@@ -96,14 +105,18 @@ def open_study(
         study_name=name,
         storage=journal_storage(journal),
         sampler=optuna.samplers.RandomSampler(),  # replaced below, once the journal is read
-        direction="maximize" if mode == "max" else "minimize",
+        directions=directions(objectives) if objectives else ["maximize" if mode == "max" else "minimize"],
         load_if_exists=True,
     )
+    if objectives and study.metric_names != list(objectives):
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, public and unchanged since
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            study.set_metric_names(list(objectives))
     if not study.user_attrs.get(POINTS_ENQUEUED):
         for point in points[len(study.trials) :]:
             study.enqueue_trial(point)
         study.set_user_attr(POINTS_ENQUEUED, True)
-    study.sampler = study_sampler(study, seed, per_weighting=per_weighting, trained=trained)
+    study.sampler = study_sampler(study, seed, per_weighting=per_weighting, trained=trained, kind=sampler)
     return study
 
 

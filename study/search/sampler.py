@@ -6,6 +6,8 @@ resume", and "The same budget for every weighting").
   from ``--seed`` and the number of values the journal holds (`run_seed`). Every recorded draw adds to
   that number, so no driver run replays the draws of an earlier one (a sampler seeded with ``--seed`` on
   every run gave a resumed study's first new trial the point of the earlier run's first sampled trial).
+- Which: TPE (multi-objective TPE in a study of several objectives, Optuna's own), or with ``--sampler
+  nsga2`` Optuna's NSGA-II (a study of several objectives only).
 - Per method (``--per-weighting``): a trial's weighting is fixed when the study is created
   (`study.search.design`), and TPE draws its other values from its own method's trials only, so each
   method is tuned on its own budget and none learns from another's trials.
@@ -25,12 +27,17 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
-from optuna.samplers import BaseSampler, TPESampler
+from optuna.samplers import BaseSampler, NSGAIISampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState
 
 from study.space import WEIGHTING
 
 MAX_DRAWS = 100  # draws of one value before giving up on avoiding a repeated point
+SAMPLERS: tuple[str, ...] = ("tpe", "nsga2")  # ``--sampler``
+DEFAULT_SAMPLER = "tpe"
+# Samplers of a multi-objective study only: NSGA-II draws a trial's whole point at once from its parents
+# (so it cannot be limited to a weighting method's trials) and ranks them by non-domination.
+MULTI_OBJECTIVE_SAMPLERS: tuple[str, ...] = ("nsga2",)
 Trained = Callable[[int], Mapping[str, Any] | None]  # trial number -> the point its folder trained
 
 
@@ -147,13 +154,22 @@ class StudySampler(BaseSampler):
 
 
 def study_sampler(
-    study: optuna.Study, seed: int, *, per_weighting: bool = False, trained: Trained | None = None
+    study: optuna.Study,
+    seed: int,
+    *,
+    per_weighting: bool = False,
+    trained: Trained | None = None,
+    kind: str = DEFAULT_SAMPLER,
 ) -> StudySampler:
     """The sampler of a driver run on `study` (read it before anything is asked): TPE with constant liar
     (trials still running count as bad, so parallel trials spread out), seeded by `run_seed`; Optuna's
     default joint TPE, or with `per_weighting` one group per weighting method, each value drawn on its
-    own from the group's trials."""
+    own from the group's trials. TPE is Optuna's multi-objective TPE when `study` has several
+    directions. `kind` ``nsga2``: Optuna's NSGA-II with its defaults (a population of 50, so a study's
+    first 50 trials are its random first generation)."""
     seed = run_seed(seed, recorded_values(study))
+    if kind == "nsga2":
+        return StudySampler(NSGAIISampler(seed=seed), trained=trained)
     if per_weighting:
         inner = TPESampler(seed=seed, constant_liar=True, multivariate=False)
         return StudySampler(inner, stratum=WEIGHTING, trained=trained)

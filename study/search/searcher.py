@@ -6,31 +6,41 @@ after all `max_epochs` epochs (the last epoch also as an intermediate value), PR
 (`study.search.asha.StudyASHA` records which), FAIL on error. A trial that ended otherwise (the
 driver was interrupted) stays RUNNING, to be continued by the next run. Nothing of this searcher is
 pickled: a resume builds a new one from the journal (`study.search.journal`).
+
+In a study of several objectives a COMPLETE trial's values are its objectives' means over its last 10
+epochs (`mtan.metrics.tail_mean` of its history, the paper's protocol, as results.csv's ``tail_``
+columns), and no epoch's value is an intermediate value: Optuna keeps none for a multi-objective study
+(`Trial.report` refuses, and its TPE ranks a pruned trial by its intermediate values in a single
+direction). A PRUNED trial has no values, so only trials that trained the full budget make the front.
+ASHA still stops trials on the study's scalar metric, from the results Tune hands it.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
+from mtan.metrics import tail_mean
 from study.compat import reopen_trial
 from study.space import TRIAL_NUMBER, SearchSpace
 from study.trainable import EPOCH_KEY, reported_metrics
 
 RAY_TRIAL_ID = "ray_trial_id"  # Optuna user attribute: the Ray trial id of the trial's latest run
+History = Callable[[int], Sequence[Mapping[str, Any]]]  # trial number -> its metrics.jsonl rows
 
 
 class StudySearcher(Searcher):
     """Tune's searcher on the Optuna study: see the module's docstring.
 
     `on_end(number, state)` is called after a trial's end is in the journal (the driver then removes
-    what the ended trial no longer needs).
+    what the ended trial no longer needs). With `objectives` (a study of several), `history(number)`
+    gives a trial's per-epoch rows, from which its values are told.
     """
 
     def __init__(
@@ -43,8 +53,14 @@ class StudySearcher(Searcher):
         max_epochs: int,
         stopped: set[str],
         on_end: Callable[[int, TrialState], None] | None = None,
+        objectives: Sequence[str] = (),
+        history: History | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
+        if objectives and history is None:
+            raise ValueError("a study of several objectives needs each trial's history")
+        self._objectives = tuple(objectives)
+        self._history = history
         self._study = study
         self._space = space
         self._max_epochs = max_epochs
@@ -80,7 +96,10 @@ class StudySearcher(Searcher):
         return {**trial.params, TRIAL_NUMBER: trial.number}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        """An epoch's value of the metric, as the trial's intermediate value at that epoch."""
+        """An epoch's value of the metric, as the trial's intermediate value at that epoch (none in a
+        study of several objectives)."""
+        if self._objectives:
+            return
         trial = self._trials.get(trial_id)
         epoch, value = result.get(EPOCH_KEY), result.get(self.metric)
         if trial is None or epoch is None or not _finite(value) or int(epoch) in self._reported[trial_id]:
@@ -99,21 +118,31 @@ class StudySearcher(Searcher):
             self.on_trial_result(trial_id, result)
             for key, value in reported_metrics(result).items():
                 trial.set_user_attr(key, value if math.isfinite(value) else None)
-        value = result.get(self.metric)
+        values: float | list[float] | None = None
         if error:
             state = TrialState.FAIL
         elif epoch is not None and epoch >= self._max_epochs:
-            state = TrialState.COMPLETE if _finite(value) else TrialState.FAIL
+            values = self._values(trial.number, result)
+            state = TrialState.COMPLETE if values is not None else TrialState.FAIL
         elif trial_id in self._stopped:
             state = TrialState.PRUNED
         else:
             return
         del self._trials[trial_id]
-        self._study.tell(
-            trial.number, float(value) if state == TrialState.COMPLETE else None, state, skip_if_finished=True
-        )
+        self._study.tell(trial.number, values, state, skip_if_finished=True)
         if self._on_end is not None:
             self._on_end(trial.number, state)
+
+    def _values(self, number: int, result: Mapping[str, Any]) -> float | list[float] | None:
+        """A completed trial's value (its last epoch's metric), or with several objectives their means
+        over its last 10 epochs; None when one is not a finite number."""
+        if not self._objectives:
+            value = result.get(self.metric)
+            return float(value) if _finite(value) else None
+        assert self._history is not None
+        tail = tail_mean(self._history(number))
+        values = [tail.get(key, math.nan) for key in self._objectives]
+        return values if all(math.isfinite(v) for v in values) else None
 
 
 def _finite(value: Any) -> bool:
