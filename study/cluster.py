@@ -21,7 +21,9 @@ import logging
 import math
 import os
 import platform
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import optuna
@@ -71,6 +73,45 @@ def connect(flag: str | None) -> bool:
     with compat.local_ray_on_loopback(), compat.no_token_notice():
         ray.init(address="local", num_cpus=capacity["CPU"], num_gpus=capacity["GPU"], **options)
     return True
+
+
+def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def interrupt_on_sigterm() -> None:
+    """From now on SIGTERM is handled as Ctrl-C: by the SIGINT handler in place (Tune's while trials run,
+    so a study stops cleanly), else as a KeyboardInterrupt. Replaces Ray's own handler, which exits with a
+    crash dump."""
+    signal.signal(signal.SIGTERM, _as_ctrl_c)
+
+
+def connect_interruptible(flag: str | None) -> bool:
+    """`connect`, then SIGTERM as Ctrl-C again. While Ray starts, its own handler is in place: it exits
+    with SystemExit(SIGTERM), taken here as an interrupt (in a short window its C++ core prints a crash
+    report and aborts instead; a command writes nothing before Ray has started)."""
+    try:
+        owns_ray = connect(flag)
+    except SystemExit as error:
+        if error.code == signal.SIGTERM:
+            raise KeyboardInterrupt from None
+        raise
+    interrupt_on_sigterm()
+    return owns_ray
+
+
+def shutdown_ray() -> None:
+    """Stop the Ray instance this process started, once its files are written and its last line printed,
+    with Ctrl-C and SIGTERM ignored meanwhile (they would only cut Ray's clean-up short). Ray's core
+    restores SIGTERM's default action for part of `ray.shutdown`, so a SIGTERM then still ends the
+    process, with nothing left to write or say."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ray.shutdown()
 
 
 def cluster_can_grow() -> bool:

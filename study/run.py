@@ -18,12 +18,10 @@ import dataclasses
 import json
 import os
 import shlex
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pandas as pd
@@ -34,9 +32,11 @@ from mtan.data import load_data
 from mtan.errors import UserError, run_cli
 from study.cluster import (
     check_trial_fits,
-    connect,
+    connect_interruptible,
     default_gpus_per_trial,
+    interrupt_on_sigterm,
     local_capacity,
+    shutdown_ray,
     starts_local_ray,
 )
 from study.driver import StudyOutcome, check_study_folder, run_study
@@ -160,16 +160,6 @@ def settings_for_resume(args: argparse.Namespace) -> StudySettings:
     return settings
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM handled as Ctrl-C: Tune's handler while trials run (the study stops cleanly), else a
-    KeyboardInterrupt. Replaces Ray's own handler, which exits with a crash dump."""
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler):
-        handler(signal.SIGINT, frame)
-    else:
-        raise KeyboardInterrupt
-
-
 def _process_started() -> float:
     """When this process started, on the ``time.monotonic()`` clock: the study's wall time counts the
     interpreter's start and imports too (tens of seconds on a loaded machine)."""
@@ -180,20 +170,6 @@ def _process_started() -> float:
     except (OSError, ValueError, IndexError):
         age = 0.0
     return time.monotonic() - age
-
-
-def _connect(address: str | None) -> bool:
-    """`connect`, then SIGTERM as Ctrl-C again. While Ray starts, its own handler is in place: it exits
-    with SystemExit(SIGTERM), taken here as an interrupt (in a short window its C++ core prints a crash
-    report and aborts instead; nothing of the study is written before Ray has started)."""
-    try:
-        owns_ray = connect(address)
-    except SystemExit as error:
-        if error.code == signal.SIGTERM:
-            raise KeyboardInterrupt from None
-        raise
-    signal.signal(signal.SIGTERM, _interrupt)
-    return owns_ray
 
 
 def said_its_last(output: str) -> bool:
@@ -254,16 +230,6 @@ def _say_outcome(outcome: StudyOutcome | None, settings: StudySettings) -> int:
     return 1 if lines[-1].startswith(ALL_FAILED) else 0
 
 
-def _shutdown_ray() -> None:
-    """Stop the Ray instance this driver started, once the study's files are written and its last line
-    printed, with Ctrl-C and SIGTERM ignored meanwhile (they would only cut Ray's clean-up short). Ray's
-    core restores SIGTERM's default action for part of `ray.shutdown`, so a SIGTERM then still ends the
-    process, with nothing left to write or say."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    ray.shutdown()
-
-
 def _with_default_gpus(settings: StudySettings, args: argparse.Namespace, gpus: float) -> StudySettings:
     """A new study without --gpus-per-trial: one GPU per trial when its Ray instance has `gpus` > 0."""
     if args.resume or args.gpus_per_trial is not None:
@@ -288,12 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     location = check_study_folder(settings, args.resume)
     check_not_in_use(location.local_dir)  # the driver takes the lock itself, for its life, once Ray runs
     data = load_data(settings.base_config)
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     owns_ray = False
     outcome = None
     try:
         try:
-            owns_ray = _connect(args.address)
+            owns_ray = connect_interruptible(args.address)
             if not local:
                 settings = _with_default_gpus(settings, args, ray.cluster_resources().get("GPU", 0.0))
             outcome = run_study(settings, resume=args.resume, started=started, data=data)
@@ -302,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _say_outcome(outcome, settings)
     finally:
         if owns_ray:
-            _shutdown_ray()
+            shutdown_ray()
 
 
 if __name__ == "__main__":

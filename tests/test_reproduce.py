@@ -375,3 +375,15 @@ def test_a_seed_run_stopped_before_its_first_checkpoint_is_trained_again(tiny_ro
     resumed = _train_seed(config, stopped, data)
     assert [without_seconds(row) for row in resumed] == [without_seconds(row) for row in straight]
     assert [row["epoch"] for row in read_metrics(stopped)] == [1, 2]
+
+
+def test_an_interrupted_confirmation_says_how_to_continue_in_one_line(finished_study, monkeypatch, capsys):
+    def interrupted(settings, data):
+        raise KeyboardInterrupt  # what Ctrl-C, or SIGTERM (`study.cluster.interrupt_on_sigterm`), raises
+
+    monkeypatch.setattr("study.reproduce.cli.reproduce", interrupted)
+    assert main([str(finished_study), "--seeds", "1"]) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        f"interrupted: the runs so far are in {finished_study / 'reproduce'}; the same command continues "
+        "them (each from its last checkpoint)"
+    ]

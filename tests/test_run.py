@@ -274,7 +274,8 @@ def test_a_second_driver_is_refused_in_one_line_before_ray_starts(tiny_root, tmp
     settings = StudySettings(name="busy", storage_path=str(tmp_path), data_root=str(tiny_root))
     (folder / "study.json").write_text(json.dumps({"status": "running", "settings": settings.to_json()}))
     started = []
-    monkeypatch.setattr(study.run, "_connect", lambda address: started.append(address))  # Ray's start
+    starts = lambda address: started.append(address)  # noqa: E731 - Ray's start
+    monkeypatch.setattr(study.run, "connect_interruptible", starts)
     argv = ["--resume", "--storage-path", str(tmp_path), "--name", "busy"]
     with StudyLock(folder):  # what a running driver holds
         before = {p.name: p.read_bytes() for p in folder.iterdir()}

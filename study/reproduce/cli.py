@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +22,15 @@ from mtan.cli import command_parser
 from mtan.config import config_from_flat
 from mtan.data import load_data
 from mtan.metrics import DELTA_M_KEYS, METRICS
-from study.cluster import check_trial_fits, connect, default_gpus_per_trial, local_capacity, starts_local_ray
+from study.cluster import (
+    check_trial_fits,
+    connect_interruptible,
+    default_gpus_per_trial,
+    interrupt_on_sigterm,
+    local_capacity,
+    shutdown_ray,
+    starts_local_ray,
+)
 from study.front import interval_dominated
 from study.record import StudyFolder, journal_states, load_optuna_study
 from study.reproduce.plan import ConfirmationPlan, plan_confirmation
@@ -170,8 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_trial_fits(args.cpus_per_task, gpus, flags, local=capacity)
     data = load_data(config_from_flat(plan.candidates[0].config))  # every trial's data is the study's
     print(plan_text(plan, folder), flush=True)
-    owns_ray = connect(args.address)
+    interrupt_on_sigterm()
+    owns_ray = False
     try:
+        owns_ray = connect_interruptible(args.address)
         if gpus is None:
             gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
         check_trial_fits(args.cpus_per_task, gpus, flags)
@@ -185,9 +196,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             pareto=args.pareto,
         )
         summary, comparisons = reproduce(settings, data)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the runs so far are in {folder.reproduce}; the same command continues them (each "
+            "from its last checkpoint)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
     finally:
         if owns_ray:
-            ray.shutdown()
+            shutdown_ray()
     print(format_summary(summary, comparisons, plan.metric))
     if plan.single_task:
         print(format_summary(summary, comparisons, DELTA_M, DELTA_M_HEADING))
