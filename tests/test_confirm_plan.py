@@ -16,19 +16,21 @@ BEST = {"metric": "score", "mode": "max", "trial": 4}
 
 
 def planted_table() -> pd.DataFrame:
-    """Nine trials: 0 and 1 the published ones (equal, dwa); the uncertainty trials never completed."""
+    """Ten trials of at most 8 epochs: 0 and 1 the published ones (equal, dwa); the uncertainty trials
+    never completed."""
     rows = [
-        (0, "equal", "completed", 0.10),
-        (1, "dwa", "stopped_early", 0.05),
-        (2, "dwa", "completed", 0.30),
-        (3, "uncertainty", "stopped_early", 0.90),  # the highest value, but stopped early
-        (4, "dwa", "completed", 0.40),
-        (5, "equal", "completed", 0.20),
-        (6, "uncertainty", "failed", math.nan),
-        (7, "dwa", "completed", 0.30),  # ties with trial 2: the earlier trial ranks first
-        (8, "equal", "completed", math.nan),  # completed without a value: not ranked
+        (0, "equal", "completed", 8, 0.10),
+        (1, "dwa", "stopped_early", 2, 0.05),
+        (2, "dwa", "completed", 8, 0.30),
+        (3, "uncertainty", "stopped_early", 2, 0.90),  # the highest value, but stopped at the first rung
+        (4, "dwa", "completed", 8, 0.40),
+        (5, "equal", "completed", 8, 0.20),
+        (6, "uncertainty", "failed", 1, math.nan),
+        (7, "dwa", "completed", 8, 0.30),  # ties with trial 2: the earlier trial ranks first
+        (8, "equal", "completed", 8, math.nan),  # completed without a value: not ranked
+        (9, "uncertainty", "stopped_early", 4, 0.50),  # trained longer than trial 3: ranks before it
     ]
-    return pd.DataFrame(rows, columns=["trial", "weighting", "state", "last_score"])
+    return pd.DataFrame(rows, columns=["trial", "weighting", "state", "epochs", "last_score"])
 
 
 def test_the_best_of_each_method_then_the_published_ones():
@@ -38,9 +40,11 @@ def test_the_best_of_each_method_then_the_published_ones():
         0: ["best 2 of equal", "paper"],
         4: ["best 1 of dwa"],
         2: ["best 2 of dwa"],
-        1: ["seed_report"],  # stopped early: retrained as published, not as a best of dwa
+        9: ["best 1 of uncertainty"],  # none completed: the stopped ones, the longest trained first
+        3: ["best 2 of uncertainty"],
+        1: ["seed_report"],  # stopped early, dwa has completed trials: retrained as published only
     }
-    assert list(roles) == [5, 0, 4, 2, 1]  # method by method, best first, then the published ones
+    assert list(roles) == [5, 0, 4, 2, 9, 3, 1]  # method by method, best first, then the published ones
 
 
 def test_the_modes_before_it_are_unchanged():
