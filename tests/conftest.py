@@ -21,6 +21,15 @@ WORKER_CPUS = 1
 WORKERS = 2
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (the suite runs with ``-n 2 --dist loadgroup``) every test that uses the Ray
+    cluster, itself or through another fixture, runs in one worker, so the session still has ONE Ray
+    instance; the other tests (reports, figures, the network, the metrics) spread over the workers."""
+    for item in items:
+        if "ray_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """The session's Ray cluster; the test process is connected to it."""
