@@ -78,15 +78,15 @@ def test_each_method_against_tuned_equal_and_scalarization():
 
 
 def test_without_scalarization_only_against_equal_and_a_published_config_is_no_method_best():
-    candidates = [
-        candidate("trial_005", "equal", "best 1 of equal"),
-        candidate("trial_003", "dwa", "best 1 of dwa"),
-        candidate("paper", "equal", "paper"),
-        candidate("seed_report", "uncertainty", "seed_report"),  # a method with no completed trial
-    ]
-    assert comparison_pairs(candidates) == [
-        ("best dwa (trial_003) vs best equal (trial_005)", "trial_003", "trial_005"),
-    ]
+    roles = {  # name: (weighting, its one role); seed_report's method has no completed trial here
+        "trial_005": ("equal", "best 1 of equal"),
+        "trial_003": ("dwa", "best 1 of dwa"),
+        "paper": ("equal", "paper"),
+        "seed_report": ("uncertainty", "seed_report"),
+    }
+    candidates = [candidate(name, weighting, role) for name, (weighting, role) in roles.items()]
+    only = ("best dwa (trial_003) vs best equal (trial_005)", "trial_003", "trial_005")
+    assert comparison_pairs(candidates) == [only]
 
 
 def test_top_mode_pairs_as_before():
@@ -97,13 +97,11 @@ def test_top_mode_pairs_as_before():
         candidate("paper", "equal", "paper"),
         candidate("seed_report", "dwa", "seed_report"),
     ]
+    methods = {"trial_003": "dwa", "trial_009": "scalarization", "trial_005": "equal"}
+    best = [("trial_003", "trial_005"), ("trial_009", "trial_005"), ("trial_003", "trial_009")]
     assert comparison_pairs(candidates) == [
-        ("best dwa (trial_003) vs best equal (trial_005)", "trial_003", "trial_005"),
-        ("best scalarization (trial_009) vs best equal (trial_005)", "trial_009", "trial_005"),
-        ("best dwa (trial_003) vs best scalarization (trial_009)", "trial_003", "trial_009"),
-        ("trial_003 vs paper", "trial_003", "paper"),
-        ("trial_009 vs paper", "trial_009", "paper"),
-        ("trial_005 vs paper", "trial_005", "paper"),
+        *((f"best {methods[a]} ({a}) vs best {methods[b]} ({b})", a, b) for a, b in best),
+        *((f"{name} vs paper", name, "paper") for name in methods),  # then each top one against the paper's
     ]
 
 

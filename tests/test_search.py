@@ -19,17 +19,25 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 PUBLISHED = SearchSpace().published_points()
 
 
-def searcher(tmp_path, stopped=(), ended=None, trained=None, per_weighting=None):
-    points = first_points(PUBLISHED, num_samples=20, per_weighting=per_weighting, weightings=("equal", "dwa"))
-    study = open_study(
+def journal_study(tmp_path, num_samples, weightings, per_weighting=None, **options) -> optuna.Study:
+    """Study "s" in the journal tmp_path/j, opened as the driver opens it (the published points first,
+    seed 0, mode max; `options` as `open_study` takes them)."""
+    points = first_points(
+        PUBLISHED, num_samples=num_samples, per_weighting=per_weighting, weightings=weightings
+    )
+    return open_study(
         tmp_path / "j",
         "s",
         mode="max",
         seed=0,
         points=points,
         per_weighting=per_weighting is not None,
-        trained=trained,
+        **options,
     )
+
+
+def searcher(tmp_path, stopped=(), ended=None, trained=None, per_weighting=None):
+    study = journal_study(tmp_path, 20, ("equal", "dwa"), per_weighting, trained=trained)
     on_end = None if ended is None else lambda number, state: ended.append((number, state))
     return StudySearcher(
         study, SearchSpace(), metric="score", mode="max", max_epochs=4, stopped=set(stopped), on_end=on_end

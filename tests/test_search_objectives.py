@@ -13,12 +13,12 @@ from optuna.trial import TrialState
 from mtan.metrics import METRICS
 from mtan.run_folder import write_metrics
 from study.driver import ended_values
-from study.search.design import first_points
-from study.search.journal import journal_storage, open_study
+from study.search.journal import journal_storage
 from study.search.searcher import StudySearcher
 from study.settings import StudySettings
 from study.space import TRIAL_NUMBER, WEIGHTING, SearchSpace
 from study.storage import TrialStore
+from tests.test_search import journal_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 OBJECTIVES = ("miou", "abs_err")
@@ -40,17 +40,7 @@ def rows(epochs: int, nan_at: int | None = None) -> list[dict[str, float]]:
 
 
 def multi_searcher(tmp_path, histories, *, stopped=(), sampler="tpe", per_weighting=None, max_epochs=12):
-    points = first_points(PUBLISHED, num_samples=30, per_weighting=per_weighting, weightings=WEIGHTINGS)
-    study = open_study(
-        tmp_path / "j",
-        "s",
-        mode="max",
-        seed=0,
-        points=points,
-        per_weighting=per_weighting is not None,
-        objectives=OBJECTIVES,
-        sampler=sampler,
-    )
+    study = journal_study(tmp_path, 30, WEIGHTINGS, per_weighting, objectives=OBJECTIVES, sampler=sampler)
     search = StudySearcher(
         study,
         SearchSpace(),

@@ -22,15 +22,7 @@ from mtan.cli import command_parser
 from mtan.config import config_from_flat
 from mtan.data import load_data
 from mtan.metrics import DELTA_M_KEYS, METRICS
-from study.cluster import (
-    check_trial_fits,
-    connect_interruptible,
-    default_gpus_per_trial,
-    interrupt_on_sigterm,
-    local_capacity,
-    shutdown_ray,
-    starts_local_ray,
-)
+from study import cluster
 from study.front import interval_dominated
 from study.record import StudyFolder, journal_states, load_optuna_study
 from study.reproduce.plan import ConfirmationPlan, plan_confirmation
@@ -173,19 +165,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder.read_results(journal_states(load_optuna_study(folder.journal, folder.path.resolve().name)))
     flags = ("--cpus-per-task", "--gpus-per-task")
     gpus = args.gpus_per_task
-    if starts_local_ray(args.address):  # known before Ray starts: this machine's CPUs and GPUs
-        capacity = local_capacity()
-        gpus = default_gpus_per_trial(capacity["GPU"]) if gpus is None else gpus
-        check_trial_fits(args.cpus_per_task, gpus, flags, local=capacity)
+    if cluster.starts_local_ray(args.address):  # known before Ray starts: this machine's CPUs and GPUs
+        capacity = cluster.local_capacity()
+        gpus = cluster.default_gpus_per_trial(capacity["GPU"]) if gpus is None else gpus
+        cluster.check_trial_fits(args.cpus_per_task, gpus, flags, local=capacity)
     data = load_data(config_from_flat(plan.candidates[0].config))  # every trial's data is the study's
     print(plan_text(plan, folder), flush=True)
-    interrupt_on_sigterm()
+    cluster.interrupt_on_sigterm()
     owns_ray = False
     try:
-        owns_ray = connect_interruptible(args.address)
+        owns_ray = cluster.connect_interruptible(args.address)
         if gpus is None:
-            gpus = default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
-        check_trial_fits(args.cpus_per_task, gpus, flags)
+            gpus = cluster.default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
+        cluster.check_trial_fits(args.cpus_per_task, gpus, flags)
         settings = ReproduceSettings(
             args.results_dir,
             args.seeds,
@@ -206,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         if owns_ray:
-            shutdown_ray()
+            cluster.shutdown_ray()
     print(format_summary(summary, comparisons, plan.metric))
     if plan.single_task:
         print(format_summary(summary, comparisons, DELTA_M, DELTA_M_HEADING))
