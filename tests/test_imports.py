@@ -1,5 +1,6 @@
-"""The `mtan` package's imports, read from its source with `ast`: no import circle between its modules,
-none hidden in a function, and nothing from above it (Ray, Optuna, `study`, `analysis`)."""
+"""The packages' imports, read from their source with `ast`: no import circle between the modules of
+`mtan`, `study`, `analysis` and `devtools`; in `mtan` none hidden in a function, and nothing from above it
+(Ray, Optuna, `study`, `analysis`)."""
 
 from __future__ import annotations
 
@@ -53,9 +54,9 @@ def imports_of(path: Path) -> tuple[set[str], set[str]]:
     return top, deferred
 
 
-def mtan_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-    """Each mtan module's imports of mtan modules, at import time and inside functions."""
-    paths = sorted((REPO / "mtan").rglob("*.py"))
+def import_graph(*packages: str) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Each module of `packages`' imports of their modules, at import time and inside functions."""
+    paths = sorted(path for package in packages for path in (REPO / package).rglob("*.py"))
     names = {module_name(p) for p in paths}
     top, deferred = {}, {}
     for path in paths:
@@ -92,14 +93,21 @@ def test_the_cycle_finder_finds_a_hand_made_circle():
 
 
 def test_mtan_has_no_import_circle():
-    top, deferred = mtan_graph()
+    top, deferred = import_graph("mtan")
     assert "mtan.model" in top["mtan.evaluate"] and "mtan.evaluate" in top["mtan.train"]  # the graph is read
     assert cycle(top) == []
     assert cycle({m: top[m] | deferred[m] for m in top}) == []  # not even through a deferred import
 
 
+def test_the_packages_have_no_import_circle_between_them_either():
+    top, deferred = import_graph("mtan", "study", "analysis", "devtools")
+    assert "study.record" in top["analysis.load"] and "mtan.train" in top["study.trainable"]  # read
+    assert cycle(top) == []
+    assert cycle({m: top[m] | deferred[m] for m in top}) == []
+
+
 def test_mtan_imports_in_functions_only_what_is_deferred_on_purpose():
-    _, deferred = mtan_graph()
+    _, deferred = import_graph("mtan")
     assert {(m, t) for m, targets in deferred.items() for t in targets} == DEFERRED
 
 
