@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+import study.cluster
 import study.run
 from mtan.errors import UserError, run_cli
 from study.driver import run_study
@@ -300,9 +301,9 @@ def test_ray_shuts_down_with_interrupts_ignored(monkeypatch):
         seen.update(sigint=signal.getsignal(signal.SIGINT), sigterm=signal.getsignal(signal.SIGTERM))
 
     handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    monkeypatch.setattr(study.run.ray, "shutdown", shutdown)
+    monkeypatch.setattr(study.cluster.ray, "shutdown", shutdown)
     try:
-        study.run._shutdown_ray()
+        study.cluster.shutdown_ray()
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
