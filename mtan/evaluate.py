@@ -223,9 +223,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # matplotlib takes seconds to import: only when --figures asks for it, not in every training process
-    from mtan.figures import fixed_indices, prediction_figure
-
     args = build_parser().parse_args(argv)
     if args.images < 1:
         raise UserError(f"--images must be >= 1, got {args.images}")
@@ -249,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(evaluation_text(metrics))
     if args.figures is not None:
+        # matplotlib takes seconds to import: only when --figures asks for it, never in a training process
+        from mtan.figures import fixed_indices, prediction_figure
+
         indices = fixed_indices(len(data.val), args.images)
         title = f"{args.checkpoint} (epoch {run.epoch}), validation images {indices}"
         figure = prediction_figure(model, data, indices, device=device, title=title)
