@@ -20,7 +20,7 @@ from analysis.tables import format_metric
 from mtan.tasks import TASKS
 from study.record import StudyFolder, trial_dirname
 from study.reproduce.plan import Candidate, best_of_each_weighting, comparison_pairs, single_task_role
-from study.reproduce.stats import SIGNIFICANCE, holm
+from study.reproduce.stats import SIGNIFICANCE, holm_by_metric
 
 RANKING_METRICS: tuple[str, ...] = ("score", "miou", "abs_err")
 
@@ -45,8 +45,7 @@ def read_confirmation(folder: StudyFolder) -> Confirmation | None:
     if configs is None or summary is None or comparisons is None:
         return None
     if "p_holm" not in comparisons.columns:
-        family = comparisons.groupby("metric", sort=False)["p_value"]
-        comparisons = comparisons.assign(p_holm=family.transform(lambda p: holm(p.to_numpy())))
+        comparisons = comparisons.assign(p_holm=holm_by_metric(comparisons))
     return Confirmation(configs, summary, comparisons)
 
 

@@ -128,6 +128,11 @@ def comparisons_table(
             result = paired_comparison(*paired_values(seeds, a, b, metric))
             rows.append((name, metric, result.mean_diff, result.low, result.high, result.p_value, result.n))
     table = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c != "p_holm"])
-    p_holm = table.groupby("metric", sort=False)["p_value"].transform(lambda family: holm(family.to_numpy()))
-    table.insert(COMPARISON_COLUMNS.index("p_holm"), "p_holm", p_holm.astype(float))
+    table.insert(COMPARISON_COLUMNS.index("p_holm"), "p_holm", holm_by_metric(table))
     return table
+
+
+def holm_by_metric(comparisons: pd.DataFrame) -> pd.Series:
+    """``p_value`` adjusted by Holm's method over the family of the comparisons of each metric."""
+    family = comparisons.groupby("metric", sort=False)["p_value"]
+    return family.transform(lambda p_values: holm(p_values.to_numpy())).astype(float)
