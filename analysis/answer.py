@@ -35,11 +35,14 @@ from analysis.published import ReferenceRow, delta_m_keys, table_rows
 from analysis.space import RecordedSpace
 from analysis.tables import format_metric
 from mtan.metrics import DELTA_M_KEYS, delta_m
+from mtan.tasks import TASKS
+from study.reproduce.plan import single_task_name
 from study.reproduce.tables import DELTA_M  # summary.csv's and comparisons.csv's metric of Delta_m
 
 NEEDS_SINGLE_TASK = (
-    "Delta_m needs the study's own single-task networks (configurations stl_segmentation and stl_depth in "
-    "the confirmation), which this confirmation lacks"
+    "Delta_m needs the study's own single-task networks (configurations "
+    f"{' and '.join(single_task_name(task) for task in TASKS)} in the confirmation), which this "
+    "confirmation lacks"
 )
 NOT_ANSWERED = (
     "Not answered yet: `python -m study.reproduce RESULTS_DIR --per-weighting-best 1 --seeds 3` retrains "

@@ -186,6 +186,8 @@ class _Report:
         self.budget = study_budget(self.study, self.trials)
         self.weightings = study_weightings(self.study, results.space)
         self.same_trials = same_number_of_trials(self.trials)
+        # the comparisons between methods' best configurations in the confirmation (none without one)
+        self.compared = method_comparisons(self.confirmation) if self.confirmation is not None else []
         self.objectives: tuple[str, ...] = tuple(self.study.get("objectives") or ())
 
     def _best_row(self) -> pd.Series | None:
@@ -296,7 +298,7 @@ class _Report:
         """The answer: the sentence, then the table of each method's best confirmed configuration against
         the study's own single-task networks, beside the published Nash-MTL rows."""
         blocks: list[Block] = [Heading(2, "The answer: a weighting method against tuned equal weighting")]
-        if self.confirmation is None or not method_comparisons(self.confirmation):
+        if not self.compared:
             return blocks + [Paragraph(NOT_ANSWERED)]
         if self.synthetic:
             blocks.append(Banner(SYNTHETIC_NUMBERS))
@@ -333,7 +335,7 @@ class _Report:
         if len(table) < 2:
             sentence += "; only one weighting ran, so there is nothing to compare it with"
         sentence += ". Single runs, one seed each; ASHA stopped most trials, so later epochs differ"
-        if self.confirmation is not None and method_comparisons(self.confirmation):
+        if self.compared:
             sentence += "; the confirmation on fresh seeds (first finding) is what compares the methods"
         return sentence + "."
 
@@ -489,7 +491,7 @@ class _Report:
                 "`--num-samples`): the best of more tries is higher by selection alone, so only medians are "
                 "shown, not bests; `python -m study.run --per-weighting N` gives every method N trials."
             )
-        if self.confirmation is not None and method_comparisons(self.confirmation):
+        if self.compared:
             words.append(DEFER_TO_CONFIRMATION)
         blocks.append(Paragraph(" ".join(words)))
         at_epoch = trials_at_epoch(self.trials, self.results.curves, self.epoch)
