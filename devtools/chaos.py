@@ -60,14 +60,12 @@ from optuna.trial import TrialState
 from mtan.errors import UserError, run_cli
 from mtan.metrics import tail_mean
 from mtan.run_folder import CHECKPOINT_FILE, CONFIG_FILE, read_config, read_metrics, read_trivial_metrics
-from study.driver import WALL_CLOCK_EVERY_S
+from study.driver import WALL_CLOCK_EVERY_S, hypervolume_table
 from study.front import (
     directions,
-    hypervolume_history,
     maximised,
     non_dominated,
     parse_objectives,
-    reference_point,
 )
 from study.lock import StudyLock
 from study.record import (
@@ -325,20 +323,6 @@ def check_any_moment(chaos: Chaos, study: Study) -> None:
             raise Violation(f"the study is still locked after its driver ended: {error}") from None
 
 
-def recomputed_hypervolume(
-    chaos: Chaos, study: Study, trials: list[optuna.trial.FrozenTrial]
-) -> pd.DataFrame:
-    """hypervolume.csv as the journal says it should be: its completed trials in the order they
-    completed, against the trivial predictors' metrics in baselines.json."""
-    completed = sorted(
-        (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.datetime_complete, t.number)
-    )
-    reference = reference_point(read_trivial_metrics(study.folder), chaos.objectives)
-    return hypervolume_history(
-        [(t.number, t.values) for t in completed], reference, maximised(chaos.objectives)
-    )
-
-
 def check_objectives(
     chaos: Chaos, study: Study, trials: list[optuna.trial.FrozenTrial], finished: bool
 ) -> None:
@@ -361,7 +345,7 @@ def check_objectives(
     path = study.folder / HYPERVOLUME_CSV
     if path.exists():
         written = pd.read_csv(path)
-        expected = recomputed_hypervolume(chaos, study, trials)
+        expected = hypervolume_table(trials, chaos.objectives, read_trivial_metrics(study.folder))
         length = len(expected) if finished else len(written)
         _require(
             len(written) == length <= len(expected) and _same_rows(written, expected.iloc[:length]),

@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from ray import tune
 from ray.tune import Callback
 
@@ -477,16 +477,22 @@ def write_hypervolume(
     metrics (`study.front.reference_point`). The driver, the one writer, rewrites it whole after each
     completed trial, at each start and at the end, so a driver killed in between leaves a file that the
     next one completes."""
+    folder.write_hypervolume(hypervolume_table(study.get_trials(deepcopy=False), objectives, baselines))
+
+
+def hypervolume_table(
+    trials: Sequence[FrozenTrial], objectives: Sequence[str], baselines: Mapping[str, float]
+) -> pd.DataFrame:
+    """hypervolume.csv's rows for `trials` of a journal: the completed ones in the order they completed,
+    with their told values, against the trivial predictors' metrics (`study.front.reference_point`)."""
     completed = sorted(
-        (t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE),
-        key=lambda t: (t.datetime_complete, t.number),
+        (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.datetime_complete, t.number)
     )
-    history = hypervolume_history(
+    return hypervolume_history(
         [(t.number, t.values) for t in completed],
         reference_point(baselines, objectives),
         maximised(objectives),
     )
-    folder.write_hypervolume(history)
 
 
 def trained_config(store: TrialStore, number: int) -> dict[str, Any] | None:
