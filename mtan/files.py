@@ -34,14 +34,18 @@ def _cannot_write(path: Path, error: OSError) -> UserError:
 
 
 def check_writable_folder(path: Path) -> None:
-    """Create the folder `path` if need be and check that a file can be created in it (a read-only disk
-    fails here, before anything is written); `UserError` names it otherwise."""
+    """Check that files can be created in the folder `path`, or, where it does not exist yet, in its
+    nearest existing ancestor, which the first write creates it under (a read-only disk fails here, before
+    anything is written); `UserError` names it otherwise. Creates nothing: a probe file, removed at once,
+    so that a command refused by a later check leaves no folder behind."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{path} is a file, not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{existing} is a file, not a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test.")
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".write-test.")
         os.close(fd)
         os.unlink(probe)
     except OSError as error:

@@ -30,8 +30,9 @@ def is_remote(storage_path: str) -> bool:
 
 
 def check_storage_path(storage_path: str) -> None:
-    """A local storage path must be a folder this process can write (created if need be); `UserError`
-    naming ``--storage-path`` otherwise, before Ray starts. A remote one is checked by its first write."""
+    """A local storage path must be a folder this process can write, or one it can create (the driver
+    creates it once every check has passed); `UserError` naming ``--storage-path`` otherwise, before Ray
+    starts. A remote one is checked by its first write."""
     if is_remote(storage_path):
         return
     try:

@@ -187,7 +187,7 @@ def test_the_study_refuses_before_ray_starts_and_before_it_writes(tmp_path, case
         )
     done = _command("study.run", [*flags, "--storage-path", str(storage), "--name", "s"], tmp_path)
     assert (done.returncode, done.stdout, done.stderr) == (2, "", line + "\n")  # nothing of Ray's
-    assert not (storage / "s").exists()  # no study folder, no study.lock
+    assert not storage.exists()  # no storage folder, no study folder, no study.lock
 
 
 def test_reproduce_refuses_a_cut_results_csv_and_a_seed_larger_than_this_machine_before_ray(
