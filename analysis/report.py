@@ -246,8 +246,14 @@ class _Report:
         return blocks
 
     def findings(self) -> list[str]:
-        """The answer first (the confirmation's, in words), then what the study's single runs show."""
-        items = [self.answer_sentence()]
+        """The answer first, then what the study's single runs show. The answer is the confirmation's
+        comparison of methods, in words; a study of several objectives leads with its front and whether
+        the front held on fresh seeds, and gives the comparison only where the confirmation made one."""
+        if self.objectives:
+            items = [self.front_sentence(), self.front_confirmation_text()]
+            items += [self.answer_sentence()] if self.compared else []
+        else:
+            items = [self.answer_sentence()]
         if self.best_row is None:
             return items + ["No trial finished, so there is no best configuration."]
         if self.confirmation is not None:
@@ -262,8 +268,6 @@ class _Report:
             f"({str(row['state']).replace('_', ' ')}; one run, one seed)."
         )
         items.append(self.weightings_at_common_epoch())
-        if self.objectives:
-            items.append(self.front_sentence())
         top = self.ranked.head(5)[self.column]
         if len(top) > 1:
             low, high = (tables.format_metric(self.metric, v) for v in (top.min(), top.max()))
@@ -719,6 +723,11 @@ class _Report:
 
     def front_confirmation(self) -> list[Block]:
         """Which retrained configurations stay non-dominated once their intervals count."""
+        return [Paragraph(self.front_confirmation_text())]
+
+    def front_confirmation_text(self) -> str:
+        """`front_confirmation` in words: which front configurations, retrained on fresh seeds, stay
+        non-dominated, or how to retrain them."""
         judged: dict[str, list[str]] = {}
         if self.confirmation is not None:
             dominated = interval_dominated(self.confirmation.summary, self.objectives)
@@ -726,23 +735,19 @@ class _Report:
             on_front = set(configs.loc[configs["roles"].str.contains(PARETO_ROLE, regex=False), "config"])
             judged = {name: by for name, by in dominated.items() if name in on_front}
         if not judged or self.confirmation is None:
-            return [
-                Paragraph(
-                    "The front is not confirmed yet: `python -m study.reproduce RESULTS_DIR --pareto` "
-                    "retrains every front point on the same fresh seeds."
-                )
-            ]
+            return (
+                "The front is not confirmed yet: `python -m study.reproduce RESULTS_DIR --pareto` retrains "
+                "every front point on the same fresh seeds."
+            )
         stays = [name for name, by in judged.items() if not by]
         beaten = [f"{name} (by {', '.join(by)})" for name, by in judged.items() if by]
         seeds = int(self.confirmation.summary["n"].max())
-        return [
-            Paragraph(
-                f"Retrained on the same {seeds} fresh seeds, {len(stays)} of the {len(judged)} front "
-                f"configurations stay non-dominated once their 95 % intervals count (dominated: another's "
-                f"whole interval is better than its own in every objective): {', '.join(stays) or 'none'}"
-                + (f"; dominated: {', '.join(beaten)}." if beaten else ".")
-            )
-        ]
+        return (
+            f"Retrained on the same {seeds} fresh seeds, {len(stays)} of the {len(judged)} front "
+            f"configurations stay non-dominated once their 95 % intervals count (dominated: another's "
+            f"whole interval is better than its own in every objective): {', '.join(stays) or 'none'}"
+            + (f"; dominated: {', '.join(beaten)}." if beaten else ".")
+        )
 
     def hypervolume(self) -> list[Block]:
         history = StudyFolder(self.results.path).read_hypervolume()

@@ -325,6 +325,12 @@ def test_the_report_of_a_study_of_two_objectives(tmp_path: Path) -> None:
         f"Hypervolume after all {len(history)} completed trials: {history['hypervolume'].iloc[-1]:.4g}" in md
     )
     assert "front configurations stay non-dominated once their 95 % intervals count" in md
+    # the key findings lead with the front and its confirmation, not with the comparison of methods
+    findings = md.split("## Key findings")[1].split("\n## ")[0]
+    bullets = [line for line in findings.splitlines() if line.startswith("- ")]
+    assert bullets[0].startswith("- Weighting methods on the Pareto front of miou, abs_err: ")
+    assert "front configurations stay non-dominated once their 95 % intervals count" in bullets[1]
+    assert "Not answered yet" not in findings and sum("Pareto front of" in b for b in bullets) == 1
     assert "single-task networks on fresh seeds" in md
     assert "| objectives | miou (max), abs_err (min) |" in md and "| ASHA's metric | score (max) |" in md
     # a study of one objective writes no hypervolume figure; a stale one goes
