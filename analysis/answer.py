@@ -171,7 +171,8 @@ def _budget_text(budget: Budget) -> str:
     if budget.per_weighting is not None:
         return f"with {budget.per_weighting} trials per method (`--per-weighting {budget.per_weighting}`)"
     counts = ", ".join(f"{weighting} {n}" for weighting, n in budget.trials.items())
-    return f"with unequal trials per method ({counts})"
+    chosen = "equal" if len(set(budget.trials.values())) <= 1 else "unequal"
+    return f"with {chosen} trials per method, chosen by the sampler ({counts})"
 
 
 def _clause(row: pd.Series, a: str, b: str, metric: str) -> str:

@@ -100,13 +100,15 @@ def best_of_each_method(confirmation: Confirmation) -> dict[str, str]:
 def method_comparisons(confirmation: Confirmation) -> list[tuple[str, str, str]]:
     """(comparison, method a, method b) of the comparisons between two methods' best configurations
     (`study.reproduce.plan.comparison_pairs`), in its order: every method against tuned equal weighting,
-    then against tuned scalarization; not the top trials against the paper's configuration."""
+    then against tuned scalarization; not the top trials against the paper's configuration. Only those
+    comparisons.csv records: a confirmation that compared nothing (``--pareto``) has none."""
     best = best_of_each_method(confirmation)
     method = {name: weighting for weighting, name in best.items()}
+    recorded = set(confirmation.comparisons["comparison"])
     return [
         (name, method[a], method[b])
         for name, a, b in comparison_pairs(candidates(confirmation))
-        if a in method and b in method and method[a] != method[b]
+        if a in method and b in method and method[a] != method[b] and name in recorded
     ]
 
 

@@ -189,6 +189,11 @@ class _Report:
         # the comparisons between methods' best configurations in the confirmation (none without one)
         self.compared = method_comparisons(self.confirmation) if self.confirmation is not None else []
         self.objectives: tuple[str, ...] = tuple(self.study.get("objectives") or ())
+        # which retrained configurations (not the single-task runs) another's intervals dominate in every
+        # objective: the figure's hollow crosses and the front's confirmation, as study.reproduce prints it
+        self.dominated: dict[str, list[str]] = (
+            interval_dominated(self._multi_task_summary(), self.objectives) if self.objectives else {}
+        )
 
     def _best_row(self) -> pd.Series | None:
         best = (self.results.best or {}).get("trial")
@@ -197,10 +202,13 @@ class _Report:
             return rows.iloc[0]
         return self.ranked.iloc[0] if len(self.ranked) else None
 
-    def _weighting_rank(self, weighting: str) -> int:
-        """A weighting's place in the searched order (unknown ones last)."""
-        searched = list(self.results.space.choices("weighting"))
-        return searched.index(weighting) if weighting in searched else len(searched)
+    def _multi_task_summary(self) -> pd.DataFrame:
+        """The confirmation's summary.csv rows of its configurations other than the single-task runs."""
+        if self.confirmation is None:
+            return pd.DataFrame(columns=["config", "metric", "mean", "ci_low", "ci_high", "n"])
+        summary = self.confirmation.summary
+        single = set(single_task_configs(self.confirmation).values())
+        return summary.loc[~summary["config"].isin(single)]
 
     def _optuna(self) -> tuple[Any | None, str]:
         if self.results.journal is None:
@@ -575,7 +583,6 @@ class _Report:
         marked dominated when, in a study of several objectives, another's intervals dominate it."""
         if self.confirmation is None:
             return []
-        summary = self.confirmation.summary
         weightings = dict(
             zip(
                 self.confirmation.configs["config"],
@@ -583,18 +590,14 @@ class _Report:
                 strict=True,
             )
         )
-        single = set(single_task_configs(self.confirmation).values())
-        multi = summary.loc[~summary["config"].isin(single)]
-        dominated = interval_dominated(multi, self.objectives) if self.objectives else {}
         points = []
-        for name, rows in multi.groupby("config", sort=False):
+        for name, rows in self._multi_task_summary().groupby("config", sort=False):
             values = {
                 str(r.metric): plots.Interval(float(r.mean), float(r.ci_low), float(r.ci_high))
                 for r in rows.itertuples()
             }
-            points.append(
-                plots.ConfirmedPoint(str(name), weightings.get(name, "?"), values, bool(dominated.get(name)))
-            )
+            dominated = bool(self.dominated.get(name))
+            points.append(plots.ConfirmedPoint(str(name), weightings.get(name, "?"), values, dominated))
         return points
 
     def _single_task(self) -> dict[str, tuple[str, float]]:
@@ -730,10 +733,9 @@ class _Report:
         non-dominated, or how to retrain them."""
         judged: dict[str, list[str]] = {}
         if self.confirmation is not None:
-            dominated = interval_dominated(self.confirmation.summary, self.objectives)
             configs = self.confirmation.configs
             on_front = set(configs.loc[configs["roles"].str.contains(PARETO_ROLE, regex=False), "config"])
-            judged = {name: by for name, by in dominated.items() if name in on_front}
+            judged = {name: by for name, by in self.dominated.items() if name in on_front}
         if not judged or self.confirmation is None:
             return (
                 "The front is not confirmed yet: `python -m study.reproduce RESULTS_DIR --pareto` retrains "

@@ -112,9 +112,16 @@ def test_unequal_budgets_say_this_is_not_the_fields_question(tmp_path: Path) -> 
     budget = Budget(None, {"equal": 1, "dwa": 14, "scalarization": 5})
     sentence = answer_sentence(confirmation(tmp_path), budget, "score", synthetic=True)
     assert sentence.startswith(
-        "On this data (synthetic, not CityScapes), with unequal trials per method (equal 1, dwa 14, "
-        "scalarization 5) and 3 fresh seeds, Delta_m"
+        "On this data (synthetic, not CityScapes), with unequal trials per method, chosen by the sampler "
+        "(equal 1, dwa 14, scalarization 5) and 3 fresh seeds, Delta_m"
     )
+    # the sampler may give each method as many trials by chance: still not the same budget by design
+    by_chance = Budget(None, {"equal": 10, "dwa": 10})
+    sentence = answer_sentence(confirmation(tmp_path / "chance"), by_chance, "score", synthetic=True)
+    assert "with equal trials per method, chosen by the sampler (equal 10, dwa 10) and 3 fresh seeds" in (
+        sentence
+    )
+    assert "The methods did not get the same budget" in sentence
     assert sentence.endswith(
         " The methods did not get the same budget (the sampler chose each trial's method, `--num-samples`), "
         "so this does not answer the field's question, which tunes every method with the same budget "
@@ -135,6 +142,14 @@ def test_nothing_to_answer_without_two_methods_compared(tmp_path: Path) -> None:
     (folder / "comparisons.csv").write_text(COMPARISONS.splitlines(True)[0])
     only_best = read_confirmation(StudyFolder(tmp_path))
     assert answer_sentence(only_best, EQUAL_BUDGET, "score", synthetic=True) == NOT_ANSWERED
+    # a --pareto confirmation retrains front points of two methods and compares none of them
+    (folder / "configs.csv").write_text(
+        CONFIGS.splitlines(True)[0]
+        + "trial_003,3,id3,pareto front,equal,0.50,0.49,completed\n"
+        + "trial_005,5,id5,pareto front,dwa,0.55,0.53,completed\n"
+    )
+    front = read_confirmation(StudyFolder(tmp_path))
+    assert answer_sentence(front, EQUAL_BUDGET, "score", synthetic=True) == NOT_ANSWERED
 
 
 def test_the_table_stl_first_then_each_methods_best_then_the_published_rows(tmp_path: Path) -> None:

@@ -207,7 +207,8 @@ def test_unequal_budgets_compare_no_bests_and_say_the_answer_is_not_the_fields(t
     _, md, _ = _report(tmp_path, trials=default_trials(5, failed=0))  # equal 3, dwa 2; --num-samples
     first = _section(md, "Key findings").strip().splitlines()[0]
     assert first.startswith(
-        "- On this data (synthetic, not CityScapes), with unequal trials per method (equal 3, dwa 2)"
+        "- On this data (synthetic, not CityScapes), with unequal trials per method, chosen by the sampler "
+        "(equal 3, dwa 2)"
     )
     assert "Delta_m needs the study's own single-task networks" in first  # a --top confirmation, no STL
     assert "so this does not answer the field's question" in first
@@ -293,6 +294,28 @@ def test_render_escapes_and_embeds(tmp_path: Path) -> None:
     assert "<h1>T &lt;1&gt;</h1>" in html and "<td>&lt;z&gt;</td>" in html and "a &lt; b" in html
     assert "then <code>python -m x --flag &lt;N&gt;</code></p>" in html  # a command as markdown shows it
     assert 'src="data:image/png;base64,iVBORw0KGgo' in html
+
+
+def test_a_single_task_network_never_dominates_a_front_point(tmp_path: Path) -> None:
+    # objectives of one task: the segmentation STL has values in both, and better ones, but it is a
+    # reference line, not a rival, as study.reproduce --pareto prints it
+    trials = [*default_trials(16, failed=1), *scalarization_trials()]
+    study = write_fake_study(tmp_path, trials=trials, objectives=("miou", "pixel_acc"))
+    summary_csv = study / "reproduce" / "summary.csv"
+    seeds = pd.DataFrame(
+        [{"config": "stl_segmentation", "seed": seed, **{m: math.nan for m in METRIC_KEYS},
+          "miou": 0.95 + seed / 1000, "pixel_acc": 0.98 + seed / 1000}
+         for seed in (100, 101, 102)]
+    )  # fmt: skip
+    pd.concat([pd.read_csv(summary_csv), summary_table(seeds, METRIC_KEYS)]).to_csv(summary_csv, index=False)
+    configs_csv = study / "reproduce" / "configs.csv"
+    configs = pd.read_csv(configs_csv)
+    stl = {"config": "stl_segmentation", "roles": "stl segmentation", "weighting": "equal"}
+    stl["state"] = "completed"
+    pd.concat([configs, pd.DataFrame([stl])]).to_csv(configs_csv, index=False)
+    md = write_report(study).markdown.read_text()
+    assert "1 of the 1 front configurations stay non-dominated" in md
+    assert "(by stl_segmentation)" not in md
 
 
 def test_the_report_of_a_study_of_two_objectives(tmp_path: Path) -> None:
