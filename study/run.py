@@ -182,8 +182,8 @@ def finished_lines(table: pd.DataFrame, settings: StudySettings, results: str) -
     """What a finished study prints last: its best trials (and a study of several objectives its front),
     where its results are, the count of trials by state (and of restarts), then the next commands (the
     confirmation of the best 2, of each weighting method's best for a ``--per-weighting`` study, of every
-    front point for a study of several objectives); when every trial failed, instead of the best trials and
-    the commands, one last line saying so with the most common reason."""
+    front point for a study of several objectives that has a front); when every trial failed, instead of
+    the best trials and the commands, one last line saying so with the most common reason."""
     counts = count_states(table)
     restarts = int(table["restarts"].sum())
     restarted = f"; {restarts} restart{'s' if restarts != 1 else ''} (results.csv)" if restarts else ""
@@ -198,7 +198,7 @@ def finished_lines(table: pd.DataFrame, settings: StudySettings, results: str) -
         reason, count = common
         return [*lines, f"{ALL_FAILED}; the most common reason ({count} of {len(table)}): {reason}"]
     folder = shlex.quote(results)
-    if settings.objective_keys:
+    if settings.objective_keys and table[PARETO_COLUMN].any():
         confirm = "--pareto   (every front point, new seeds)"
     elif settings.per_weighting is None:
         confirm = "--top 2   (the best 2 and the published ones, new seeds)"

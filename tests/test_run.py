@@ -461,3 +461,9 @@ def test_a_per_weighting_study_suggests_confirming_each_methods_best():
         lines = finished_lines(table, settings, "/r/x")
         assert lines[-2].startswith(f"next: python -m study.reproduce /r/x {confirm}")
         assert sum("study.reproduce" in line for line in lines) == 1
+    # a study of two objectives: --pareto where it has a front, else what study.reproduce would not refuse
+    table = table.assign(tail_miou=0.4, tail_abs_err=0.1)
+    for pareto, confirm in (([True, False], "--pareto "), ([False, False], "--top 2 ")):
+        settings = StudySettings(name="x", objectives="miou,abs_err")
+        lines = finished_lines(table.assign(pareto=pareto), settings, "/r/x")
+        assert lines[-2].startswith(f"next: python -m study.reproduce /r/x {confirm}")

@@ -107,7 +107,8 @@ def read_trial_config(folder: StudyFolder, number: int) -> dict[str, Any] | None
 
 
 def best_role(rank: int, weighting: str) -> str:
-    """The role of a trial ranked `rank` among its weighting method's completed trials: `best 2 of dwa`."""
+    """The role of a trial ranked `rank` among its weighting method's trials (the completed ones, then
+    those ASHA stopped, longest trained first: `ranked_of_method`): `best 2 of dwa`."""
     return f"best {rank} of {weighting}"
 
 
