@@ -285,7 +285,11 @@ def build_tuner(
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         callbacks=[
             restarts,  # before the progress, which says the count it keeps
-            StudyProgress(study_header(settings, location, max_concurrent), restarts=restarts.count),
+            StudyProgress(
+                study_header(settings, location, max_concurrent),
+                restarts=restarts.count,
+                ended_before=finished_count(study),
+            ),
             WallTimeWriter(study_json),
             *tune_callbacks(settings.logger, location.local_dir, settings.name, settings.mlflow_tracking_uri),
         ],

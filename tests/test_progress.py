@@ -91,6 +91,16 @@ def test_the_table_shows_running_trials_with_epoch_objective_and_eta(tmp_path):
     assert "4 equal wd=0 step=0.5 gamma=0.5 0/24 - -" in rows
 
 
+def test_a_resumed_study_counts_the_trials_its_earlier_runs_ended():
+    progress = StudyProgress(HEADER, console=Console(file=io.StringIO()), live=False, ended_before=4)
+    progress.on_trial_start(0, [], trial("a1", DWA))
+    progress.on_trial_complete(0, [], trial("a1", DWA))
+    progress.on_trial_start(0, [], trial("b2", EQUAL))
+    console = Console(record=True, width=100, file=io.StringIO())
+    console.print(progress.table())
+    assert console.export_text().startswith("1 running, 5 of 6 ended")  # 4 before, 1 in this run
+
+
 def test_in_a_terminal_the_table_is_drawn_live_and_ends_are_still_lines(tmp_path):
     console = Console(record=True, width=120, file=io.StringIO(), force_terminal=True)
     play(StudyProgress(HEADER, console=console), tmp_path)

@@ -164,6 +164,7 @@ class StudyProgress(Callback):
     header: StudyHeader
     trial_number: Callable[[Any], int | str] = default_trial_number
     restarts: Callable[[Any], tuple[int, str]] | None = None  # a trial's restarts so far and the last why
+    ended_before: int = 0  # trials that ended in the study's earlier runs (a resumed study)
     console: Console = field(default_factory=Console)
     live: bool | None = None
     _trials: dict[str, _TrialState] = field(default_factory=dict, init=False)
@@ -176,6 +177,7 @@ class StudyProgress(Callback):
     def __post_init__(self) -> None:
         if self.live is None:
             self.live = self.console.is_terminal
+        self._ended = self.ended_before
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles its callbacks with the experiment's state: the console and live display (locks,
