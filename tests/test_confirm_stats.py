@@ -127,3 +127,17 @@ def test_the_family_is_the_comparisons_of_one_metric():
     assert by_metric["miou"].tolist() != pytest.approx(by_metric["abs_err"].tolist())
     # adjusted over 3, not over all 6 comparisons of the table
     assert by_metric["miou"].tolist() != pytest.approx(naive_holm(table["p_value"].tolist())[::2])
+
+
+def test_the_printed_family_counts_the_comparisons_holm_adjusted_over():
+    from study.reproduce.cli import format_summary
+
+    # b has one seed of the score: its comparison has no p-value and is not in Holm's family (m = 1)
+    seeds = pd.DataFrame(
+        {"config": ["a", "a", "b", "c", "c"], "seed": [1, 2, 1, 1, 2], "score": [0.5, 0.6, 0.4, 0.3, 0.35]}
+    )
+    summary = summary_table(seeds, ["score"])
+    comparisons = comparisons_table(seeds, [("a vs b", "a", "b"), ("a vs c", "a", "c")], ["score"])
+    assert comparisons["p_value"].isna().tolist() == [True, False]
+    text = format_summary(summary, comparisons, "score")
+    assert "Holm's adjustment over the 1 comparison of each metric" in text

@@ -62,7 +62,8 @@ def format_summary(
     paired = comparisons[comparisons["metric"] == metric]
     if len(paired):
         lines.append(
-            f"paired over seeds: difference in {metric} [95 % CI], p, Holm p ({family_note(len(paired))})"
+            f"paired over seeds: difference in {metric} [95 % CI], p, Holm p "
+            f"({family_note(int(paired['p_value'].notna().sum()))})"  # Holm's m: the tested ones
         )
         for row in paired.itertuples():
             interval = f"[{_signed(row.ci_low)}, {_signed(row.ci_high)}]"
