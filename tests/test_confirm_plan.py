@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mtan.errors import UserError
-from study.reproduce.plan import Candidate, check_counts, comparison_pairs, selected_roles
+from study.reproduce.plan import Candidate, check_counts, comparison_pairs, selected_roles, top_notes
 
 BEST = {"metric": "score", "mode": "max", "trial": 4}
 
@@ -52,6 +52,15 @@ def test_the_modes_before_it_are_unchanged():
     assert selected_roles(BEST, table, 2) == {4: ["top 1"], 2: ["top 2"], 0: ["paper"], 1: ["seed_report"]}
     assert selected_roles(BEST, table, None) == {4: ["top 1"]}
     assert selected_roles({**BEST, "trial": 0}, table, None) == {0: ["top 1", "paper"]}
+
+
+def test_top_says_when_fewer_trials_completed_than_asked_for():
+    table = planted_table()  # 5 completed trials with a value (0, 2, 4, 5, 7)
+    assert top_notes(table, BEST, 5) == () and top_notes(table, BEST, None) == ()
+    (note,) = top_notes(table, BEST, 7)
+    assert note.startswith("--top 7: 5 trial(s) of the study completed their budget, so 5 top trial(s)")
+    (note,) = top_notes(table.assign(state="stopped_early"), BEST, 2)
+    assert note.startswith("--top 2: 0 trial(s) of the study completed their budget")
 
 
 def candidate(name: str, weighting: str, *roles: str) -> Candidate:

@@ -226,6 +226,20 @@ def confirmation_candidates(
     return candidates, notes
 
 
+def top_notes(table: pd.DataFrame, best: Mapping[str, Any], top: int | None) -> tuple[str, ...]:
+    """A note when ``--top K`` asks for more trials than completed their budget: only those are ranked."""
+    if top is None:
+        return ()
+    completed = len(ranked_completed(table, best["metric"], best["mode"]))
+    if completed >= top:
+        return ()
+    return (
+        f"--top {top}: {completed} trial(s) of the study completed their budget, so {completed} top trial(s) "
+        "are retrained (trials stopped early are not ranked with --top; --per-weighting-best K retrains "
+        "each method's best, stopped ones included)",
+    )
+
+
 def method_notes(candidates: Sequence[Candidate], weightings: Sequence[str]) -> tuple[str, ...]:
     """A note for each weighting method of ``--per-weighting-best`` whose ranked trials are not all
     completed ones: those stopped early retrained in their place, or none at all."""
@@ -398,6 +412,7 @@ def plan_confirmation(
     )
     single_task, no_single_task = single_task_candidates(table, config_of)
     notes = tuple(left_out) + method_notes(candidates, weightings) + tuple(no_single_task)
+    notes += top_notes(table, best, top)
     if pareto:
         notes += (
             f"the front's configurations are judged on {', '.join(objectives)}: one stays on the front "
