@@ -111,6 +111,21 @@ def test_the_runs_already_in_the_folder(tmp_path: Path):
     assert new_lines(out, seen) == ["trial_002 seed 9  epoch 2/3  score 0.400  (5 of 9 epochs, ETA 16 s)"]
 
 
+def test_a_run_trained_again_from_the_start_shows_no_progress_until_its_first_new_epoch(tmp_path: Path):
+    again = SeedRun("trial_002", 8, tmp_path / "trial_002" / "seed_8", 3)
+    write_metrics(again.folder, [row(1, 0.2, 5.0), row(2, 0.4, 5.0)])  # stopped before its first checkpoint
+    progress, out = plain([again], at_once=None)
+    seen: list[str] = []
+    progress.start("the plan")
+    progress.poll()  # its two old epochs are trained again: not progress, not in the totals
+    assert new_lines(out, seen) == ["the plan"]
+    assert "0 of 3 epochs" in progress._totals_text()
+    write_metrics(again.folder, [row(1, 0.3, 7.0)])  # its first epoch trained again rewrites the file
+    progress.poll()
+    # 7 s an epoch, 2 epochs left: 14 s
+    assert new_lines(out, seen) == ["trial_002 seed 8  epoch 1/3  score 0.300  (1 of 3 epochs, ETA 14 s)"]
+
+
 def test_the_live_table(tmp_path: Path):
     a = SeedRun("trial_004", 6, tmp_path / "a", 3)
     b = SeedRun("paper", 6, tmp_path / "b", 3)

@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 
 from mtan.metrics import DELTA_M_KEYS, TAIL_EPOCHS, metric, tail_mean
-from mtan.run_folder import CHECKPOINT_FILE, read_metrics
+from mtan.run_folder import CHECKPOINT_FILE, METRICS_FILE, read_metrics
 from mtan.weighting import WEIGHTINGS, hyperparameters
 from study.observe.progress import REFRESH_SECONDS, config_text, duration_text
 from study.record import StudyFolder
@@ -142,6 +142,9 @@ class _RunState:
     value: float | None = None
     seconds: list[float] = field(default_factory=list)  # epoch times seen since the start
     ended: bool = False
+    # a run stopped before its first checkpoint: its metrics.jsonl's stamp at the start. Those rows are
+    # trained again, so they are no progress; the run's first epoch rewrites the file.
+    stale: tuple[int, int, int] | None = None
 
 
 @dataclass
@@ -174,8 +177,10 @@ class ConfirmationProgress:
         self._print(text)
         for run in self.runs:
             epochs = max((int(row["epoch"]) for row in read_metrics(run.folder)), default=0)
-            kept = epochs if (run.folder / CHECKPOINT_FILE).exists() else 0
-            self._states[run] = _RunState(run, start_epoch=kept, epoch=epochs)
+            checkpoint = (run.folder / CHECKPOINT_FILE).exists()
+            kept = epochs if checkpoint else 0
+            stale = _stamp(run.folder) if epochs and not checkpoint else None
+            self._states[run] = _RunState(run, start_epoch=kept, epoch=kept, stale=stale)
         self._start = self.clock()
         if self.live:
             self._display = Live(self.table(), console=self.console, auto_refresh=False)
@@ -186,9 +191,13 @@ class ConfirmationProgress:
         for state in self._states.values():
             if state.ended:
                 continue
+            if state.stale is not None:
+                if _stamp(state.run.folder) == state.stale:
+                    continue  # the rows of before the start, not trained again yet
+                state.stale = None
             for row in read_metrics(state.run.folder):
                 if int(row["epoch"]) <= state.epoch:
-                    continue  # seen, or an epoch after the checkpoint that is being trained again
+                    continue  # seen
                 state.epoch = int(row["epoch"])
                 shown = shown_metric(self.metric, state.run.single_task)
                 value = row.get(shown)
@@ -285,6 +294,13 @@ class ConfirmationProgress:
 
     def _print(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _stamp(folder: Path) -> tuple[int, int, int]:
+    """The inode, modification time and size of a run folder's metrics.jsonl: whether it was written
+    since (each write replaces the file)."""
+    status = (folder / METRICS_FILE).stat()
+    return status.st_ino, status.st_mtime_ns, status.st_size
 
 
 def _number(value: float | None) -> str:
