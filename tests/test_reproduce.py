@@ -387,3 +387,15 @@ def test_an_interrupted_confirmation_says_how_to_continue_in_one_line(finished_s
         f"interrupted: the runs so far are in {finished_study / 'reproduce'}; the same command continues "
         "them (each from its last checkpoint)"
     ]
+
+
+def test_a_study_with_nothing_to_retrain_is_one_line(tmp_path):
+    # no trial completed, and the published ones failed before training: --top 2 has nothing to retrain
+    folder = StudyFolder(write_fake_study(tmp_path, reproduce=False, journal=False))
+    trials = pd.read_csv(folder.results_csv).assign(state="stopped_early")
+    trials.to_csv(folder.results_csv, index=False)
+    atomic_write_json(folder.study_json, {**folder.read_study(), "states": count_states(trials)})
+    for trial in (0, 1):
+        folder.trial_config_json(trial).unlink()
+    with pytest.raises(UserError, match=r"nothing to retrain \(paper: not retrained, trial 0 has no config"):
+        plan_confirmation(folder.path, seeds=2, top=2)

@@ -179,16 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if gpus is None:
             gpus = cluster.default_gpus_per_trial(ray.cluster_resources().get("GPU", 0.0))
         cluster.check_trial_fits(args.cpus_per_task, gpus, flags)
-        settings = ReproduceSettings(
-            args.results_dir,
-            args.seeds,
-            args.top,
-            args.cpus_per_task,
-            gpus,
-            args.per_weighting_best,
-            pareto=args.pareto,
-        )
-        summary, comparisons = reproduce(settings, data)
+        settings = ReproduceSettings(args.results_dir, args.cpus_per_task, gpus)
+        summary, comparisons = reproduce(settings, plan, data)
     except KeyboardInterrupt:
         print(
             f"interrupted: the runs so far are in {folder.reproduce}; the same command continues them (each "

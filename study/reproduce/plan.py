@@ -413,6 +413,8 @@ def plan_confirmation(
     single_task, no_single_task = single_task_candidates(table, config_of)
     notes = tuple(left_out) + method_notes(candidates, weightings) + tuple(no_single_task)
     notes += top_notes(table, best, top)
+    if not candidates:
+        raise UserError(f"{results_dir}: nothing to retrain ({'; '.join(notes) or 'no trial chosen'})")
     if pareto:
         notes += (
             f"the front's configurations are judged on {', '.join(objectives)}: one stays on the front "

@@ -20,24 +20,19 @@ from mtan.data import DataBundle, load_data
 from mtan.train import train
 from study.cluster import trial_slots
 from study.record import COMPARISONS_CSV, SUMMARY_CSV, StudyFolder, write_csv
-from study.reproduce.plan import plan_confirmation
+from study.reproduce.plan import ConfirmationPlan
 from study.reproduce.progress import POLL_SECONDS, ConfirmationProgress, SeedRun, seed_runs
 from study.reproduce.tables import confirmation_tables, seeds_row
 
 
 @dataclass(frozen=True)
 class ReproduceSettings:
-    """What to retrain and on what: the study folder, how many seeds, how many top trials or best trials
-    of each weighting method, or every point of the Pareto front (none of them: the best configuration
-    alone, without the published ones), each task's resources."""
+    """Where the confirmation writes (the study folder) and each task's resources; what it retrains is
+    its `ConfirmationPlan`."""
 
     results_dir: Path
-    seeds: int = 3
-    top: int | None = None
     cpus_per_task: float = 1.0
     gpus_per_task: float = 0.0
-    per_weighting_best: int | None = None
-    pareto: bool = False
 
 
 def seed_config(flat: Mapping[str, Any], seed: int, settings: ReproduceSettings) -> TrainConfig:
@@ -77,15 +72,12 @@ def wait_for_runs(
 
 
 def reproduce(
-    settings: ReproduceSettings, data: DataBundle | None = None
+    settings: ReproduceSettings, plan: ConfirmationPlan, data: DataBundle | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Retrain the candidates and the single-task baselines on the seeds (Ray tasks on the connected Ray)
-    showing their progress (the command has printed the plan, `study.reproduce.progress.plan_text`), on
-    `data` when the caller has loaded the study's data set already; write the tables and return (summary,
-    comparisons)."""
-    plan = plan_confirmation(
-        settings.results_dir, settings.seeds, settings.top, settings.per_weighting_best, settings.pareto
-    )
+    """Retrain the plan's candidates and single-task baselines on its seeds (Ray tasks on the connected
+    Ray) showing their progress (the command has printed the plan, `study.reproduce.progress.plan_text`),
+    on `data` when the caller has loaded the study's data set already; write the tables and return
+    (summary, comparisons)."""
     folder = StudyFolder(Path(settings.results_dir))
     configs = {c.name: c.config for c in plan.trained}
     runs = seed_runs(plan, folder)
