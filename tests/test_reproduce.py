@@ -193,16 +193,21 @@ def test_the_best_of_each_weighting_method_against_tuned_equal(finished_study, t
     assert configs["roles"].tolist()[-2:] == ["stl segmentation", "stl depth"]
     configs = configs[configs["trial"].notna()]  # the configurations of trials; then the STL runs
     roles = dict(zip(configs["trial"], configs["roles"].str.split("; "), strict=True))
-    completed = trials[trials["state"] == "completed"]
     ascending = best["mode"] == "min"
+    value = f"last_{best['metric']}"
     best_of = {}
-    for weighting, group in completed.groupby("weighting"):  # by the study's metric, as --top ranks
-        best_of[weighting] = int(
-            group.sort_values(f"last_{best['metric']}", ascending=ascending)["trial"].iloc[0]
-        )
+    # by hand, for every method with a trial that trained: its best completed trial by the study's metric
+    # (as --top ranks); where ASHA stopped all of them (which, in a study this small, depends on how the
+    # trials' results interleaved), the one that trained longest, then the best value
+    for weighting, group in trials[trials["state"] != "failed"].groupby("weighting"):
+        completed = group[group["state"] == "completed"]
+        if len(completed):
+            ranked = completed.sort_values(value, ascending=ascending, kind="stable")
+        else:
+            ranked = group.sort_values(["epochs", value], ascending=[False, ascending], kind="stable")
+        best_of[weighting] = int(ranked["trial"].iloc[0])
         assert f"best 1 of {weighting}" in roles[best_of[weighting]]
-    assert set(best_of) == set(completed["weighting"])  # every method with a completed trial
-    assert {"equal", "dwa"} <= set(best_of)  # the published configurations completed (ASHA spares them)
+    assert {"equal", "dwa"} <= set(best_of)  # the published configurations are equal and DWA
     assert "paper" in roles[0] and "seed_report" in roles[1]
     assert len(configs) == len(set(best_of.values()) | {0, 1})
     seeds = pd.read_csv(out / "seeds.csv")
