@@ -383,7 +383,7 @@ def test_a_seed_run_stopped_before_its_first_checkpoint_is_trained_again(tiny_ro
 
 
 def test_an_interrupted_confirmation_says_how_to_continue_in_one_line(finished_study, monkeypatch, capsys):
-    def interrupted(settings, data):
+    def interrupted(settings, plan, data):
         raise KeyboardInterrupt  # what Ctrl-C, or SIGTERM (`study.cluster.interrupt_on_sigterm`), raises
 
     monkeypatch.setattr("study.reproduce.cli.reproduce", interrupted)
