@@ -61,7 +61,9 @@ def test_reproduce_writes_seed_runs_and_a_summary(finished_study, capsys):
     assert single_task == list(STL)
     configs = pd.read_csv(out / "configs.csv")
     assert configs["trial"].tolist()[0] == best["trial"] and configs["trial"][1:].isna().all()
-    assert configs["roles"].tolist() == ["top 1", "stl segmentation", "stl depth"]
+    # the best trial is the first published configuration's, or the second's, when ASHA spared it
+    published = {0: ["paper"], 1: ["seed_report"]}.get(best["trial"], [])
+    assert configs["roles"].tolist() == ["; ".join(["top 1", *published]), "stl segmentation", "stl depth"]
     seeds = all_seeds[all_seeds["config"] == name]
     for seed in seeds["seed"]:
         run = out / name / f"seed_{seed}"
@@ -270,10 +272,11 @@ def _with_states(finished_study, tmp_path, states) -> Path:
 def test_a_method_without_a_trained_trial_is_named_and_left_out(finished_study, tmp_path):
     study = _with_states(finished_study, tmp_path, ["failed"] * 100)
     plan = plan_confirmation(study, seeds=2, per_weighting_best=1)
-    assert plan.notes == tuple(
+    # equal's trials keep their states: a note on them too when ASHA stopped its one trial in the fixture
+    assert [note for note in plan.notes if not note.startswith("equal: ")] == [
         f"{method}: no trial of the study trained, so none of its configurations is retrained"
         for method in ("dwa", "scalarization")  # the study's other methods, in the space's order
-    )
+    ]
     assert [c.weighting for c in plan.candidates if any(r.startswith("best ") for r in c.roles)] == ["equal"]
     assert "seed_report" in {c.name for c in plan.candidates}  # the published DWA configuration still is
     assert plan.pairs == ()  # no method's best to compare with equal's
