@@ -189,10 +189,12 @@ class _Report:
         # the comparisons between methods' best configurations in the confirmation (none without one)
         self.compared = method_comparisons(self.confirmation) if self.confirmation is not None else []
         self.objectives: tuple[str, ...] = tuple(self.study.get("objectives") or ())
-        # which retrained configurations (not the single-task runs) another's intervals dominate in every
-        # objective: the figure's hollow crosses and the front's confirmation, as study.reproduce prints it
+        # the confirmation's summary.csv rows of its configurations other than the single-task runs, and
+        # which of them another's intervals dominate in every objective: the figure's hollow crosses and the
+        # front's confirmation, as study.reproduce prints it
+        self.multi_task = self._multi_task_summary()
         self.dominated: dict[str, list[str]] = (
-            interval_dominated(self._multi_task_summary(), self.objectives) if self.objectives else {}
+            interval_dominated(self.multi_task, self.objectives) if self.objectives else {}
         )
 
     def _best_row(self) -> pd.Series | None:
@@ -591,7 +593,7 @@ class _Report:
             )
         )
         points = []
-        for name, rows in self._multi_task_summary().groupby("config", sort=False):
+        for name, rows in self.multi_task.groupby("config", sort=False):
             values = {
                 str(r.metric): plots.Interval(float(r.mean), float(r.ci_low), float(r.ci_high))
                 for r in rows.itertuples()
@@ -722,15 +724,12 @@ class _Report:
             }
         )
         caption = f"The {len(rows)} trial(s) on the front (means of the last 10 epochs)."
-        return [*blocks, figure, Table(rows, caption), *self.front_confirmation(), *self.hypervolume()]
-
-    def front_confirmation(self) -> list[Block]:
-        """Which retrained configurations stay non-dominated once their intervals count."""
-        return [Paragraph(self.front_confirmation_text())]
+        confirmation = Paragraph(self.front_confirmation_text())
+        return [*blocks, figure, Table(rows, caption), confirmation, *self.hypervolume()]
 
     def front_confirmation_text(self) -> str:
-        """`front_confirmation` in words: which front configurations, retrained on fresh seeds, stay
-        non-dominated, or how to retrain them."""
+        """Which front configurations, retrained on fresh seeds, stay non-dominated once their intervals
+        count, or how to retrain them."""
         judged: dict[str, list[str]] = {}
         if self.confirmation is not None:
             configs = self.confirmation.configs
